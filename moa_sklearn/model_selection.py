@@ -1,0 +1,207 @@
+"""Drug-grouped multilabel stratified cross-validation for lish-moa."""
+
+import numbers
+
+import numpy as np
+import pandas as pd
+from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
+from sklearn.model_selection import BaseCrossValidator
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import _num_samples
+
+__all__ = ["DrugMultilabelStratifiedKFold"]
+
+
+def _label_matrix(y, n_samples):
+    """y as a 2-D 0/1 matrix for stratification (1-D classes are one-hot)."""
+    if y is None:
+        raise ValueError(
+            "DrugMultilabelStratifiedKFold stratifies on the labels: pass y to split."
+        )
+    if isinstance(y, (pd.DataFrame, pd.Series)):
+        y = y.to_numpy()
+    y = np.asarray(y)
+    if y.shape[0] != n_samples:
+        raise ValueError(
+            f"y has {y.shape[0]} rows but X has {n_samples}; they must be aligned."
+        )
+    if y.ndim == 1:
+        _, codes = np.unique(y, return_inverse=True)
+        return np.eye(codes.max() + 1, dtype=np.int8)[codes]
+    if y.ndim != 2:
+        raise ValueError(f"y must be 1-D or 2-D, got shape {y.shape}.")
+    return y
+
+
+class DrugMultilabelStratifiedKFold(BaseCrossValidator):
+    """Drug-grouped multilabel stratified K-fold (Chris Deotte's lish-moa scheme).
+
+    The rows of one drug are replicates (doses x times) with the same labels,
+    so a plain row-wise split leaks: the model sees the test drug in training.
+    This splitter keeps every drug with at most ``max_drug_size`` rows whole in
+    one fold, and stratifies those drugs over folds with iterative
+    stratification on one label vector per drug. The few large drugs (control
+    vehicle and the drugs with hundreds of rows) are split by row, also with
+    multilabel stratification, so that each fold sees some of them.
+
+    Parameters
+    ----------
+    n_splits : int, default=5
+        Number of folds, at least 2.
+    max_drug_size : int, default=18
+        Drugs with at most this many rows are kept whole; larger drugs are
+        split by row.
+    shuffle : bool, default=True
+        Shuffle before stratifying (iterative stratification breaks ties at
+        random, so ``shuffle=False`` still uses ``random_state``).
+    random_state : int, RandomState instance or None, default=None
+        Seed of the stratification; an int gives the same folds on every call.
+
+    Notes
+    -----
+    ``groups`` (the drug id of each row) is required by :meth:`split`. With
+    metadata routing enabled the splitter requests ``groups``, so
+    ``cross_validate(..., params={"groups": drugs})`` reaches it.
+
+    A drug's label vector is the majority vote of its rows' labels (labels are
+    constant within a drug in lish-moa, so this is simply the drug's labels).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from moa_sklearn.model_selection import DrugMultilabelStratifiedKFold
+    >>> rng = np.random.RandomState(0)
+    >>> drugs = np.repeat(np.arange(20), 6)
+    >>> Y = np.repeat(rng.randint(0, 2, size=(20, 3)), 6, axis=0)
+    >>> X = rng.normal(size=(120, 4))
+    >>> cv = DrugMultilabelStratifiedKFold(n_splits=4, random_state=0)
+    >>> for train, test in cv.split(X, Y, groups=drugs):
+    ...     assert not set(drugs[train]) & set(drugs[test])
+    >>> cv.get_n_splits()
+    4
+    """
+
+    __metadata_request__split = {"groups": True}
+
+    def __init__(
+        self, n_splits=5, *, max_drug_size=18, shuffle=True, random_state=None
+    ):
+        self.n_splits = n_splits
+        self.max_drug_size = max_drug_size
+        self.shuffle = shuffle
+        self.random_state = random_state
+
+    def _check_params(self):
+        if (
+            not isinstance(self.n_splits, numbers.Integral)
+            or isinstance(self.n_splits, bool)
+            or self.n_splits < 2
+        ):
+            raise ValueError(
+                f"n_splits must be an integer >= 2, got {self.n_splits!r}."
+            )
+        if (
+            not isinstance(self.max_drug_size, numbers.Integral)
+            or isinstance(self.max_drug_size, bool)
+            or self.max_drug_size < 1
+        ):
+            raise ValueError(
+                f"max_drug_size must be a positive integer, got {self.max_drug_size!r}."
+            )
+
+    def get_n_splits(self, X=None, y=None, groups=None):
+        """Return the number of folds."""
+        return self.n_splits
+
+    def _seed(self):
+        # iterative-stratification needs an int seed when shuffling; draw one
+        # from a RandomState so that instances and ints both work.
+        rs = self.random_state
+        if rs is None or isinstance(rs, numbers.Integral):
+            return rs
+        return int(check_random_state(rs).randint(np.iinfo(np.int32).max))
+
+    def split(self, X, y=None, groups=None):
+        """Generate (train, test) row indices.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples, n_labels) or (n_samples,)
+            Labels to stratify on (a 0/1 matrix, or 1-D classes).
+        groups : array-like of shape (n_samples,)
+            Drug id of each row.
+
+        Yields
+        ------
+        train, test : ndarray of int
+        """
+        self._check_params()
+        n_samples = _num_samples(X)
+        if groups is None:
+            raise ValueError(
+                "DrugMultilabelStratifiedKFold needs groups: the drug id of each row "
+                "(e.g. cross_val_score(..., groups=drugs), or params={'groups': "
+                "drugs} with metadata routing)."
+            )
+        groups = np.asarray(groups)
+        if groups.ndim != 1 or groups.shape[0] != n_samples:
+            raise ValueError(
+                f"groups must be 1-D with one drug id per row: got shape "
+                f"{groups.shape} for {n_samples} rows."
+            )
+        Y = _label_matrix(y, n_samples)
+        if not np.all(np.isin(Y, (0, 1))):
+            raise ValueError("y must be a 0/1 label matrix to stratify on.")
+        Y = Y.astype(np.int8, copy=False)
+
+        drug_codes, row_drug = np.unique(groups, return_inverse=True)
+        sizes = np.bincount(row_drug)
+        small = sizes <= self.max_drug_size
+        fold_of_row = np.full(n_samples, -1, dtype=np.int64)
+        seed = self._seed()
+
+        # Small drugs: one (majority) label vector per drug, whole drugs to folds.
+        small_drugs = np.flatnonzero(small)
+        if small_drugs.size:
+            if small_drugs.size < self.n_splits:
+                raise ValueError(
+                    f"Only {small_drugs.size} drugs have at most max_drug_size="
+                    f"{self.max_drug_size} rows; at least n_splits={self.n_splits} "
+                    "are needed to put one in each fold."
+                )
+            sums = np.zeros((drug_codes.size, Y.shape[1]))
+            np.add.at(sums, row_drug, Y)
+            drug_y = (sums[small_drugs] * 2 >= sizes[small_drugs, None]).astype(np.int8)
+            mskf = MultilabelStratifiedKFold(
+                n_splits=self.n_splits, shuffle=self.shuffle, random_state=seed
+            )
+            fold_of_drug = np.full(drug_codes.size, -1, dtype=np.int64)
+            dummy = np.zeros((small_drugs.size, 1))
+            for k, (_, test) in enumerate(mskf.split(dummy, drug_y)):
+                fold_of_drug[small_drugs[test]] = k
+            in_small = small[row_drug]
+            fold_of_row[in_small] = fold_of_drug[row_drug[in_small]]
+
+        # Large drugs: split by row.
+        large_rows = np.flatnonzero(~small[row_drug])
+        if large_rows.size:
+            if large_rows.size < self.n_splits:
+                raise ValueError(
+                    f"Cannot split {large_rows.size} rows of large drugs into "
+                    f"{self.n_splits} folds."
+                )
+            mskf = MultilabelStratifiedKFold(
+                n_splits=self.n_splits,
+                shuffle=self.shuffle,
+                random_state=None if seed is None else seed + 1,
+            )
+            dummy = np.zeros((large_rows.size, 1))
+            for k, (_, test) in enumerate(mskf.split(dummy, Y[large_rows])):
+                fold_of_row[large_rows[test]] = k
+
+        indices = np.arange(n_samples)
+        for k in range(self.n_splits):
+            test = indices[fold_of_row == k]
+            train = indices[fold_of_row != k]
+            yield train, test
