@@ -637,7 +637,7 @@ class RankGauss(OneToOneFeatureMixin, _GroupTransformer):
         (or of a DataFrame without such columns). A dict maps group names to a
         column-name pattern, a list of names or a list of indices (arrays).
     n_quantiles : int, default=100
-        Number of quantiles of each map (capped by the number of samples).
+        Number of quantiles of each map (capped by the number of rows used).
     subsample : int or None, default=100_000
         Maximum number of rows used to estimate the quantiles; more rows are
         subsampled at random (``random_state``). ``None``: all rows. The
@@ -709,8 +709,11 @@ class RankGauss(OneToOneFeatureMixin, _GroupTransformer):
         X = _validate_numeric(self, X, reset=True)
         groups = self._fit_groups(X)
         columns = np.unique(np.concatenate(list(groups.values())))
+        n_rows = (
+            X.shape[0] if self.subsample is None else min(X.shape[0], self.subsample)
+        )
         qt = QuantileTransformer(
-            n_quantiles=max(1, min(self.n_quantiles, X.shape[0])),
+            n_quantiles=max(1, min(self.n_quantiles, n_rows)),
             output_distribution="normal",
             subsample=self.subsample,
             random_state=self.random_state,
