@@ -1,0 +1,520 @@
+"""The shared base of the package's multilabel nets (no engine imported here).
+
+:class:`BaseMultilabelNet` is everything that a multilabel net estimator does
+around training: input and target validation and encoding, the inner
+validation split (drug-grouped when ``groups`` is given), label smoothing,
+seeding and ``n_seeds`` averaging, prediction clipping, device resolution,
+device-safe persistence, metadata routing (``fit(X, y, *, y_aux, groups)``)
+and the scikit-learn tags. An engine (PyTorch, Keras, TabNet) only says how to
+train one model for one seed and how to get probabilities out of it; see the
+"Extension points" section of the class docstring.
+
+This module imports no deep-learning engine, so that ``import
+moa_sklearn.neural`` stays light.
+"""
+
+import numbers
+import warnings
+from abc import ABCMeta, abstractmethod
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin, MultiOutputMixin
+from sklearn.exceptions import DataConversionWarning
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import type_of_target
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+__all__ = ["BaseMultilabelNet"]
+
+# Probabilities are always kept this far from 0 and 1, even with clip=None, so
+# that predict_proba is strictly inside (0, 1) as the estimator contract says.
+_PROBA_EPS = 1e-15
+
+_TORCH_EXTRA = 'pip install "moa-sklearn[torch]"'
+
+
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_real(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _check_numeric_frame(X, estimator_name):
+    """Raise a clear error for a DataFrame with non-numeric columns."""
+    if not isinstance(X, pd.DataFrame):
+        return
+    bad = [
+        col
+        for col, dtype in X.dtypes.items()
+        if not (
+            pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)
+        )
+        or isinstance(dtype, pd.CategoricalDtype)
+    ]
+    if bad:
+        shown = ", ".join(repr(c) for c in bad[:10])
+        more = f" and {len(bad) - 10} more" if len(bad) > 10 else ""
+        raise ValueError(
+            f"{estimator_name} needs numeric features, but the columns "
+            f"[{shown}]{more} are not numeric. Encode them first, e.g. put a "
+            "feature transformer of moa_sklearn.preprocessing (which maps "
+            "cp_type / cp_time / cp_dose to numbers) or a OneHotEncoder before "
+            "the net in a Pipeline."
+        )
+
+
+def _as_array(a):
+    if isinstance(a, (pd.DataFrame, pd.Series)):
+        return a.to_numpy()
+    return np.asarray(a)
+
+
+def _is_binary_matrix(Y):
+    """True for a 2-D numeric or boolean array holding only 0 and 1."""
+    if Y.dtype.kind == "b":
+        return True
+    if Y.dtype.kind not in "iuf":
+        return False
+    return bool(np.isin(Y, (0, 1)).all())
+
+
+def _check_binary_matrix(a, name, n_samples):
+    """Validate an auxiliary 0/1 target matrix; return it as float32."""
+    a = _as_array(a)
+    if a.ndim == 1:
+        a = a.reshape(-1, 1)
+    if a.ndim != 2:
+        raise ValueError(
+            f"{name} must be a 2-D 0/1 matrix of shape (n_samples, n_targets); "
+            f"got shape {a.shape}."
+        )
+    if a.shape[0] != n_samples:
+        raise ValueError(
+            f"{name} has {a.shape[0]} rows but X has {n_samples}; they must be "
+            "aligned row by row (with metadata routing, request it with "
+            "set_fit_request so that it is sliced with X in each fold)."
+        )
+    if a.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must be numeric 0/1, got dtype {a.dtype}.")
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
+        raise ValueError(f"{name} contains NaN or infinity.")
+    if not _is_binary_matrix(a):
+        raise ValueError(
+            f"{name} must contain only 0 and 1 (a binary indicator matrix)."
+        )
+    return a.astype(np.float32)
+
+
+def _inner_validation_split(Y, groups, fraction, seed):
+    """Row indices (train, valid) of the inner validation split.
+
+    Without groups: a random split of the rows. With groups: the first fold of
+    :class:`~moa_sklearn.model_selection.DrugMultilabelStratifiedKFold` with
+    about ``1 / fraction`` folds, so drugs with at most 18 rows stay whole
+    (in the inner train part or in the validation part, never both) and the
+    few large drugs (the control vehicle, ...) are split by row, as in the
+    outer CV. When there are too few drugs for that, whole drugs are drawn at
+    random instead. Returns ``(all rows, None)`` when no split is made.
+    """
+    n = Y.shape[0]
+    if fraction is None or fraction == 0:
+        return np.arange(n), None
+    rng = np.random.RandomState(seed)
+    if groups is None:
+        n_valid = int(round(fraction * n))
+        if n_valid < 1 or n - n_valid < 2:
+            return np.arange(n), None
+        perm = rng.permutation(n)
+        return np.sort(perm[n_valid:]), np.sort(perm[:n_valid])
+
+    from ..model_selection import DrugMultilabelStratifiedKFold
+
+    n_splits = max(2, int(round(1.0 / fraction)))
+    try:
+        cv = DrugMultilabelStratifiedKFold(n_splits=n_splits, random_state=seed)
+        train, valid = next(cv.split(np.zeros((n, 1)), Y.astype(np.int8), groups))
+    except ValueError:
+        train = valid = None
+    if valid is None or valid.size == 0 or train.size < 2:
+        # too few drugs to stratify: draw whole drugs at random
+        uniq, codes = np.unique(groups, return_inverse=True)
+        if uniq.size < 2:
+            return np.arange(n), None
+        order = rng.permutation(uniq.size)
+        sizes = np.bincount(codes)[order]
+        n_valid_groups = int(np.searchsorted(np.cumsum(sizes), fraction * n) + 1)
+        n_valid_groups = min(max(n_valid_groups, 1), uniq.size - 1)
+        in_valid = np.isin(codes, order[:n_valid_groups])
+        train, valid = np.flatnonzero(~in_valid), np.flatnonzero(in_valid)
+        if train.size < 2:
+            return np.arange(n), None
+    return train, valid
+
+
+class BaseMultilabelNet(
+    ClassifierMixin, MultiOutputMixin, BaseEstimator, metaclass=ABCMeta
+):
+    """Base class of the multilabel nets (shared by every engine).
+
+    Not an estimator by itself: subclasses (:class:`TwoStepNetClassifier`,
+    the Keras and TabNet nets) add the engine. The base implements the
+    estimator contract of the package once:
+
+    - ``fit(X, y, *, y_aux=None, groups=None)``: ``y`` is an (n, n_labels) 0/1
+      matrix or DataFrame, or a 1-D binary / multiclass target (encoded as an
+      indicator matrix, one column for binary, one per class for multiclass).
+      ``y_aux`` are auxiliary 0/1 targets (the nonscored targets of lish-moa)
+      that an engine may use, e.g. to pretrain; ``groups`` (drug ids) make
+      the inner validation split drug-grouped. Both can be routed with
+      ``set_fit_request(y_aux=True, groups=True)``.
+    - Inner validation: ``validation_fraction`` of the rows that ``fit``
+      receives (never the outer CV's test fold), drawn anew for each seed.
+    - Label smoothing ``y * (1 - s) + 0.5 * s`` of the training targets (not
+      of the validation targets).
+    - ``n_seeds`` models, each trained with its own seed drawn from
+      ``random_state``; their probabilities are averaged.
+    - ``predict_proba``: an (n, n_labels) array of P(label = 1), clipped to
+      ``clip`` and always strictly inside (0, 1). For a 1-D ``y`` it is the
+      usual (n, n_classes) array whose rows sum to 1.
+    - ``predict``: for a 2-D ``y``, ``predict_proba >= 0.5`` with ``y``'s
+      dtype; for a 1-D ``y``, the class labels.
+    - Persistence: fitted models are stored through
+      :meth:`_serialize_model` / :meth:`_deserialize_model`, so that pickles
+      hold only CPU data and load on a machine without GPU.
+
+    Extension points
+    ----------------
+    A subclass defines ``__init__`` with all its hyperparameters, including
+    the common ones read by the base: ``label_smoothing``, ``clip``,
+    ``n_seeds``, ``validation_fraction``, ``device``, ``random_state`` and
+    ``verbose``. It then implements:
+
+    ``_fit_one(X, Y, X_valid, Y_valid, *, Y_aux, Y_aux_valid, seed, device)``
+        Build and train one model for one seed; return ``(model, history)``
+        where ``history`` is a list of per-epoch dicts (e.g. ``epoch``,
+        ``train_loss``, ``valid_loss``). ``X`` is float32, ``Y`` the smoothed
+        float32 targets; ``X_valid`` / ``Y_valid`` (unsmoothed) are None when
+        there is no inner validation; ``Y_aux`` is None without auxiliary
+        targets; ``device`` is the resolved device string.
+    ``_predict_proba_one(model, X)``
+        Return the (n, n_outputs) probabilities of one model (float32 X).
+
+    and may override ``_check_params`` (call ``super()._check_params()``),
+    ``_serialize_model`` / ``_deserialize_model`` (default: the model
+    pickles as is) and ``_resolve_device`` (default: PyTorch's view of
+    devices).
+
+    Examples
+    --------
+    >>> from moa_sklearn.neural import BaseMultilabelNet
+    >>> import inspect
+    >>> inspect.isabstract(BaseMultilabelNet)
+    True
+    """
+
+    # ------------------------------------------------------------------ hooks
+    @abstractmethod
+    def _fit_one(
+        self, X, Y, X_valid, Y_valid, *, Y_aux, Y_aux_valid, seed, device
+    ):  # pragma: no cover - abstract
+        """Train one model for one seed; return ``(model, history)``."""
+
+    @abstractmethod
+    def _predict_proba_one(self, model, X):  # pragma: no cover - abstract
+        """Return the (n, n_outputs) probabilities of one fitted model."""
+
+    def _serialize_model(self, model):
+        """Return a picklable, device-free form of a fitted model."""
+        return model
+
+    def _deserialize_model(self, payload):
+        """Inverse of :meth:`_serialize_model`."""
+        return payload
+
+    def _resolve_device(self):
+        """Resolve ``device`` ("cpu", "cuda", "cuda:N", "auto") for PyTorch."""
+        from ._torch_utils import resolve_device
+
+        return resolve_device(self.device)
+
+    # ------------------------------------------------------------- validation
+    def _check_params(self):
+        ls = self.label_smoothing
+        if not _is_real(ls) or not 0 <= ls < 1:
+            raise ValueError(f"label_smoothing must be a float in [0, 1), got {ls!r}.")
+        clip = self.clip
+        if clip is not None:
+            ok = (
+                isinstance(clip, (tuple, list))
+                and len(clip) == 2
+                and all(_is_real(c) for c in clip)
+                and 0 <= clip[0] < clip[1] <= 1
+            )
+            if not ok:
+                raise ValueError(
+                    "clip must be None or a pair (low, high) with "
+                    f"0 <= low < high <= 1, got {clip!r}."
+                )
+        if not _is_int(self.n_seeds) or self.n_seeds < 1:
+            raise ValueError(
+                f"n_seeds must be a positive integer, got {self.n_seeds!r}."
+            )
+        vf = self.validation_fraction
+        if vf is not None and (not _is_real(vf) or not 0 <= vf < 1):
+            raise ValueError(
+                f"validation_fraction must be None or a float in [0, 1), got {vf!r}."
+            )
+
+    def _validate_X(self, X, *, reset):
+        _check_numeric_frame(X, type(self).__name__)
+        X = validate_data(
+            self, X, reset=reset, dtype=[np.float64, np.float32], order="C"
+        )
+        return X.astype(np.float32, copy=False)
+
+    def _encode_targets(self, y):
+        """Validate ``y``; set the target attributes; return float32 Y."""
+        names = None
+        if isinstance(y, pd.DataFrame):
+            names = np.asarray(y.columns, dtype=object)
+        y = _as_array(y)
+        if y.ndim == 2 and y.shape[1] == 1 and not _is_binary_matrix(y):
+            warnings.warn(
+                "A column-vector y with other values than 0/1 was passed; it is "
+                "read as a 1-D class target. Pass a 1-D array (y.ravel()) to "
+                "silence this warning, or 0/1 columns for multilabel targets.",
+                DataConversionWarning,
+                stacklevel=3,
+            )
+            y = y.ravel()
+            names = None
+        if y.ndim == 2:
+            if not _is_binary_matrix(y):
+                raise ValueError(
+                    f"{type(self).__name__}: a 2-D y must be a 0/1 label "
+                    "indicator matrix of shape (n_samples, n_labels); got values "
+                    f"{np.unique(y)[:5].tolist()}... Pass a 1-D y for binary or "
+                    "multiclass targets."
+                )
+            self._target_kind = "multilabel"
+            self.classes_ = np.arange(y.shape[1])
+            self.n_labels_ = y.shape[1]
+            self._y_dtype = y.dtype
+            if names is not None:
+                self.target_names_ = names
+            elif hasattr(self, "target_names_"):
+                del self.target_names_
+            return y.astype(np.float32)
+        if y.ndim != 1:
+            raise ValueError(f"y must be 1-D or 2-D, got shape {y.shape}.")
+        kind = type_of_target(y, input_name="y", raise_unknown=True)
+        if kind not in ("binary", "multiclass"):
+            raise ValueError(
+                f"Unknown label type: {kind!r}. {type(self).__name__} is a "
+                "classifier: y must be a 0/1 label matrix or 1-D class labels."
+            )
+        classes, codes = np.unique(y, return_inverse=True)
+        if classes.size < 2:
+            raise ValueError(
+                f"y has only one class ({classes[0]!r}); a classifier needs at "
+                "least 2 classes (or a 2-D 0/1 label matrix, where a label "
+                "without positives is fine)."
+            )
+        self.classes_ = classes
+        if hasattr(self, "target_names_"):
+            del self.target_names_
+        if classes.size == 2:
+            self._target_kind = "binary"
+            self.n_labels_ = 1
+            return codes.reshape(-1, 1).astype(np.float32)
+        self._target_kind = "multiclass"
+        self.n_labels_ = classes.size
+        return np.eye(classes.size, dtype=np.float32)[codes]
+
+    @staticmethod
+    def _check_groups(groups, n_samples):
+        if groups is None:
+            return None
+        groups = _as_array(groups)
+        if groups.ndim != 1 or groups.shape[0] != n_samples:
+            raise ValueError(
+                f"groups must be 1-D with one drug id per row: got shape "
+                f"{groups.shape} for {n_samples} rows."
+            )
+        return groups
+
+    # -------------------------------------------------------------------- fit
+    def fit(self, X, y, *, y_aux=None, groups=None):
+        """Fit ``n_seeds`` nets on ``X``, ``y`` (and ``y_aux``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Numeric features (a DataFrame keeps its column names in
+            ``feature_names_in_``).
+        y : array-like of shape (n_samples, n_labels) or (n_samples,)
+            0/1 label matrix (or DataFrame), or 1-D binary / multiclass labels.
+        y_aux : array-like of shape (n_samples, n_aux), default=None
+            Auxiliary 0/1 targets (e.g. the nonscored targets), used by the
+            engine as documented in the subclass (e.g. to pretrain). Not
+            predicted. Request it with ``set_fit_request(y_aux=True)`` when
+            metadata routing is on.
+        groups : array-like of shape (n_samples,), default=None
+            Drug id of each row. When given, the inner validation split keeps
+            the rows of a drug together (see the class docstring).
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        self._check_params()
+        _check_numeric_frame(X, type(self).__name__)
+        X, y_checked = validate_data(
+            self,
+            X,
+            y,
+            multi_output=True,
+            dtype=[np.float64, np.float32],
+            order="C",
+            y_numeric=False,
+        )
+        # y as given (keeps DataFrame column names and dtypes)
+        y = y if isinstance(y, pd.DataFrame) else y_checked
+        X = X.astype(np.float32, copy=False)
+        Y = self._encode_targets(y)
+        n = X.shape[0]
+        if n < 2:
+            raise ValueError(
+                f"n_samples={n}: {type(self).__name__} needs at least 2 samples "
+                "to train (batch normalisation needs 2 rows per batch)."
+            )
+        Y_aux = None if y_aux is None else _check_binary_matrix(y_aux, "y_aux", n)
+        groups = self._check_groups(groups, n)
+        device = self._resolve_device()
+
+        s = self.label_smoothing
+
+        def smooth(a):
+            return a if (a is None or s == 0) else a * (1 - s) + 0.5 * s
+
+        rng = check_random_state(self.random_state)
+        seeds = rng.randint(0, np.iinfo(np.int32).max, size=self.n_seeds)
+        models, history = [], []
+        for i, seed in enumerate(seeds):
+            seed = int(seed)
+            train, valid = _inner_validation_split(
+                Y, groups, self.validation_fraction, seed
+            )
+            if self.verbose:
+                n_valid = 0 if valid is None else valid.size
+                print(
+                    f"[{type(self).__name__}] seed {i + 1}/{self.n_seeds} "
+                    f"({seed}): {train.size} training rows, {n_valid} validation "
+                    f"rows, device {device}"
+                )
+
+            def take(a, idx):
+                return None if (a is None or idx is None) else a[idx]
+
+            model, records = self._fit_one(
+                take(X, train),
+                smooth(take(Y, train)),
+                take(X, valid),
+                take(Y, valid),
+                Y_aux=smooth(take(Y_aux, train)),
+                Y_aux_valid=take(Y_aux, valid),
+                seed=seed,
+                device=device,
+            )
+            models.append(model)
+            for record in records:
+                history.append({"seed": i, **record})
+        self.device_ = device
+        self.seeds_ = seeds
+        self.n_aux_ = 0 if Y_aux is None else Y_aux.shape[1]
+        self.models_ = models
+        self.history_ = history
+        return self
+
+    # ---------------------------------------------------------------- predict
+    def _label_proba(self, X):
+        """Averaged, clipped P(label = 1) of shape (n, n_labels)."""
+        check_is_fitted(self, "models_")
+        X = self._validate_X(X, reset=False)
+        proba = None
+        for model in self.models_:
+            p = np.asarray(self._predict_proba_one(model, X), dtype=np.float64)
+            proba = p if proba is None else proba + p
+        proba /= len(self.models_)
+        low, high = (0.0, 1.0) if self.clip is None else self.clip
+        return np.clip(
+            proba, max(low, _PROBA_EPS), min(high, 1 - _PROBA_EPS), out=proba
+        )
+
+    def predict_proba(self, X):
+        """Probability estimates, averaged over the seeds and clipped.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_labels) or (n_samples, n_classes)
+            For a 2-D ``y``: P(label = 1) for each label, clipped to ``clip``
+            and strictly inside (0, 1). For a 1-D ``y``: the probability of
+            each class in ``classes_`` (rows sum to 1).
+        """
+        proba = self._label_proba(X)
+        if self._target_kind == "binary":
+            return np.column_stack([1 - proba[:, 0], proba[:, 0]])
+        if self._target_kind == "multiclass":
+            return proba / proba.sum(axis=1, keepdims=True)
+        return proba
+
+    def predict(self, X):
+        """Predict labels.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples, n_labels) or (n_samples,)
+            For a 2-D ``y``: ``predict_proba(X) >= 0.5`` with the dtype of
+            ``y``. For a 1-D ``y``: the most probable class of ``classes_``.
+        """
+        proba = self.predict_proba(X)
+        if self._target_kind == "multilabel":
+            return (proba >= 0.5).astype(self._y_dtype)
+        return self.classes_[np.argmax(proba, axis=1)]
+
+    # ------------------------------------------------------------ persistence
+    def __getstate__(self):
+        state = super().__getstate__()
+        if "models_" in state:
+            state = dict(state)
+            state["models_"] = [self._serialize_model(m) for m in state["models_"]]
+            state["_models_serialized"] = True
+        return state
+
+    def __setstate__(self, state):
+        serialized = state.pop("_models_serialized", False)
+        super().__setstate__(state)
+        if serialized:
+            self.models_ = [self._deserialize_model(p) for p in self.models_]
+
+    # ------------------------------------------------------------------- tags
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = True
+        tags.input_tags.allow_nan = False
+        tags.input_tags.sparse = False
+        return tags
