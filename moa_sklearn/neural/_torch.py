@@ -353,7 +353,8 @@ class TwoStepNetClassifier(BaseMultilabelNet):
         The seed of each net.
     history_ : list of dict
         One record per seed, step and epoch: ``seed``, ``step`` ("pretrain"
-        or "finetune"), ``epoch``, ``train_loss``, ``valid_loss`` (None
+        or "finetune"), ``epoch``, ``n_outputs`` (targets of the step's
+        head), ``train_loss``, ``valid_loss`` (None
         without validation), ``lr`` (at the end of the epoch),
         ``frozen_blocks``, ``best`` (the epoch whose weights were kept),
         ``dur`` (seconds). ``pandas.DataFrame(history_)`` gives learning
@@ -605,6 +606,7 @@ class TwoStepNetClassifier(BaseMultilabelNet):
                 {
                     "step": step,
                     "epoch": epoch,
+                    "n_outputs": net.module_.config["n_outputs"],
                     "train_loss": row.get("train_loss"),
                     "valid_loss": row.get("valid_loss"),
                     "lr": lrs[-1] if lrs else None,
