@@ -1,0 +1,773 @@
+"""lish-moa data: the Kaggle file layout, and a synthetic world with known optimum.
+
+- :func:`load_moa` reads the competition's files from a folder.
+- :func:`make_moa` generates a world in the same layout whose Bayes-optimal
+  predictions are known exactly (``bayes_proba``).
+- :func:`write_moa` writes a Bunch to a folder in the Kaggle layout, so that
+  :func:`load_moa` reads it back.
+"""
+
+import itertools
+import numbers
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.linalg import cho_factor, solve_triangular
+from scipy.special import logsumexp
+from sklearn.utils import Bunch, check_random_state
+
+__all__ = ["load_moa", "make_moa", "write_moa"]
+
+TRAIN_FEATURES = "train_features.csv"
+TRAIN_SCORED = "train_targets_scored.csv"
+TRAIN_NONSCORED = "train_targets_nonscored.csv"
+TRAIN_DRUG = "train_drug.csv"
+TEST_FEATURES = "test_features.csv"
+SAMPLE_SUBMISSION = "sample_submission.csv"
+
+CATEGORICAL_COLUMNS = ["cp_type", "cp_time", "cp_dose"]
+CP_TYPES = ("trt_cp", "ctl_vehicle")
+CONTROL = "ctl_vehicle"
+_FEATURE_RE = re.compile(r"^(g|c)-(\d+)$")
+
+
+# --------------------------------------------------------------------------
+# Reading the Kaggle layout
+# --------------------------------------------------------------------------
+
+
+def _read_csv(folder, name, required=True):
+    path = folder / name
+    if not path.is_file():
+        if required:
+            raise FileNotFoundError(
+                f"lish-moa file {name!r} is missing from folder {str(folder)!r}."
+            )
+        return None
+    try:
+        frame = pd.read_csv(path, float_precision="round_trip")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise ValueError(f"{name}: cannot be read as CSV ({e}).") from None
+    if "sig_id" not in frame.columns:
+        raise ValueError(f"{name}: column 'sig_id' is missing.")
+    duplicated = frame["sig_id"].duplicated()
+    if duplicated.any():
+        examples = frame.loc[duplicated, "sig_id"].head(3).tolist()
+        raise ValueError(
+            f"{name}: {int(duplicated.sum())} duplicate sig_id values, e.g. {examples}."
+        )
+    return frame.set_index("sig_id")
+
+
+def _check_feature_columns(frame, name):
+    """Check the feature columns of a features file; return them in file order."""
+    missing = [c for c in CATEGORICAL_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{name}: missing column(s) {missing}.")
+    numeric = [c for c in frame.columns if c not in CATEGORICAL_COLUMNS]
+    extra = [c for c in numeric if not _FEATURE_RE.match(c)]
+    if extra:
+        raise ValueError(
+            f"{name}: unexpected column(s) {extra[:5]}; expected sig_id, "
+            f"{', '.join(CATEGORICAL_COLUMNS)}, then g-<i> and c-<i> columns."
+        )
+    for prefix in ("g", "c"):
+        idx = sorted(int(c[2:]) for c in numeric if c.startswith(prefix + "-"))
+        gaps = sorted(set(range(len(idx))) - set(idx))
+        if gaps:
+            raise ValueError(
+                f"{name}: missing column(s) {[f'{prefix}-{i}' for i in gaps[:5]]} "
+                f"(the {prefix}- columns must be numbered 0..{len(idx) - 1})."
+            )
+    if not numeric:
+        raise ValueError(f"{name}: no g-<i> or c-<i> feature columns.")
+    bad_type = ~frame["cp_type"].isin(CP_TYPES)
+    if bad_type.any():
+        raise ValueError(
+            f"{name}: cp_type must be one of {list(CP_TYPES)}; found "
+            f"{sorted(map(str, frame.loc[bad_type, 'cp_type'].unique()))[:5]}."
+        )
+    values = frame[numeric]
+    non_numeric = [c for c in numeric if not pd.api.types.is_numeric_dtype(values[c])]
+    if non_numeric:
+        raise ValueError(f"{name}: non-numeric values in column(s) {non_numeric[:5]}.")
+    if not np.isfinite(values.to_numpy(dtype=np.float64)).all():
+        raise ValueError(f"{name}: the feature columns contain NaN or infinity.")
+    return list(frame.columns)
+
+
+def _check_targets(frame, name):
+    values = frame.to_numpy()
+    if frame.shape[1] == 0:
+        raise ValueError(f"{name}: no target columns besides sig_id.")
+    if not np.isin(values, (0, 1)).all():
+        bad = [c for c in frame.columns if not frame[c].isin((0, 1)).all()]
+        raise ValueError(
+            f"{name}: targets must be 0 or 1; column(s) {bad[:5]} hold other values."
+        )
+    return frame.astype(np.int64)
+
+
+def _align(frame, index, name, reference=TRAIN_FEATURES):
+    extra = frame.index.difference(index)
+    missing = index.difference(frame.index)
+    if len(extra) or len(missing):
+        raise ValueError(
+            f"{name}: sig_id values do not match {reference}: "
+            f"{len(missing)} missing (e.g. {list(missing[:3])}), "
+            f"{len(extra)} unknown (e.g. {list(extra[:3])})."
+        )
+    return frame.loc[index]
+
+
+def load_moa(folder):
+    """Load the lish-moa competition files from a folder.
+
+    The folder holds the Kaggle files ``train_features.csv``,
+    ``train_targets_scored.csv``, ``train_targets_nonscored.csv`` and
+    ``train_drug.csv``, and optionally ``test_features.csv`` and
+    ``sample_submission.csv``. The rows of the four training files are aligned
+    by ``sig_id`` whatever their order in each file.
+
+    Parameters
+    ----------
+    folder : str or path-like
+        The folder that holds the files.
+
+    Returns
+    -------
+    data : :class:`~sklearn.utils.Bunch`
+        - ``data``: DataFrame of the features (``cp_type``, ``cp_time``,
+          ``cp_dose``, ``g-*``, ``c-*`` in file order), indexed by ``sig_id``.
+        - ``target``: DataFrame of the scored targets (0/1 ints).
+        - ``target_aux``: DataFrame of the nonscored targets (0/1 ints).
+        - ``groups``: Series of the drug id of each row.
+        - ``feature_names``, ``target_names``, ``aux_target_names``: lists.
+        - ``test_data``: DataFrame of the test features, when present.
+        - ``sample_submission``: DataFrame, when present.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the folder or a required file is missing.
+    ValueError
+        When a file has a missing or unexpected column, duplicate or unmatched
+        ``sig_id`` values, or targets other than 0/1; the message names the
+        file and the problem.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from moa_sklearn.datasets import make_moa, write_moa, load_moa
+    >>> world = make_moa(n_samples=300, n_test=60, n_genes=20, n_cells=10,
+    ...                  n_scored=8, n_nonscored=6, random_state=0)
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     write_moa(world, folder)
+    ...     moa = load_moa(folder)
+    >>> moa.data.shape, moa.target.shape, moa.target_aux.shape
+    ((300, 33), (300, 8), (300, 6))
+    >>> moa.data.equals(world.data)
+    True
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"lish-moa folder {str(folder)!r} does not exist.")
+    features = _read_csv(folder, TRAIN_FEATURES)
+    feature_names = _check_feature_columns(features, TRAIN_FEATURES)
+    index = features.index
+
+    scored = _check_targets(
+        _align(_read_csv(folder, TRAIN_SCORED), index, TRAIN_SCORED), TRAIN_SCORED
+    )
+    nonscored = _check_targets(
+        _align(_read_csv(folder, TRAIN_NONSCORED), index, TRAIN_NONSCORED),
+        TRAIN_NONSCORED,
+    )
+    drug = _align(_read_csv(folder, TRAIN_DRUG), index, TRAIN_DRUG)
+    if "drug_id" not in drug.columns:
+        raise ValueError(f"{TRAIN_DRUG}: column 'drug_id' is missing.")
+    if drug.shape[1] != 1:
+        extra = [c for c in drug.columns if c != "drug_id"]
+        raise ValueError(f"{TRAIN_DRUG}: unexpected column(s) {extra}.")
+    if drug["drug_id"].isna().any():
+        raise ValueError(f"{TRAIN_DRUG}: some drug_id values are missing.")
+
+    result = Bunch(
+        data=features,
+        target=scored,
+        target_aux=nonscored,
+        groups=drug["drug_id"],
+        feature_names=feature_names,
+        target_names=list(scored.columns),
+        aux_target_names=list(nonscored.columns),
+    )
+    test = _read_csv(folder, TEST_FEATURES, required=False)
+    if test is not None:
+        test_names = _check_feature_columns(test, TEST_FEATURES)
+        if test_names != feature_names:
+            raise ValueError(
+                f"{TEST_FEATURES}: its columns differ from {TRAIN_FEATURES}'s "
+                f"(first difference at "
+                f"{_first_difference(test_names, feature_names)!r})."
+            )
+        result.test_data = test
+    submission = _read_csv(folder, SAMPLE_SUBMISSION, required=False)
+    if submission is not None:
+        if list(submission.columns) != result.target_names:
+            raise ValueError(
+                f"{SAMPLE_SUBMISSION}: its target columns differ from {TRAIN_SCORED}'s."
+            )
+        if test is not None:
+            _align(submission, test.index, SAMPLE_SUBMISSION, reference=TEST_FEATURES)
+        result.sample_submission = submission
+    return result
+
+
+def _first_difference(a, b):
+    for x, y in zip(a, b):
+        if x != y:
+            return x
+    return a[len(b)] if len(a) > len(b) else b[len(a)]
+
+
+def write_moa(data, folder):
+    """Write a lish-moa Bunch to a folder in the Kaggle file layout.
+
+    Writes ``train_features.csv``, ``train_targets_scored.csv``,
+    ``train_targets_nonscored.csv``, ``train_drug.csv`` and, when the Bunch has
+    ``test_data``, ``test_features.csv`` and ``sample_submission.csv`` (0.5 in
+    every cell, as Kaggle's). :func:`load_moa` reads the folder back into the
+    same frames.
+
+    Parameters
+    ----------
+    data : Bunch
+        As returned by :func:`make_moa` or :func:`load_moa`.
+    folder : str or path-like
+        Created if needed; existing files of the layout are overwritten.
+
+    Returns
+    -------
+    folder : Path
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> from moa_sklearn.datasets import make_moa, write_moa
+    >>> world = make_moa(n_samples=120, n_test=24, n_genes=8, n_cells=4,
+    ...                  n_scored=5, n_nonscored=3, random_state=0)
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     sorted(os.listdir(write_moa(world, folder)))
+    ['sample_submission.csv', 'test_features.csv', 'train_drug.csv',
+     'train_features.csv', 'train_targets_nonscored.csv', 'train_targets_scored.csv']
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def write(frame, name):
+        # write to a temporary name, then rename: a crash never leaves half a file
+        tmp = folder / (name + ".tmp")
+        frame.to_csv(tmp, index_label="sig_id")
+        tmp.replace(folder / name)
+
+    write(data.data, TRAIN_FEATURES)
+    write(data.target, TRAIN_SCORED)
+    write(data.target_aux, TRAIN_NONSCORED)
+    write(
+        pd.DataFrame({"drug_id": np.asarray(data.groups)}, index=data.data.index),
+        TRAIN_DRUG,
+    )
+    test = data.get("test_data")
+    if test is not None:
+        write(test, TEST_FEATURES)
+        submission = pd.DataFrame(
+            0.5, index=test.index, columns=list(data.target.columns)
+        )
+        write(submission, SAMPLE_SUBMISSION)
+    return folder
+
+
+# --------------------------------------------------------------------------
+# The synthetic world
+# --------------------------------------------------------------------------
+
+# Sizes of the few large drugs of lish-moa (rows), for a 23,814-row world.
+_BIG_DRUG_ROWS = (718, 449, 365, 335, 303, 274, 196, 178)
+_TIMES = (24, 48, 72)
+_DOSES = ("D1", "D2")
+# Effects grow with dose and time (one scale per dose x time).
+_DOSE_SCALE = {"D1": 0.8, "D2": 1.0}
+_TIME_SCALE = {24: 0.75, 48: 0.95, 72: 1.1}
+
+_N_LATENT = 24  # dimension of the shared MoA signature space
+_N_MODES = 2  # ways in which drugs of one MoA act
+_DRUG_NOISE = 0.55  # sd of a drug's own effect, relative to a unit signature
+_VIABILITY_DRUG_NOISE = 0.4
+
+
+def _check_count(value, name, minimum):
+    if (
+        not isinstance(value, numbers.Integral)
+        or isinstance(value, bool)
+        or value < minimum
+    ):
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+    return int(value)
+
+
+def _hex_ids(rng, n, prefix=""):
+    """n distinct random ids such as 'id_0a1b2c3d4' (deterministic given rng)."""
+    ids = {}
+    while len(ids) < n:
+        for v in rng.randint(0, 16**9, size=n - len(ids) + 8, dtype=np.int64):
+            ids.setdefault(f"{prefix}{v:09x}", None)
+    return list(ids)[:n]
+
+
+class _World:
+    """The latent structure of a synthetic lish-moa world.
+
+    Targets belong to families that share a signature direction in a low-rank
+    latent space; a drug's label set is one class of a finite catalogue (as the
+    328 distinct label vectors of lish-moa); its features are a Gaussian
+    around its class mean, scaled by dose and time, plus its own drug effect and
+    row noise, passed through monotone maps that make the marginals non-
+    Gaussian. Because the maps are monotone and the rest is Gaussian, the
+    posterior over classes, and hence P(target | row), is exact.
+    """
+
+    def __init__(self, rng, n_genes, n_cells, n_scored, n_nonscored, signal):
+        self.n_genes, self.n_cells = n_genes, n_cells
+        self.n_scored, self.n_nonscored = n_scored, n_nonscored
+        n_targets = n_scored + n_nonscored
+        n_features = n_genes + n_cells
+        r = _N_LATENT
+
+        # Target signatures: a family direction + the target's own, in two modes
+        # (drugs of one MoA act in one of two ways, so the class is a mixture
+        # and no linear model is optimal), with long-tailed strength.
+        n_families = max(1, int(round(n_targets / 10)))
+        self.family = rng.randint(n_families, size=n_targets)
+        phi = rng.normal(size=(n_families, r))
+        psi = rng.normal(size=(n_targets, _N_MODES, r))
+        z = 0.7 * phi[self.family][:, None, :] + psi
+        z /= np.linalg.norm(z, axis=2, keepdims=True)
+        strength = np.exp(rng.normal(0.0, 0.5, size=n_targets))
+        strong = rng.rand(n_targets) < 0.06
+        strength[strong] *= 2.5
+        # a few MoAs kill cells: a shift along the viability factor
+        toxic = np.where(rng.rand(n_targets) < 0.1, rng.uniform(1.0, 4.0, n_targets), 0)
+        self.signature = np.concatenate(
+            [
+                signal * strength[:, None, None] * z,
+                np.repeat(-toxic[:, None, None], _N_MODES, axis=1),
+            ],
+            axis=2,
+        )  # (n_targets, n_modes, r + 1)
+
+        # Loadings from the latent space (+ viability) to the features.
+        w_genes = rng.normal(0.0, 0.32, size=(r, n_genes))
+        w_cells = rng.normal(0.0, 0.12, size=(r, n_cells))
+        viability = np.concatenate(
+            [rng.normal(0.0, 0.25, n_genes), rng.uniform(1.2, 2.0, n_cells)]
+        )
+        self.loadings = np.vstack([np.hstack([w_genes, w_cells]), viability])
+        self.drug_noise = np.r_[np.full(r, _DRUG_NOISE), _VIABILITY_DRUG_NOISE]
+
+        # Row noise: gene blocks + global gene factors; one strong cell factor.
+        n_blocks = max(1, n_genes // 30)
+        block = rng.randint(n_blocks, size=n_genes)
+        factors = [np.zeros((n_features, n_blocks))]
+        factors[0][np.arange(n_genes), block] = rng.uniform(0.4, 0.8, n_genes)
+        glob = np.zeros((n_features, 3))
+        glob[:n_genes] = rng.normal(0.0, 0.15, size=(n_genes, 3))
+        cell = np.zeros((n_features, 1))
+        cell[n_genes:, 0] = rng.uniform(0.7, 1.0, n_cells)
+        self.row_factors = np.hstack(factors + [glob, cell])
+        self.row_noise = np.r_[np.ones(n_genes), np.full(n_cells, 0.35**2)]
+
+        # Baseline (plate / time effects) per dose x time, and the effect scale.
+        self.conditions = [(t, d) for t in _TIMES for d in _DOSES]
+        self.baseline = {
+            cond: rng.normal(0.0, 0.1, size=n_features) for cond in self.conditions
+        }
+        self.scale = {
+            (t, d): _TIME_SCALE[t] * _DOSE_SCALE[d] for t, d in self.conditions
+        }
+
+        self._make_catalogue(rng)
+
+    def _make_catalogue(self, rng):
+        """Classes of label sets and their prior probabilities."""
+        ns, nn = self.n_scored, self.n_nonscored
+        classes, weights = [()], [0.20]  # drugs with no known MoA
+        w_scored = np.exp(rng.normal(0.0, 0.9, ns))
+        w_scored /= w_scored.sum()
+        self.scored_weight = w_scored
+        # nonscored-only drugs
+        if nn:
+            w_non = np.exp(rng.normal(0.0, 1.1, nn))
+            w_non /= w_non.sum()
+            for u in range(nn):
+                classes.append((ns + u,))
+                weights.append(0.14 * w_non[u])
+        else:
+            weights[0] += 0.14
+        # scored singles, part of them with a nonscored sibling of the same family
+        for t in range(ns):
+            siblings = np.flatnonzero(self.family[ns:] == self.family[t])
+            if siblings.size:
+                u = ns + rng.choice(siblings)
+                classes += [(t,), (t, u)]
+                weights += [0.57 * 0.75 * w_scored[t], 0.57 * 0.25 * w_scored[t]]
+            else:
+                classes.append((t,))
+                weights.append(0.57 * w_scored[t])
+        # pairs of scored targets, mostly within a family
+        n_pairs = max(1, ns // 2) if ns >= 2 else 0
+        pairs = set()
+        for _ in range(20 * n_pairs):
+            if len(pairs) >= n_pairs:
+                break
+            t1 = rng.choice(ns, p=w_scored)
+            same = np.flatnonzero(self.family[:ns] == self.family[t1])
+            pool = same[same != t1] if rng.rand() < 0.7 and same.size > 1 else None
+            if pool is None or pool.size == 0:
+                pool = np.delete(np.arange(ns), t1)
+            t2 = rng.choice(pool)
+            pairs.add((min(t1, t2), max(t1, t2)))
+        pair_w = np.exp(rng.normal(0.0, 0.8, len(pairs)))
+        for (t1, t2), w in zip(sorted(pairs), pair_w / max(pair_w.sum(), 1e-12)):
+            classes.append((t1, t2))
+            weights.append(0.09 * w)
+        if not pairs:
+            weights[0] += 0.09
+        weights = np.asarray(weights)
+        self.classes = classes
+        self.prior = weights / weights.sum()
+        n_targets = ns + nn
+        membership = np.zeros((len(classes), n_targets))
+        for k, members in enumerate(classes):
+            membership[k, list(members)] = 1.0
+        self.membership = membership
+        # Mixture components: one per combination of its targets' modes.
+        comp_class, comp_latent, first = [], [], []
+        for k, members in enumerate(classes):
+            first.append(len(comp_class))
+            for modes in itertools.product(range(_N_MODES), repeat=len(members)):
+                comp_class.append(k)
+                latent = np.zeros(self.signature.shape[2])
+                for t, m in zip(members, modes):
+                    latent += self.signature[t, m]
+                comp_latent.append(latent)
+        self.comp_class = np.asarray(comp_class)
+        self.comp_first = np.asarray(first)
+        self.comp_count = np.bincount(self.comp_class, minlength=len(classes))
+        self.comp_prior = self.prior[self.comp_class] / self.comp_count[self.comp_class]
+        self.comp_mean = np.asarray(comp_latent) @ self.loadings  # (n_comp, p)
+
+    def draw_components(self, rng, drug_class):
+        """A mixture component (mode combination) for each drug of a class."""
+        count = self.comp_count[drug_class]
+        return self.comp_first[drug_class] + (rng.rand(drug_class.size) * count).astype(
+            np.int64
+        )
+
+    def covariance(self, scale):
+        """Covariance of one row of an unseen drug of a given effect scale."""
+        drug = (self.loadings.T * (scale * self.drug_noise) ** 2) @ self.loadings
+        row = self.row_factors @ self.row_factors.T + np.diag(self.row_noise)
+        return drug + row
+
+    def sample_latent_rows(self, rng, drug_class, drug_of_row, conditions):
+        """Gaussian (pre-transform) features of treated rows."""
+        n_drugs = drug_class.size
+        component = self.draw_components(rng, drug_class)
+        drug_effect = (
+            rng.normal(size=(n_drugs, self.loadings.shape[0])) * self.drug_noise
+        ) @ self.loadings
+        scale = np.array([self.scale[c] for c in conditions])
+        base = np.array([self.baseline[c] for c in conditions])
+        mean = self.comp_mean[component[drug_of_row]] + drug_effect[drug_of_row]
+        return base + scale[:, None] * mean + self.sample_row_noise(rng, len(scale))
+
+    def sample_control_rows(self, rng, conditions):
+        base = np.array([self.baseline[c] for c in conditions])
+        return base + self.sample_row_noise(rng, len(conditions))
+
+    def sample_row_noise(self, rng, n):
+        factors = rng.normal(size=(n, self.row_factors.shape[1])) @ self.row_factors.T
+        return factors + rng.normal(size=(n, self.row_noise.size)) * np.sqrt(
+            self.row_noise
+        )
+
+    def posterior_proba(self, latent, conditions):
+        """Exact P(target = 1 | row) for treated rows of unseen drugs."""
+        out = np.zeros((latent.shape[0], self.membership.shape[1]))
+        conditions = np.asarray([f"{t}{d}" for t, d in conditions])
+        log_prior = np.log(self.comp_prior)
+        comp_membership = self.membership[self.comp_class]
+        for t, d in self.conditions:
+            rows = np.flatnonzero(conditions == f"{t}{d}")
+            if not rows.size:
+                continue
+            scale = self.scale[(t, d)]
+            chol = cho_factor(self.covariance(scale), lower=True)
+            centred = latent[rows] - self.baseline[(t, d)]
+            # Mahalanobis distances to each class mean, through whitening
+            white_x = solve_triangular(chol[0], centred.T, lower=True).T
+            white_m = solve_triangular(chol[0], scale * self.comp_mean.T, lower=True).T
+            logits = (
+                white_x @ white_m.T
+                - 0.5 * np.einsum("ij,ij->i", white_m, white_m)[None, :]
+                + log_prior[None, :]
+            )
+            log_post = logits - logsumexp(logits, axis=1, keepdims=True)
+            out[rows] = np.exp(log_post) @ comp_membership
+        return np.clip(out, 0.0, 1.0)
+
+    def observe(self, latent):
+        """Monotone maps: heavy-tailed genes; cells with a left tail, floor at -10."""
+        g = self.n_genes
+        out = np.empty_like(latent)
+        out[:, :g] = np.sinh(1.25 * np.arcsinh(latent[:, :g]))
+        cells = latent[:, g:]
+        tail = np.logaddexp(0.0, -cells - 1.0)
+        cells = cells - 0.6 * tail**2
+        out[:, g:] = -10.0 + np.logaddexp(0.0, cells + 10.0)
+        return np.round(out, 4)
+
+
+def _drug_sizes(rng, n_rows):
+    """Replicate counts of ordinary drugs: mostly 6 (3 times x 2 doses)."""
+    sizes = []
+    total = 0
+    while total < n_rows:
+        size = rng.choice((6, 12, 18), p=(0.94, 0.045, 0.015))
+        size = min(size, n_rows - total)
+        sizes.append(size)
+        total += size
+    return np.asarray(sizes, dtype=np.int64)
+
+
+def _conditions_of(rng, sizes):
+    """Dose x time of each row: every replicate set cycles through the six."""
+    conditions = [(t, d) for t in _TIMES for d in _DOSES]
+    rows = []
+    for size in sizes:
+        order = rng.permutation(6)
+        rows.extend(conditions[order[i % 6]] for i in range(size))
+    return rows
+
+
+def make_moa(
+    n_samples=23814,
+    *,
+    n_test=3982,
+    n_genes=772,
+    n_cells=100,
+    n_scored=206,
+    n_nonscored=402,
+    signal=1.3,
+    control_fraction=0.078,
+    random_state=None,
+):
+    """Generate a synthetic lish-moa world whose optimal predictions are known.
+
+    The world has the layout and the main statistical traits of the
+    competition's data, so that methods can be compared against the exact
+    Bayes-optimal loss:
+
+    - drugs with replicate rows over ``cp_time`` 24/48/72 x ``cp_dose`` D1/D2
+      (mostly 6 rows, some 12 or 18, and a few large drugs with hundreds of
+      rows); a ``ctl_vehicle`` pseudo-drug with ``control_fraction`` of the rows,
+      whose targets are all 0; labels constant within a drug;
+    - scored and nonscored targets with long-tailed prevalence; most rows have
+      0 or 1 positive, a few 2; each drug's label set is one class of a finite
+      catalogue; targets come in families that share a signature, so nonscored
+      targets inform about scored ones;
+    - genes correlated in blocks, with heavy-tailed marginals; cells strongly
+      inter-correlated with a heavy left tail and a floor at -10; a few MoAs
+      kill cells; effects scaled by dose and time; each drug has an effect of
+      its own besides its class's, so drugs of one MoA differ.
+
+    Features are Gaussian given the class before monotone per-column maps, so
+    ``bayes_proba``, the posterior P(scored target = 1 | row) for a row of an
+    unseen drug, is exact: no model can beat it on new drugs but by chance.
+
+    Parameters
+    ----------
+    n_samples : int, default=23814
+        Number of training rows (lish-moa's size by default).
+    n_test : int, default=3982
+        Number of test rows, from drugs not in the training rows; 0 for none.
+    n_genes, n_cells : int, default=772, 100
+        Number of ``g-`` and ``c-`` columns.
+    n_scored, n_nonscored : int, default=206, 402
+        Number of scored and nonscored (auxiliary) targets.
+    signal : float, default=1.3
+        Strength of the MoA signatures; 0 makes features independent of the
+        labels (the constant prior is then optimal). The default is calibrated
+        so that a well-tuned net reaches about the real data's ratio to the
+        prior (see ``benchmarks/bench_make_moa.py``).
+    control_fraction : float, default=0.078
+        Fraction of ``ctl_vehicle`` rows.
+    random_state : int, RandomState instance or None, default=None
+        Seed; the same int gives the same world.
+
+    Returns
+    -------
+    world : :class:`~sklearn.utils.Bunch`
+        The fields of :func:`load_moa` (``data``, ``target``, ``target_aux``,
+        ``groups``, ``test_data``, names), plus the truth: ``bayes_proba``
+        (DataFrame like ``target``), ``test_target``, ``test_target_aux``,
+        ``test_groups`` and ``test_bayes_proba``.
+
+    Examples
+    --------
+    >>> from moa_sklearn.datasets import make_moa
+    >>> from moa_sklearn.metrics import mean_columnwise_log_loss
+    >>> world = make_moa(n_samples=2000, n_test=500, n_genes=50, n_cells=20,
+    ...                  n_scored=20, n_nonscored=30, random_state=0)
+    >>> world.data.shape, world.target.shape, world.target_aux.shape
+    ((2000, 73), (2000, 20), (2000, 30))
+    >>> prior = world.target.mean().to_numpy()
+    >>> bayes = mean_columnwise_log_loss(world.test_target, world.test_bayes_proba)
+    >>> const = mean_columnwise_log_loss(
+    ...     world.test_target, prior.clip(1e-3, None) + 0 * world.test_bayes_proba)
+    >>> bayes < const
+    True
+    """
+    n_samples = _check_count(n_samples, "n_samples", 12)
+    n_test = _check_count(n_test, "n_test", 0)
+    n_genes = _check_count(n_genes, "n_genes", 1)
+    n_cells = _check_count(n_cells, "n_cells", 1)
+    n_scored = _check_count(n_scored, "n_scored", 1)
+    n_nonscored = _check_count(n_nonscored, "n_nonscored", 0)
+    if not isinstance(signal, numbers.Real) or not np.isfinite(signal) or signal < 0:
+        raise ValueError(f"signal must be a finite float >= 0, got {signal!r}.")
+    if not isinstance(control_fraction, numbers.Real) or not (
+        0 <= control_fraction < 0.5
+    ):
+        raise ValueError(
+            f"control_fraction must be in [0, 0.5), got {control_fraction!r}."
+        )
+    rng = check_random_state(random_state)
+    world = _World(rng, n_genes, n_cells, n_scored, n_nonscored, float(signal))
+    single_class = {c[0]: k for k, c in enumerate(world.classes) if len(c) == 1}
+
+    # --- training drugs ---
+    n_ctl = int(round(control_fraction * n_samples))
+    n_trt = n_samples - n_ctl
+    big = [int(round(b * n_samples / 23814)) for b in _BIG_DRUG_ROWS]
+    big = [b for b in big if b > 18]
+    if sum(big) > n_trt // 2:
+        big = []
+    sizes = np.concatenate([big, _drug_sizes(rng, n_trt - sum(big))]).astype(np.int64)
+    n_big = len(big)
+    drug_class = rng.choice(len(world.classes), size=sizes.size, p=world.prior)
+    # the large drugs belong to the most common scored MoAs, as in lish-moa
+    top = np.argsort(-world.scored_weight)[:n_big]
+    drug_class[:n_big] = [single_class[t] for t in top]
+    # every scored target has at least one drug (as in lish-moa)
+    counts = world.membership[drug_class, :n_scored].sum(axis=0)
+    empty = [k for k in range(n_big, sizes.size) if not world.classes[drug_class[k]]]
+    for t in np.flatnonzero(counts == 0):
+        if not empty:
+            break
+        drug_class[empty.pop()] = single_class[t]
+
+    # --- test drugs (ordinary 6-row drugs, classes drawn from the prior) ---
+    n_test_ctl = int(round(control_fraction * n_test))
+    test_sizes = _drug_sizes(rng, n_test - n_test_ctl) if n_test else np.zeros(0, int)
+    test_class = rng.choice(len(world.classes), size=test_sizes.size, p=world.prior)
+
+    ids = _hex_ids(rng, sizes.size + test_sizes.size + 1)
+    parts = []
+    for part_sizes, classes, n_part_ctl, drug_ids in (
+        (sizes, drug_class, n_ctl, ids[: sizes.size]),
+        (test_sizes, test_class, n_test_ctl, ids[sizes.size : -1]),
+    ):
+        drug_of_row = np.repeat(np.arange(part_sizes.size), part_sizes)
+        conditions = _conditions_of(rng, part_sizes)
+        ctl_conditions = _conditions_of(rng, [n_part_ctl])[:n_part_ctl]
+        trt = world.sample_latent_rows(rng, classes, drug_of_row, conditions)
+        ctl = world.sample_control_rows(rng, ctl_conditions)
+        latent = np.vstack([trt, ctl])
+        proba = np.zeros((latent.shape[0], n_scored + n_nonscored))
+        if trt.shape[0]:
+            proba[: trt.shape[0]] = world.posterior_proba(trt, conditions)
+        labels = np.vstack(
+            [
+                world.membership[classes[drug_of_row]],
+                np.zeros((n_part_ctl, n_scored + n_nonscored)),
+            ]
+        ).astype(np.int64)
+        cond = conditions + ctl_conditions
+        parts.append(
+            dict(
+                latent=latent,
+                proba=proba[:, :n_scored],
+                labels=labels,
+                cp_type=np.r_[
+                    np.full(trt.shape[0], "trt_cp"), np.full(n_part_ctl, CONTROL)
+                ],
+                cp_time=np.array([c[0] for c in cond], dtype=np.int64),
+                cp_dose=np.array([c[1] for c in cond]),
+                drug=np.r_[
+                    np.asarray(drug_ids, dtype=object)[drug_of_row],
+                    np.full(n_part_ctl, ids[-1], dtype=object),
+                ],
+            )
+        )
+
+    gene_names = [f"g-{i}" for i in range(n_genes)]
+    cell_names = [f"c-{i}" for i in range(n_cells)]
+    target_names = [f"moa_{i:03d}" for i in range(n_scored)]
+    aux_names = [f"aux_{i:03d}" for i in range(n_nonscored)]
+    sig_ids = _hex_ids(rng, n_samples + n_test, prefix="id_")
+
+    def frames(part, sig):
+        order = rng.permutation(part["latent"].shape[0])
+        index = pd.Index(np.asarray(sig, dtype=object)[: order.size], name="sig_id")
+        data = pd.DataFrame(
+            world.observe(part["latent"][order]),
+            index=index,
+            columns=gene_names + cell_names,
+        )
+        data.insert(0, "cp_dose", part["cp_dose"][order])
+        data.insert(0, "cp_time", part["cp_time"][order])
+        data.insert(0, "cp_type", part["cp_type"][order])
+        labels = part["labels"][order]
+        target = pd.DataFrame(labels[:, :n_scored], index=index, columns=target_names)
+        aux = pd.DataFrame(labels[:, n_scored:], index=index, columns=aux_names)
+        bayes = pd.DataFrame(part["proba"][order], index=index, columns=target_names)
+        groups = pd.Series(part["drug"][order], index=index, name="drug_id")
+        return data, target, aux, bayes, groups
+
+    data, target, aux, bayes, groups = frames(parts[0], sig_ids[:n_samples])
+    world_bunch = Bunch(
+        data=data,
+        target=target,
+        target_aux=aux,
+        groups=groups,
+        feature_names=list(data.columns),
+        target_names=target_names,
+        aux_target_names=aux_names,
+        bayes_proba=bayes,
+        DESCR="Synthetic lish-moa world generated by moa_sklearn.datasets.make_moa.",
+    )
+    if n_test:
+        t_data, t_target, t_aux, t_bayes, t_groups = frames(
+            parts[1], sig_ids[n_samples:]
+        )
+        world_bunch.update(
+            test_data=t_data,
+            test_target=t_target,
+            test_target_aux=t_aux,
+            test_bayes_proba=t_bayes,
+            test_groups=t_groups,
+        )
+    return world_bunch
