@@ -489,12 +489,16 @@ class _World:
             rng.normal(size=(n_drugs, self.loadings.shape[0])) * self.drug_noise
         ) @ self.loadings
         scale = np.array([self.scale[c] for c in conditions])
-        base = np.array([self.baseline[c] for c in conditions])
+        base = np.array([self.baseline[c] for c in conditions]).reshape(
+            len(conditions), self.row_noise.size
+        )
         mean = self.comp_mean[component[drug_of_row]] + drug_effect[drug_of_row]
         return base + scale[:, None] * mean + self.sample_row_noise(rng, len(scale))
 
     def sample_control_rows(self, rng, conditions):
-        base = np.array([self.baseline[c] for c in conditions])
+        base = np.array([self.baseline[c] for c in conditions]).reshape(
+            len(conditions), self.row_noise.size
+        )
         return base + self.sample_row_noise(rng, len(conditions))
 
     def sample_row_noise(self, rng, n):

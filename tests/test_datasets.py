@@ -173,6 +173,19 @@ def test_signal_zero_has_no_information():
     assert bayes.std(axis=0).max() < bayes.mean(axis=0).max()
 
 
+def test_no_test_rows():
+    w = make_moa(
+        n_samples=100,
+        n_test=0,
+        n_genes=6,
+        n_cells=3,
+        n_scored=4,
+        n_nonscored=2,
+        random_state=0,
+    )
+    assert w.data.shape == (100, 12) and "test_data" not in w
+
+
 def test_deterministic_and_seed_dependent():
     kw = dict(n_samples=200, n_test=50, n_genes=8, n_cells=4, n_scored=5, n_nonscored=3)
     a, b, c = (
