@@ -716,3 +716,14 @@ def test_state_dict_bytes_round_trip():
     torch.testing.assert_close(state["weight"], module.weight.detach())
     buffer = io.BytesIO(blob)
     assert torch.load(buffer, weights_only=True)["bias"].shape == (2,)
+
+
+def test_verbose_prints_the_steps_and_quiet_by_default(data, capsys):
+    X, Y, Y_aux, _ = data
+    tiny().fit(X, Y, y_aux=Y_aux)
+    assert capsys.readouterr().out == ""
+    tiny(verbose=1).fit(X, Y, y_aux=Y_aux)
+    out = capsys.readouterr().out
+    assert "step 1, pretrain on 7 targets" in out
+    assert "step 2, fine-tune on 4 targets" in out
+    assert "valid_loss" in out

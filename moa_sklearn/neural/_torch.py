@@ -356,8 +356,7 @@ class TwoStepNetClassifier(BaseMultilabelNet):
         One record per seed, step and epoch: ``seed``, ``step`` ("pretrain"
         or "finetune"), ``epoch``, ``n_outputs`` (targets of the step's
         head), ``train_loss``, ``valid_loss`` (at the training precision;
-        None
-        without validation), ``lr`` (at the end of the epoch),
+        None without validation), ``lr`` (at the end of the epoch),
         ``frozen_blocks``, ``best`` (the epoch whose weights were kept),
         ``dur`` (seconds). ``pandas.DataFrame(history_)`` gives learning
         curves.
@@ -669,6 +668,8 @@ class TwoStepNetClassifier(BaseMultilabelNet):
                     if Y_valid is not None:
                         Y1v = np.hstack([Y_valid, Y_aux_valid])
                 module = self._new_module(n_features, Y1.shape[1])
+                if self.verbose:
+                    print(f"step 1, pretrain on {Y1.shape[1]} targets:")
                 net = self._make_net(
                     module,
                     len(X),
@@ -691,6 +692,11 @@ class TwoStepNetClassifier(BaseMultilabelNet):
             freeze = body_state is not None and self.unfreeze_every is not None
             if body_state is not None:
                 module.body.load_state_dict(body_state)
+            if self.verbose:
+                print(
+                    f"step 2, {'fine-tune' if freeze else 'train'} on {n_labels} "
+                    f"targets{', body frozen then unfrozen' if freeze else ''}:"
+                )
             net = self._make_net(
                 module,
                 len(X),
