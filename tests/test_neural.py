@@ -727,3 +727,25 @@ def test_verbose_prints_the_steps_and_quiet_by_default(data, capsys):
     assert "step 1, pretrain on 7 targets" in out
     assert "step 2, fine-tune on 4 targets" in out
     assert "valid_loss" in out
+
+
+def test_untrained_head_predicts_the_prevalence():
+    # with a learning rate of ~0 nothing is learned: the head's bias starts at
+    # the logit of each label's training prevalence, so the output is the prior
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(400, 6))
+    Y = (rng.uniform(size=(400, 3)) < [0.02, 0.1, 0.4]).astype(int)
+    net = TwoStepNetClassifier(
+        hidden_sizes=(8,),
+        dropouts=0.0,
+        pretrain=False,
+        epochs_finetune=1,
+        max_lr_finetune=1e-9,
+        batch_norm=False,
+        clip=None,
+        validation_fraction=None,
+        device="cpu",
+        random_state=0,
+    ).fit(X, Y)
+    proba = net.predict_proba(X)
+    np.testing.assert_allclose(proba.mean(axis=0), Y.mean(axis=0), rtol=0.3, atol=0.01)

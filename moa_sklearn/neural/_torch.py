@@ -548,16 +548,26 @@ class TwoStepNetClassifier(BaseMultilabelNet):
         return [float(p) for p in d]
 
     # ---------------------------------------------------------------- engine
-    def _new_module(self, n_features, n_outputs):
-        return _TwoStepModule(
+    def _new_module(self, n_features, targets):
+        """A fresh net whose head starts at the targets' prevalence.
+
+        The bias of the output layer is set to the logit of each target's mean
+        in the training rows, so that an untrained head predicts the prior
+        (not 0.5): rare labels then cost little from the first batch on.
+        """
+        module = _TwoStepModule(
             n_features,
-            n_outputs,
+            targets.shape[1],
             hidden_sizes=[int(h) for h in self.hidden_sizes],
             dropouts=self._dropouts,
             activation=self.activation,
             batch_norm=bool(self.batch_norm),
             weight_norm=self.weight_norm,
         )
+        prior = np.clip(targets.mean(axis=0), 1e-4, 1 - 1e-4)
+        with torch.no_grad():
+            module.head[-1].bias.copy_(torch.from_numpy(np.log(prior / (1 - prior))))
+        return module
 
     def _make_net(
         self,
@@ -667,7 +677,7 @@ class TwoStepNetClassifier(BaseMultilabelNet):
                     Y1 = np.hstack([Y, Y_aux])
                     if Y_valid is not None:
                         Y1v = np.hstack([Y_valid, Y_aux_valid])
-                module = self._new_module(n_features, Y1.shape[1])
+                module = self._new_module(n_features, Y1)
                 if self.verbose:
                     print(f"step 1, pretrain on {Y1.shape[1]} targets:")
                 net = self._make_net(
@@ -688,7 +698,7 @@ class TwoStepNetClassifier(BaseMultilabelNet):
                 body_state = net.module_.body.state_dict()
                 del net
 
-            module = self._new_module(n_features, n_labels)
+            module = self._new_module(n_features, Y)
             freeze = body_state is not None and self.unfreeze_every is not None
             if body_state is not None:
                 module.body.load_state_dict(body_state)
