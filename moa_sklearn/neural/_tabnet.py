@@ -1,0 +1,545 @@
+"""TabNet (pytorch-tabnet) as a multilabel scikit-learn classifier.
+
+Imported on first access to ``moa_sklearn.neural.TabNetMultilabelClassifier``:
+this module imports torch and pytorch-tabnet.
+"""
+
+import contextlib
+import copy
+import io
+import math
+import time
+import warnings
+
+import numpy as np
+from scipy.special import expit
+
+from ._base import _TORCH_EXTRA, BaseMultilabelNet, _is_int, _is_real
+from ._torch_utils import (
+    device_for_loading,
+    num_threads,
+    seeded,
+    state_dict_from_bytes,
+    state_dict_to_bytes,
+)
+
+try:
+    import torch
+
+    with warnings.catch_warnings():
+        # pytorch-tabnet 4.1 imports scipy.sparse.base (deprecated by SciPy)
+        warnings.filterwarnings(
+            "ignore", message=".*scipy.sparse.base.*", category=DeprecationWarning
+        )
+        from pytorch_tabnet.callbacks import Callback as _TabNetCallback
+        from pytorch_tabnet.metrics import Metric as _TabNetMetric
+        from pytorch_tabnet.tab_model import TabNetRegressor
+except ModuleNotFoundError as exc:  # pragma: no cover - depends on the env
+    raise ImportError(
+        f"TabNetMultilabelClassifier needs PyTorch and pytorch-tabnet: {_TORCH_EXTRA}"
+    ) from exc
+
+__all__ = ["TabNetMultilabelClassifier"]
+
+_MASK_TYPES = ("entmax", "sparsemax")
+
+# The TabNetRegressor constructor arguments that define the network (enough to
+# rebuild it from a state dict).
+_NETWORK_PARAMS = (
+    "n_d",
+    "n_a",
+    "n_steps",
+    "gamma",
+    "cat_idxs",
+    "cat_dims",
+    "cat_emb_dim",
+    "n_independent",
+    "n_shared",
+    "epsilon",
+    "momentum",
+    "lambda_sparse",
+    "seed",
+    "mask_type",
+    "input_dim",
+    "output_dim",
+    "grouped_features",
+)
+
+# rows per forward pass at prediction time
+_EVAL_BATCH = 4096
+
+# Warnings that pytorch-tabnet emits on every fit (the device one when verbose).
+_TABNET_CHATTER = (
+    "Device used : ",
+    "Best weights from best epoch are automatically used!",
+    "No early stopping will be performed, last training weights will be used.",
+)
+
+
+class _LogitsLogLoss(_TabNetMetric):
+    """Mean binary cross-entropy of ``sigmoid(logits)``: the validation loss.
+
+    A custom pytorch-tabnet metric (subclasses are found by their ``_name``),
+    computed stably in float64 as ``log(1 + exp(z)) - y * z``.
+    """
+
+    def __init__(self):
+        self._name = "logits_logloss"
+        self._maximize = False
+
+    def __call__(self, y_true, y_score):
+        z = np.asarray(y_score, dtype=np.float64)
+        y = np.asarray(y_true, dtype=np.float64)
+        return float(np.mean(np.logaddexp(0.0, z) - y * z))
+
+
+class _ReduceLROnPlateau(torch.optim.lr_scheduler.ReduceLROnPlateau):
+    """``ReduceLROnPlateau`` that pytorch-tabnet steps with the validation loss.
+
+    pytorch-tabnet 4.1 passes the loss to ``step`` only when the scheduler
+    class has an ``is_better`` attribute, which recent torch releases no
+    longer define (dreamquark-ai/tabnet#586): without this marker, fitting
+    fails with "step() missing 1 required positional argument: 'metrics'".
+    """
+
+    if not hasattr(torch.optim.lr_scheduler.ReduceLROnPlateau, "is_better"):
+        is_better = None
+
+
+class _EpochTimer(_TabNetCallback):
+    """Record the seconds of each epoch (training + validation)."""
+
+    def on_train_begin(self, logs=None):
+        self.durations = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.durations.append(time.perf_counter() - self._start)
+
+
+def _float64_network(network):
+    """A float64 copy of a fitted TabNet network, in eval mode.
+
+    The copy's parameters, buffers and plain tensor attributes (the group
+    attention matrices of pytorch-tabnet) are converted.
+    """
+    network = copy.deepcopy(network).double().eval()
+    for module in network.modules():
+        for name, value in list(vars(module).items()):
+            if isinstance(value, torch.Tensor) and value.is_floating_point():
+                setattr(module, name, value.double())
+    return network
+
+
+def _chunk_sizes(n_rows, virtual_batch_size):
+    """Sizes of the ghost batches of a batch (as pytorch-tabnet's ``GBN``)."""
+    n_chunks = math.ceil(n_rows / virtual_batch_size)
+    size = math.ceil(n_rows / n_chunks)
+    n_full = math.ceil(n_rows / size) - 1
+    return [size] * n_full + [n_rows - size * n_full]
+
+
+def _plan_batches(n_rows, batch_size, virtual_batch_size):
+    """``(batch_size, virtual_batch_size, drop_last)`` for ``n_rows`` rows.
+
+    Batch normalisation cannot train on one row: pytorch-tabnet normalises
+    each batch as a whole (the input batch norm) and in ghost batches of
+    about ``virtual_batch_size`` rows. A last batch of one row is dropped,
+    and the virtual batch size is raised, where needed, until no ghost batch
+    of the batches that occur has a single row.
+    """
+    batch_size = min(batch_size, n_rows)
+    rest = n_rows % batch_size
+    drop_last = rest == 1
+    sizes = [batch_size] if (rest == 0 or drop_last) else [batch_size, rest]
+    vbs = min(virtual_batch_size, batch_size)
+    while any(1 in _chunk_sizes(b, vbs) for b in sizes):
+        vbs += 1
+    return batch_size, vbs, drop_last
+
+
+class TabNetMultilabelClassifier(BaseMultilabelNet):
+    """TabNet for multilabel targets, as the lish-moa solutions trained it.
+
+    A pytorch-tabnet ``TabNetRegressor`` on the logits of the labels, trained
+    with binary cross-entropy on the logits (``y`` label-smoothed), Adam,
+    ``ReduceLROnPlateau`` and early stopping on the inner validation split,
+    whose best epoch is kept. The defaults are the public MoA TabNet
+    notebook's: ``n_d = n_a = 32``, one step, ``gamma`` 1.3, entmax masks,
+    no sparsity loss, batches of 1024 rows with ghost batches of 32, Adam with
+    learning rate 2e-2 and weight decay 1e-5. ``n_seeds`` nets are trained and
+    their probabilities averaged.
+
+    Unlike pytorch-tabnet's own estimators, every training setting is an
+    ``__init__`` parameter and the pytorch-tabnet model is built in ``fit``,
+    so that the estimator clones, pickles and runs in ``GridSearchCV`` and
+    ``cross_val_score``. Needs ``pip install "moa-sklearn[torch]"``.
+
+    Parameters
+    ----------
+    n_d, n_a : int, default=32
+        Widths of the decision and attention layers.
+    n_steps : int, default=1
+        Number of decision steps.
+    gamma : float, default=1.3
+        Relaxation of the reuse of a feature across steps (>= 1).
+    n_independent, n_shared : int, default=2
+        Numbers of step-specific and shared GLU layers of each step.
+    momentum : float, default=0.02
+        Momentum of the (ghost) batch normalisation.
+    mask_type : {"entmax", "sparsemax"}, default="entmax"
+        Attention masks.
+    lambda_sparse : float, default=0.0
+        Weight of the sparsity loss of the masks.
+    max_epochs : int, default=200
+        Maximum number of epochs.
+    patience : int or None, default=20
+        Early stopping: training stops after ``patience`` epochs without an
+        improvement of the validation loss; the best epoch's weights are
+        restored. None: no early stopping (the best epoch is still kept).
+        Unused without inner validation.
+    batch_size : int, default=1024
+        Rows per training batch.
+    virtual_batch_size : int, default=32
+        Rows per ghost batch of the batch normalisation (raised where a
+        ghost batch would have a single row).
+    learning_rate : float, default=2e-2
+        Adam's initial learning rate.
+    weight_decay : float, default=1e-5
+        Adam's (L2) weight decay.
+    lr_factor : float, default=0.9
+        ``ReduceLROnPlateau``: the learning rate is multiplied by this factor
+        after ``lr_patience`` epochs without an improvement of the validation
+        loss. Without inner validation the learning rate stays constant.
+    lr_patience : int, default=5
+        ``ReduceLROnPlateau``'s patience (epochs).
+    min_lr : float, default=1e-5
+        Lower bound of the learning rate.
+    max_grad_norm : float or None, default=1.0
+        Gradients are clipped to this norm (pytorch-tabnet's ``clip_value``);
+        None for no clipping.
+    label_smoothing : float, default=0.001
+        Training targets become ``y * (1 - s) + 0.5 * s`` (validation targets
+        are not smoothed).
+    clip : pair of float or None, default=(0.0005, 0.9995)
+        Predicted probabilities are clipped to this range (and always kept
+        strictly inside (0, 1)).
+    n_seeds : int, default=1
+        Number of nets, each with its own seed and inner split, averaged.
+    validation_fraction : float or None, default=0.1
+        Fraction of the training rows held out for early stopping, the
+        learning-rate schedule and the choice of the best epoch;
+        drug-grouped when ``groups`` is passed to ``fit``. None or 0: no
+        inner validation, the last epoch is kept.
+    device : {"auto", "cpu", "cuda"} or str, default="auto"
+        "auto" uses CUDA when available; "cuda" on a machine without it is an
+        error. A model trained on GPU loads on a CPU-only machine.
+    n_threads : int or None, default=None
+        CPU threads of PyTorch during ``fit`` and ``predict_proba`` (restored
+        afterwards; the setting is process-wide). None keeps PyTorch's setting.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initialisation, the batch order and the inner split
+        (pytorch-tabnet's ``seed`` is drawn from it). The same int gives the
+        same predictions on the same machine; torch's global random state is
+        restored after ``fit``.
+    verbose : int, default=0
+        0 is silent; ``k > 0`` prints pytorch-tabnet's log every ``k`` epochs.
+
+    Attributes
+    ----------
+    classes_ : ndarray
+        For a 2-D ``y``, the label indices ``0 .. n_labels - 1``; for a 1-D
+        ``y``, the class labels.
+    n_labels_ : int
+        Number of outputs of the net (labels; 1 for binary; n_classes).
+    target_names_ : ndarray of str
+        The columns of ``y`` when it was a DataFrame.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Defined when ``X`` has string column names.
+    n_aux_ : int
+        Number of columns of ``y_aux`` given to ``fit`` (not used by this net).
+    models_ : list of pytorch_tabnet.tab_model.TabNetRegressor
+        The fitted pytorch-tabnet model of each seed.
+    seeds_ : ndarray of int
+        The seed of each model.
+    history_ : list of dict
+        One record per seed and epoch: ``seed``, ``epoch``, ``train_loss``
+        (including the sparsity term), ``valid_loss`` (None without
+        validation), ``lr`` (during the epoch), ``best`` (the epoch whose
+        weights were kept), ``dur`` (seconds).
+    device_ : str
+        The device used for training.
+
+    Notes
+    -----
+    ``y_aux`` is accepted by ``fit`` (so that it can be routed to every net
+    of a blend) and not used. Pickles hold the network's weights as bytes
+    (no pytorch-tabnet zip file); loading rebuilds the pytorch-tabnet model.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from moa_sklearn.neural import TabNetMultilabelClassifier
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.normal(size=(60, 5))
+    >>> Y = (X[:, :3] + rng.normal(size=(60, 3)) > 0).astype(int)
+    >>> net = TabNetMultilabelClassifier(n_d=8, n_a=8, max_epochs=3,
+    ...                                  batch_size=32, virtual_batch_size=16,
+    ...                                  device="cpu", random_state=0)
+    >>> net.fit(X, Y).predict_proba(X).shape
+    (60, 3)
+    >>> net.predict(X[:2]).shape
+    (2, 3)
+    """
+
+    def __init__(
+        self,
+        n_d=32,
+        n_a=32,
+        n_steps=1,
+        gamma=1.3,
+        n_independent=2,
+        n_shared=2,
+        momentum=0.02,
+        mask_type="entmax",
+        lambda_sparse=0.0,
+        max_epochs=200,
+        patience=20,
+        batch_size=1024,
+        virtual_batch_size=32,
+        learning_rate=2e-2,
+        weight_decay=1e-5,
+        lr_factor=0.9,
+        lr_patience=5,
+        min_lr=1e-5,
+        max_grad_norm=1.0,
+        label_smoothing=0.001,
+        clip=(0.0005, 0.9995),
+        n_seeds=1,
+        validation_fraction=0.1,
+        device="auto",
+        n_threads=None,
+        random_state=None,
+        verbose=0,
+    ):
+        self.n_d = n_d
+        self.n_a = n_a
+        self.n_steps = n_steps
+        self.gamma = gamma
+        self.n_independent = n_independent
+        self.n_shared = n_shared
+        self.momentum = momentum
+        self.mask_type = mask_type
+        self.lambda_sparse = lambda_sparse
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.batch_size = batch_size
+        self.virtual_batch_size = virtual_batch_size
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.lr_factor = lr_factor
+        self.lr_patience = lr_patience
+        self.min_lr = min_lr
+        self.max_grad_norm = max_grad_norm
+        self.label_smoothing = label_smoothing
+        self.clip = clip
+        self.n_seeds = n_seeds
+        self.validation_fraction = validation_fraction
+        self.device = device
+        self.n_threads = n_threads
+        self.random_state = random_state
+        self.verbose = verbose
+
+    @property
+    def model_(self):
+        """The fitted pytorch-tabnet model of the first seed (``models_[0]``)."""
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self, "models_")
+        return self.models_[0]
+
+    # ------------------------------------------------------------ parameters
+    def _check_params(self):
+        super()._check_params()
+        for name in (
+            "n_d",
+            "n_a",
+            "n_steps",
+            "n_independent",
+            "n_shared",
+            "max_epochs",
+            "batch_size",
+            "virtual_batch_size",
+            "lr_patience",
+        ):
+            value = getattr(self, name)
+            if not _is_int(value) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}.")
+        if self.n_independent + self.n_shared < 1:  # pragma: no cover
+            raise ValueError("n_independent + n_shared must be at least 1.")
+        if self.patience is not None and (
+            not _is_int(self.patience) or self.patience < 1
+        ):
+            raise ValueError(
+                f"patience must be None or a positive int, got {self.patience!r}."
+            )
+        if not _is_real(self.gamma) or self.gamma < 1:
+            raise ValueError(f"gamma must be a float >= 1, got {self.gamma!r}.")
+        if not _is_real(self.momentum) or not 0 < self.momentum < 1:
+            raise ValueError(
+                f"momentum must be a float in (0, 1), got {self.momentum!r}."
+            )
+        if self.mask_type not in _MASK_TYPES:
+            raise ValueError(
+                f"mask_type must be one of {_MASK_TYPES}, got {self.mask_type!r}."
+            )
+        if not _is_real(self.learning_rate) or not self.learning_rate > 0:
+            raise ValueError(
+                f"learning_rate must be a positive float, got {self.learning_rate!r}."
+            )
+        for name in ("lambda_sparse", "weight_decay", "min_lr"):
+            value = getattr(self, name)
+            if not _is_real(value) or value < 0:
+                raise ValueError(f"{name} must be a float >= 0, got {value!r}.")
+        if not _is_real(self.lr_factor) or not 0 < self.lr_factor < 1:
+            raise ValueError(
+                f"lr_factor must be a float in (0, 1), got {self.lr_factor!r}."
+            )
+        mgn = self.max_grad_norm
+        if mgn is not None and (not _is_real(mgn) or not mgn > 0):
+            raise ValueError(
+                f"max_grad_norm must be None or a positive float, got {mgn!r}."
+            )
+        nt = self.n_threads
+        if nt is not None and (not _is_int(nt) or nt < 1):
+            raise ValueError(f"n_threads must be None or a positive int, got {nt!r}.")
+        if not isinstance(self.verbose, (bool, int, np.integer)) or self.verbose < 0:
+            raise ValueError(f"verbose must be an int >= 0, got {self.verbose!r}.")
+
+    # ---------------------------------------------------------------- engine
+    def _new_model(self, seed, device, validation):
+        scheduler = {}
+        if validation:
+            scheduler = dict(
+                scheduler_fn=_ReduceLROnPlateau,
+                scheduler_params=dict(
+                    mode="min",
+                    factor=self.lr_factor,
+                    patience=self.lr_patience,
+                    min_lr=self.min_lr,
+                ),
+            )
+        return TabNetRegressor(
+            n_d=self.n_d,
+            n_a=self.n_a,
+            n_steps=self.n_steps,
+            gamma=self.gamma,
+            n_independent=self.n_independent,
+            n_shared=self.n_shared,
+            momentum=self.momentum,
+            mask_type=self.mask_type,
+            lambda_sparse=self.lambda_sparse,
+            clip_value=self.max_grad_norm or 0,
+            optimizer_fn=torch.optim.Adam,
+            optimizer_params=dict(
+                lr=self.learning_rate, weight_decay=self.weight_decay
+            ),
+            seed=seed,
+            verbose=int(self.verbose),
+            device_name=device,
+            **scheduler,
+        )
+
+    @contextlib.contextmanager
+    def _quiet(self):
+        """Silence pytorch-tabnet's unconditional prints and warnings."""
+        with warnings.catch_warnings(), contextlib.ExitStack() as stack:
+            for message in _TABNET_CHATTER:
+                warnings.filterwarnings("ignore", message=message, category=UserWarning)
+            if not self.verbose:
+                stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
+            yield
+
+    def _fit_one(self, X, Y, X_valid, Y_valid, *, Y_aux, Y_aux_valid, seed, device):
+        validation = X_valid is not None
+        batch_size, virtual_batch_size, drop_last = _plan_batches(
+            len(X), self.batch_size, self.virtual_batch_size
+        )
+        patience = self.patience or self.max_epochs + 1
+        timer = _EpochTimer()
+        with num_threads(self.n_threads), seeded(seed, device), self._quiet():
+            model = self._new_model(seed, device, validation)
+            model.fit(
+                X,
+                Y,
+                eval_set=[(X_valid, Y_valid)] if validation else None,
+                eval_name=["valid"] if validation else None,
+                eval_metric=[_LogitsLogLoss] if validation else None,
+                loss_fn=torch.nn.functional.binary_cross_entropy_with_logits,
+                max_epochs=self.max_epochs,
+                patience=patience,
+                batch_size=batch_size,
+                virtual_batch_size=virtual_batch_size,
+                num_workers=0,
+                drop_last=drop_last,
+                callbacks=[timer],
+                compute_importance=False,
+            )
+        logs = model.history.history
+        n_epochs = len(logs["loss"])
+        valid = logs.get("valid_logits_logloss")
+        best = model.best_epoch if validation else n_epochs - 1
+        records = [
+            {
+                "epoch": i + 1,
+                "train_loss": float(logs["loss"][i]),
+                "valid_loss": None if valid is None else float(valid[i]),
+                "lr": float(logs["lr"][i]),
+                "best": i == best,
+                "dur": timer.durations[i],
+            }
+            for i in range(n_epochs)
+        ]
+        return model, records
+
+    def _predict_proba_one(self, model, X):
+        # The network runs in float64, so that a row's prediction does not
+        # depend on the other rows of its batch (float32 round-off does).
+        out = np.empty((X.shape[0], model.output_dim), dtype=np.float64)
+        with num_threads(self.n_threads), torch.inference_mode():
+            network = _float64_network(model.network)
+            for start in range(0, X.shape[0], _EVAL_BATCH):
+                batch = torch.tensor(
+                    X[start : start + _EVAL_BATCH], dtype=torch.float64
+                ).to(model.device)
+                logits = network(batch)[0]
+                out[start : start + len(batch)] = logits.cpu().numpy()
+        return expit(out)
+
+    # ----------------------------------------------------------- persistence
+    def _serialize_model(self, model):
+        return {
+            "params": {name: getattr(model, name) for name in _NETWORK_PARAMS},
+            "batch_size": model.batch_size,
+            "virtual_batch_size": model.virtual_batch_size,
+            "state": state_dict_to_bytes(model.network),
+        }
+
+    def _deserialize_model(self, payload):
+        device = device_for_loading(getattr(self, "device_", "cpu"))
+        # pytorch-tabnet seeds torch's global generator when it builds a
+        # network: keep the caller's random stream untouched
+        with seeded(0, device):
+            model = TabNetRegressor(**payload["params"], verbose=0, device_name=device)
+            model.batch_size = payload["batch_size"]
+            model.virtual_batch_size = payload["virtual_batch_size"]
+            model._set_network()
+        model.network.load_state_dict(
+            state_dict_from_bytes(payload["state"], map_location=device)
+        )
+        model.network.eval()
+        model.preds_mapper = None
+        return model
