@@ -1,0 +1,737 @@
+"""The Keras multilabel MLP of the lish-moa public notebooks (Keras 3).
+
+Imported on first access to ``moa_sklearn.neural.KerasNetClassifier``: this
+module imports Keras and its backend (TensorFlow unless ``KERAS_BACKEND`` says
+otherwise).
+"""
+
+import contextlib
+import random
+import time
+import warnings
+
+import numpy as np
+from scipy.special import erf, expit
+
+from ._base import BaseMultilabelNet, _is_int, _is_real
+
+_KERAS_EXTRA = 'pip install "moa-sklearn[keras]"'
+
+try:
+    import keras
+except ImportError as exc:  # Keras, or the backend it is set to, is missing
+    raise ImportError(
+        "KerasNetClassifier needs Keras 3 and a backend for it (TensorFlow by "
+        f"default, or the one named by KERAS_BACKEND): {_KERAS_EXTRA}"
+    ) from exc
+
+if int(keras.__version__.split(".")[0]) < 3:  # pragma: no cover - old Keras
+    raise ImportError(
+        f"KerasNetClassifier needs Keras 3, found Keras {keras.__version__}: "
+        f"{_KERAS_EXTRA}"
+    )
+
+from keras import ops  # noqa: E402
+
+__all__ = ["KerasNetClassifier"]
+
+_ACTIVATIONS = ("relu", "leaky_relu", "elu", "selu", "gelu", "silu", "swish", "tanh")
+_WEIGHT_NORM = ("all", "head", "none")
+
+# rows per forward pass at prediction time
+_EVAL_BATCH = 4096
+
+
+# ---------------------------------------------------------------------- layers
+class _WeightNormDense(keras.layers.Layer):
+    """A dense layer with weight normalisation (Salimans & Kingma, 2016).
+
+    The kernel is ``w = g * v / ||v||`` (norm over the inputs, one ``g`` per
+    unit), as ``tfa.layers.WeightNormalization(Dense(...))`` of the public
+    notebooks (TensorFlow Addons has no Keras 3 version) and PyTorch's
+    ``weight_norm(..., dim=0)``. ``g`` starts at ``||v||``, so the initial
+    kernel is ``v`` (no data-dependent initialisation). Written with
+    ``keras.ops``, so it runs on every Keras backend.
+    """
+
+    def __init__(
+        self, units, activation=None, kernel_initializer="glorot_uniform", **kwargs
+    ):
+        super().__init__(**kwargs)
+        self.units = int(units)
+        self.activation = keras.activations.get(activation)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+
+    def build(self, input_shape):
+        self.v = self.add_weight(
+            name="v",
+            shape=(input_shape[-1], self.units),
+            initializer=self.kernel_initializer,
+        )
+        self.g = self.add_weight(name="g", shape=(self.units,), initializer="ones")
+        self.g.assign(ops.sqrt(ops.sum(ops.square(self.v), axis=0)))
+        self.bias = self.add_weight(
+            name="bias", shape=(self.units,), initializer="zeros"
+        )
+
+    def call(self, inputs):
+        norm = ops.sqrt(ops.sum(ops.square(self.v), axis=0))
+        kernel = self.v * (self.g / ops.maximum(norm, 1e-12))
+        return self.activation(ops.matmul(inputs, kernel) + self.bias)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.units)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            units=self.units,
+            activation=keras.activations.serialize(self.activation),
+            kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+        )
+        return config
+
+
+_CUSTOM_OBJECTS = {"_WeightNormDense": _WeightNormDense}
+
+
+class _EpochLog(keras.callbacks.Callback):
+    """Validation loss and learning curve of one fit.
+
+    At the end of each epoch, computes the binary cross-entropy of the inner
+    validation split (a forward pass per batch of rows, no Keras
+    ``evaluate``, which would trace a second graph per fit), puts it in the
+    epoch's logs as ``val_loss`` for the callbacks after this one
+    (``ReduceLROnPlateau``, ``EarlyStopping``), and records the epoch.
+    """
+
+    def __init__(self, X_valid=None, Y_valid=None):
+        super().__init__()
+        self.X_valid = X_valid
+        self.Y_valid = None if Y_valid is None else Y_valid.astype(np.float64)
+
+    def on_train_begin(self, logs=None):
+        self.records = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        valid_loss = None
+        if self.X_valid is not None:
+            proba = _forward(self.model, self.X_valid)
+            valid_loss = _binary_cross_entropy(self.Y_valid, proba)
+            logs["val_loss"] = valid_loss
+        lr = _to_numpy(self.model.optimizer.learning_rate)
+        self.records.append(
+            {
+                "epoch": epoch + 1,
+                "train_loss": float(logs["loss"]),
+                "valid_loss": valid_loss,
+                "lr": float(lr),
+                "dur": time.perf_counter() - self._start,
+            }
+        )
+
+
+def _to_numpy(variable):
+    """The value of a Keras variable as a NumPy array."""
+    if hasattr(variable, "numpy"):
+        # (np.asarray of a variable warns on the TensorFlow backend, NumPy 2)
+        return np.asarray(variable.numpy())
+    return np.asarray(variable)
+
+
+def _forward(model, X):
+    """Probabilities of ``model`` on ``X`` (inference mode), as float64."""
+    out = np.empty((X.shape[0], model.output_shape[-1]), dtype=np.float64)
+    for start in range(0, X.shape[0], _EVAL_BATCH):
+        batch = X[start : start + _EVAL_BATCH]
+        out[start : start + len(batch)] = ops.convert_to_numpy(
+            model(batch, training=False)
+        )
+    return out
+
+
+_SELU_ALPHA = 1.6732632423543772
+_SELU_SCALE = 1.0507009873554805
+
+
+def _elu(x):
+    return np.where(x > 0, x, np.expm1(np.minimum(x, 0)))
+
+
+# Keras' activations (with their Keras defaults) in NumPy, by function name
+_NUMPY_ACTIVATIONS = {
+    "linear": lambda x: x,
+    "relu": lambda x: np.maximum(x, 0),
+    "leaky_relu": lambda x: np.where(x > 0, x, 0.2 * x),
+    "elu": _elu,
+    "selu": lambda x: _SELU_SCALE * np.where(x > 0, x, _SELU_ALPHA * _elu(x)),
+    "gelu": lambda x: 0.5 * x * (1 + erf(x / np.sqrt(2))),
+    "silu": lambda x: x * expit(x),
+    "tanh": np.tanh,
+    "sigmoid": expit,
+}
+
+
+def _numpy_layers(model):
+    """The inference pass of a fitted net as a list of NumPy float64 steps."""
+
+    def value(variable):
+        return _to_numpy(variable).astype(np.float64)
+
+    steps = []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Dropout):
+            continue
+        if isinstance(layer, keras.layers.BatchNormalization):
+            scale = 1 / np.sqrt(value(layer.moving_variance) + layer.epsilon)
+            if layer.scale:
+                scale = scale * value(layer.gamma)
+            shift = -value(layer.moving_mean) * scale
+            if layer.center:
+                shift = shift + value(layer.beta)
+            steps.append(("affine", scale, shift))
+        elif isinstance(layer, (_WeightNormDense, keras.layers.Dense)):
+            if isinstance(layer, _WeightNormDense):
+                v, g = value(layer.v), value(layer.g)
+                kernel = v * (g / np.maximum(np.sqrt(np.sum(v**2, axis=0)), 1e-12))
+            else:
+                kernel = value(layer.kernel)
+            bias = value(layer.bias) if layer.bias is not None else 0.0
+            activation = _NUMPY_ACTIVATIONS[layer.activation.__name__]
+            steps.append(("dense", kernel, bias, activation))
+        else:  # pragma: no cover - the nets are built by _build_model
+            raise TypeError(f"Unexpected layer in a KerasNetClassifier net: {layer}")
+    return steps
+
+
+def _numpy_forward(model, X):
+    """P(label = 1) of a fitted net, computed in float64 with NumPy.
+
+    The same function as ``model(X, training=False)`` without float32
+    round-off, whose last bits depend on how many rows a batch has: a row's
+    prediction does not depend on the other rows passed with it.
+    """
+    steps = _numpy_layers(model)
+    out = np.empty((X.shape[0], model.output_shape[-1]), dtype=np.float64)
+    for start in range(0, X.shape[0], _EVAL_BATCH):
+        x = X[start : start + _EVAL_BATCH].astype(np.float64)
+        for step in steps:
+            if step[0] == "affine":
+                x = x * step[1] + step[2]
+            else:
+                x = step[3](x @ step[1] + step[2])
+        out[start : start + len(x)] = x
+    return out
+
+
+def _binary_cross_entropy(Y, proba, eps=1e-7):
+    """Mean binary cross-entropy, clipped as Keras' loss (``epsilon`` 1e-7)."""
+    proba = np.clip(proba, eps, 1 - eps)
+    return float(-np.mean(Y * np.log(proba) + (1 - Y) * np.log1p(-proba)))
+
+
+def _build_model(
+    n_features,
+    n_outputs,
+    *,
+    hidden_sizes,
+    dropouts,
+    activation,
+    batch_norm,
+    weight_norm,
+    seed,
+):
+    """The notebooks' net: [BN, Dropout, Dense] blocks and a sigmoid head.
+
+    ``dropouts[i]`` acts on the input of the i-th dense layer (the first on
+    the features, the last on the input of the head). Every initialiser and
+    dropout layer gets its own seed drawn from ``seed``.
+    """
+    rng = np.random.RandomState(seed)
+
+    def draw():
+        return int(rng.randint(1, np.iinfo(np.int32).max))
+
+    sizes = [*hidden_sizes, n_outputs]
+    layers = [keras.Input(shape=(n_features,))]
+    for i, units in enumerate(sizes):
+        head = i == len(sizes) - 1
+        if batch_norm:
+            layers.append(keras.layers.BatchNormalization())
+        if dropouts[i] > 0:
+            layers.append(keras.layers.Dropout(dropouts[i], seed=draw()))
+        act = "sigmoid" if head else activation
+        init = keras.initializers.GlorotUniform(seed=draw())
+        if weight_norm == "all" or (weight_norm == "head" and head):
+            layers.append(_WeightNormDense(units, act, kernel_initializer=init))
+        else:
+            layers.append(keras.layers.Dense(units, act, kernel_initializer=init))
+    return keras.Sequential(layers)
+
+
+# ------------------------------------------------------- seeds and devices
+@contextlib.contextmanager
+def _seeded(seed):
+    """Seed Keras and its backend for one fit.
+
+    ``keras.utils.set_random_seed`` seeds Python's ``random``, NumPy's global
+    generator, TensorFlow's global seed (the shuffling of the batches) and,
+    on the torch backend, torch's generator. The Python, NumPy and torch
+    states are restored on exit; TensorFlow's global seed cannot be read back
+    and stays at ``seed``. On TensorFlow, op determinism is switched on
+    inside (and off again on exit, if it was off).
+    """
+    with contextlib.ExitStack() as stack:
+        # the global generators that keras.utils.set_random_seed reseeds
+        py_state, np_state = random.getstate(), np.random.get_state()  # noqa: NPY002
+        stack.callback(np.random.set_state, np_state)
+        stack.callback(random.setstate, py_state)
+        backend = keras.backend.backend()
+        if backend == "torch":
+            import torch
+
+            stack.enter_context(torch.random.fork_rng(devices=[]))
+        keras.utils.set_random_seed(int(seed))
+        if backend == "tensorflow":
+            from tensorflow.python.framework import config as tf_config
+
+            if not tf_config.is_op_determinism_enabled():
+                tf_config.enable_op_determinism()
+                stack.callback(tf_config.disable_op_determinism)
+        yield
+
+
+def _gpu_count():
+    """Number of GPUs that the Keras backend sees."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return len(tf.config.list_physical_devices("GPU"))
+    if backend == "torch":
+        import torch
+
+        return torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if backend == "jax":  # pragma: no cover - jax is not a test dependency
+        import jax
+
+        try:
+            return len(jax.devices("gpu"))
+        except RuntimeError:
+            return 0
+    return 0  # pragma: no cover - numpy / openvino backends run on CPU
+
+
+def resolve_keras_device(device):
+    """Map ``device`` to a Keras device name, ``"cpu:0"`` or ``"gpu:N"``.
+
+    ``"auto"`` (or None) is the first GPU when the Keras backend sees one,
+    else the CPU; ``"cuda"`` / ``"gpu"`` (``":N"`` for another one) is an
+    error on a machine where the backend sees no GPU.
+    """
+    if device is None or device == "auto":
+        return "gpu:0" if _gpu_count() else "cpu:0"
+    if not isinstance(device, str):
+        raise ValueError(
+            'device must be "auto", "cpu", "cuda", "cuda:N", "gpu" or "gpu:N", '
+            f"got {device!r}."
+        )
+    name = device.lower()
+    if name in ("cpu", "cpu:0"):
+        return "cpu:0"
+    kind, _, index = name.partition(":")
+    if kind in ("cuda", "gpu") and (index == "" or index.isdigit()):
+        index = int(index or 0)
+        n_gpus = _gpu_count()
+        if n_gpus == 0:
+            raise ValueError(
+                f"device={device!r} but the Keras backend "
+                f"({keras.backend.backend()}) sees no GPU on this machine. Use "
+                'device="cpu" or device="auto".'
+            )
+        if index >= n_gpus:
+            raise ValueError(f"device={device!r}: this machine has {n_gpus} GPU(s).")
+        return f"gpu:{index}"
+    raise ValueError(
+        'device must be "auto", "cpu", "cuda", "cuda:N", "gpu" or "gpu:N", '
+        f"got {device!r}."
+    )
+
+
+def _usable_device(device):
+    """The device a model trained on ``device`` runs on here (GPU or CPU)."""
+    if device is not None and str(device).startswith("gpu"):
+        index = int(str(device).partition(":")[2] or 0)
+        if index < _gpu_count():
+            return device
+    return "cpu:0"
+
+
+# ------------------------------------------------------------------ estimator
+class KerasNetClassifier(BaseMultilabelNet):
+    """Multilabel MLP of the lish-moa Keras notebooks (Keras 3).
+
+    The net of the public "Keras multilabel neural network" notebooks: blocks
+    of batch normalisation, dropout and a weight-normalised dense layer, a
+    sigmoid head over the labels, binary cross-entropy on label-smoothed
+    targets, Adam, ``ReduceLROnPlateau`` and early stopping with the best
+    epoch's weights restored, both on the inner validation split. ``n_seeds``
+    nets are trained and their probabilities averaged; predictions are
+    clipped.
+
+    The net runs on the Keras backend of the process: TensorFlow unless the
+    ``KERAS_BACKEND`` environment variable names another one before Keras is
+    first imported (``"torch"`` works too). Install the extra with ``pip
+    install "moa-sklearn[keras]"``.
+
+    Parameters
+    ----------
+    hidden_sizes : sequence of int, default=(2048, 1048)
+        Width of each hidden layer (the notebooks' 2048 and 1048).
+    dropouts : float or sequence of float, default=(0.2, 0.5, 0.5)
+        Dropout on the input of each dense layer: one value for the features
+        (first layer) and one for the input of every later layer and of the
+        head, i.e. ``len(hidden_sizes) + 1`` values, or one float for all.
+    activation : {"relu", "leaky_relu", "elu", "selu", "gelu", "silu", \
+            "swish", "tanh"}, default="relu"
+        Activation of the hidden layers.
+    batch_norm : bool, default=True
+        Batch normalisation at the input of every dense layer.
+    weight_norm : {"all", "head", "none"}, default="all"
+        Which dense layers are weight-normalised (the notebooks: all).
+    epochs : int, default=35
+        Maximum number of epochs.
+    batch_size : int, default=128
+        Rows per training batch.
+    learning_rate : float, default=1e-3
+        Adam's initial learning rate.
+    weight_decay : float, default=0.0
+        Adam's (decoupled) weight decay; 0 for none.
+    lr_factor : float, default=0.1
+        ``ReduceLROnPlateau``: the learning rate is multiplied by this factor
+        when the monitored loss has not improved by ``min_delta`` for
+        ``lr_patience`` epochs.
+    lr_patience : int, default=3
+        ``ReduceLROnPlateau``'s patience (epochs).
+    min_lr : float, default=1e-6
+        Lower bound of the learning rate.
+    patience : int or None, default=10
+        Early stopping: training stops after ``patience`` epochs without an
+        improvement of the validation loss by ``min_delta``; the weights of
+        the best epoch are restored. None: no early stopping (the best epoch
+        is still restored). Unused without inner validation.
+    min_delta : float, default=1e-4
+        Smallest change of the monitored loss that counts as an improvement.
+    label_smoothing : float, default=0.001
+        Training targets become ``y * (1 - s) + 0.5 * s`` (validation targets
+        are not smoothed).
+    clip : pair of float or None, default=(0.001, 0.999)
+        Predicted probabilities are clipped to this range (the notebooks'
+        0.001 / 0.999), and always kept strictly inside (0, 1).
+    n_seeds : int, default=1
+        Number of nets, each with its own seed and inner split, averaged.
+    validation_fraction : float or None, default=0.1
+        Fraction of the training rows held out for early stopping, the
+        learning-rate schedule and the choice of the best epoch;
+        drug-grouped when ``groups`` is passed to ``fit``. None or 0: no
+        inner validation; the learning-rate schedule then watches the
+        training loss and the last epoch is kept.
+    device : {"auto", "cpu", "cuda", "gpu"} or str, default="auto"
+        "auto" uses the first GPU when the Keras backend sees one, else the
+        CPU; "cuda" (or "gpu", ``":N"`` for another) asks for a GPU and is an
+        error where the backend sees none. A model trained on a GPU loads and
+        predicts on a CPU-only machine.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initialisation, dropout, batch order and inner split. The
+        same int gives the same predictions on the same machine: each fit
+        runs under ``keras.utils.set_random_seed`` (Python's, NumPy's and
+        torch's random states are restored afterwards; TensorFlow's global
+        seed is left set) and, on TensorFlow, with op determinism switched
+        on for its duration.
+    verbose : int, default=0
+        0 is silent; 1 or more prints one line per epoch.
+
+    Attributes
+    ----------
+    classes_ : ndarray
+        For a 2-D ``y``, the label indices ``0 .. n_labels - 1``; for a 1-D
+        ``y``, the class labels.
+    n_labels_ : int
+        Number of outputs of the net (labels; 1 for binary; n_classes).
+    target_names_ : ndarray of str
+        The columns of ``y`` when it was a DataFrame.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Defined when ``X`` has string column names.
+    n_aux_ : int
+        Number of columns of ``y_aux`` given to ``fit`` (not used by this net).
+    models_ : list of keras.Model
+        The fitted net of each seed.
+    seeds_ : ndarray of int
+        The seed of each net.
+    history_ : list of dict
+        One record per seed and epoch: ``seed``, ``epoch``, ``train_loss``,
+        ``valid_loss`` (None without validation), ``lr`` (during the epoch),
+        ``best`` (the epoch whose weights were kept), ``dur`` (seconds).
+    device_ : str
+        The Keras device used for training (``"cpu:0"``, ``"gpu:0"``, ...).
+    backend_ : str
+        The Keras backend used for training.
+
+    Notes
+    -----
+    ``y_aux`` is accepted by ``fit`` (so that it can be routed to every net
+    of a blend) and not used. The notebooks' Lookahead optimiser (TensorFlow
+    Addons) has no Keras 3 counterpart and is not reproduced. The fitted nets
+    pickle as their Keras configuration and weights (NumPy arrays); loading
+    needs Keras, any backend.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from moa_sklearn.neural import KerasNetClassifier
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.normal(size=(60, 5))
+    >>> Y = (X[:, :3] + rng.normal(size=(60, 3)) > 0).astype(int)
+    >>> net = KerasNetClassifier(hidden_sizes=(16,), dropouts=0.1, epochs=3,
+    ...                          batch_size=16, device="cpu", random_state=0)
+    >>> net.fit(X, Y).predict_proba(X).shape
+    (60, 3)
+    >>> net.predict(X[:2]).shape
+    (2, 3)
+    """
+
+    def __init__(
+        self,
+        hidden_sizes=(2048, 1048),
+        dropouts=(0.2, 0.5, 0.5),
+        activation="relu",
+        batch_norm=True,
+        weight_norm="all",
+        epochs=35,
+        batch_size=128,
+        learning_rate=1e-3,
+        weight_decay=0.0,
+        lr_factor=0.1,
+        lr_patience=3,
+        min_lr=1e-6,
+        patience=10,
+        min_delta=1e-4,
+        label_smoothing=0.001,
+        clip=(0.001, 0.999),
+        n_seeds=1,
+        validation_fraction=0.1,
+        device="auto",
+        random_state=None,
+        verbose=0,
+    ):
+        self.hidden_sizes = hidden_sizes
+        self.dropouts = dropouts
+        self.activation = activation
+        self.batch_norm = batch_norm
+        self.weight_norm = weight_norm
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.lr_factor = lr_factor
+        self.lr_patience = lr_patience
+        self.min_lr = min_lr
+        self.patience = patience
+        self.min_delta = min_delta
+        self.label_smoothing = label_smoothing
+        self.clip = clip
+        self.n_seeds = n_seeds
+        self.validation_fraction = validation_fraction
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    @property
+    def model_(self):
+        """The fitted Keras model of the first seed (``models_[0]``)."""
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self, "models_")
+        return self.models_[0]
+
+    # ------------------------------------------------------------ parameters
+    def _check_params(self):
+        super()._check_params()
+        hs = self.hidden_sizes
+        if (
+            isinstance(hs, (str, bytes))
+            or not hasattr(hs, "__len__")
+            or len(hs) < 1
+            or not all(_is_int(h) and h >= 1 for h in hs)
+        ):
+            raise ValueError(
+                "hidden_sizes must be a non-empty sequence of positive ints, "
+                f"got {hs!r}."
+            )
+        n_dense = len(hs) + 1
+        d = self.dropouts
+        if _is_real(d):
+            d = [float(d)] * n_dense
+        elif isinstance(d, (str, bytes)) or not hasattr(d, "__len__"):
+            d = None
+        else:
+            d = list(d)
+        if (
+            d is None
+            or len(d) != n_dense
+            or not all(_is_real(p) and 0 <= p < 1 for p in d)
+        ):
+            raise ValueError(
+                "dropouts must be a float in [0, 1) or one such float per dense "
+                f"layer (len(hidden_sizes) + 1 = {n_dense}), got {self.dropouts!r}."
+            )
+        self._dropouts = [float(p) for p in d]
+        if self.activation not in _ACTIVATIONS:
+            raise ValueError(
+                f"activation must be one of {_ACTIVATIONS}, got {self.activation!r}."
+            )
+        if self.weight_norm not in _WEIGHT_NORM:
+            raise ValueError(
+                f"weight_norm must be one of {_WEIGHT_NORM}, got {self.weight_norm!r}."
+            )
+        if not isinstance(self.batch_norm, (bool, np.bool_)):
+            raise ValueError(f"batch_norm must be a bool, got {self.batch_norm!r}.")
+        for name in ("epochs", "batch_size", "lr_patience"):
+            value = getattr(self, name)
+            if not _is_int(value) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}.")
+        if self.patience is not None and (
+            not _is_int(self.patience) or self.patience < 1
+        ):
+            raise ValueError(
+                f"patience must be None or a positive int, got {self.patience!r}."
+            )
+        if not _is_real(self.learning_rate) or not self.learning_rate > 0:
+            raise ValueError(
+                f"learning_rate must be a positive float, got {self.learning_rate!r}."
+            )
+        for name in ("weight_decay", "min_lr", "min_delta"):
+            value = getattr(self, name)
+            if not _is_real(value) or value < 0:
+                raise ValueError(f"{name} must be a float >= 0, got {value!r}.")
+        if not _is_real(self.lr_factor) or not 0 < self.lr_factor < 1:
+            raise ValueError(
+                f"lr_factor must be a float in (0, 1), got {self.lr_factor!r}."
+            )
+
+    def _resolve_device(self):
+        return resolve_keras_device(self.device)
+
+    # ---------------------------------------------------------------- engine
+    def _fit_one(self, X, Y, X_valid, Y_valid, *, Y_aux, Y_aux_valid, seed, device):
+        validation = X_valid is not None
+        monitor = "val_loss" if validation else "loss"
+        with _seeded(seed), keras.device(device), warnings.catch_warnings():
+            # Keras (3.15) converts TensorFlow variables with np.array, which
+            # NumPy >= 2 flags on every epoch; nothing the caller can act on
+            warnings.filterwarnings(
+                "ignore",
+                message="__array__ implementation doesn't accept a copy keyword",
+                category=DeprecationWarning,
+            )
+            model = _build_model(
+                X.shape[1],
+                Y.shape[1],
+                hidden_sizes=[int(h) for h in self.hidden_sizes],
+                dropouts=self._dropouts,
+                activation=self.activation,
+                batch_norm=bool(self.batch_norm),
+                weight_norm=self.weight_norm,
+                seed=seed,
+            )
+            model.compile(
+                optimizer=keras.optimizers.Adam(
+                    learning_rate=self.learning_rate,
+                    weight_decay=self.weight_decay or None,
+                ),
+                loss=keras.losses.BinaryCrossentropy(),
+            )
+            log = _EpochLog(X_valid, Y_valid)
+            callbacks = [
+                log,
+                keras.callbacks.ReduceLROnPlateau(
+                    monitor=monitor,
+                    factor=self.lr_factor,
+                    patience=self.lr_patience,
+                    min_delta=self.min_delta,
+                    min_lr=self.min_lr,
+                    verbose=0,
+                ),
+            ]
+            stopper = None
+            if validation:
+                stopper = keras.callbacks.EarlyStopping(
+                    monitor=monitor,
+                    patience=self.patience or self.epochs + 1,
+                    min_delta=self.min_delta,
+                    restore_best_weights=True,
+                )
+                callbacks.append(stopper)
+            model.fit(
+                X,
+                Y,
+                epochs=self.epochs,
+                batch_size=self.batch_size,
+                shuffle=True,
+                callbacks=callbacks,
+                verbose=2 if self.verbose else 0,
+            )
+        records = log.records
+        best = stopper.best_epoch if stopper is not None else len(records) - 1
+        for i, record in enumerate(records):
+            record["best"] = i == best
+        return model, records
+
+    def fit(self, X, y, *, y_aux=None, groups=None):
+        """Fit ``n_seeds`` Keras nets on ``X``, ``y``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Numeric features (a DataFrame keeps its column names in
+            ``feature_names_in_``).
+        y : array-like of shape (n_samples, n_labels) or (n_samples,)
+            0/1 label matrix (or DataFrame), or 1-D binary / multiclass labels.
+        y_aux : array-like of shape (n_samples, n_aux), default=None
+            Auxiliary 0/1 targets: validated and then not used by this net
+            (accepted so that a blend can route them to all its nets).
+        groups : array-like of shape (n_samples,), default=None
+            Drug id of each row. When given, the inner validation split keeps
+            the rows of a drug together.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        super().fit(X, y, y_aux=y_aux, groups=groups)
+        self.backend_ = keras.backend.backend()
+        return self
+
+    def _predict_proba_one(self, model, X):
+        return _numpy_forward(model, X)
+
+    # ----------------------------------------------------------- persistence
+    def _serialize_model(self, model):
+        return {
+            "config": model.to_json(),
+            "weights": [np.asarray(w) for w in model.get_weights()],
+        }
+
+    def _deserialize_model(self, payload):
+        with keras.device(_usable_device(getattr(self, "device_", None))):
+            model = keras.models.model_from_json(
+                payload["config"], custom_objects=_CUSTOM_OBJECTS
+            )
+            model.set_weights(payload["weights"])
+        return model
