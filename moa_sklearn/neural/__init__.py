@@ -4,9 +4,14 @@
   label smoothing, seeds, clipping, devices, persistence, routing, tags).
 - :class:`TwoStepNetClassifier`: the two-step PyTorch net of the lish-moa
   recipe, trained with skorch (needs ``pip install "moa-sklearn[torch]"``).
+- :class:`KerasNetClassifier`: the Keras 3 MLP of the public notebooks, on
+  TensorFlow unless ``KERAS_BACKEND`` names another backend (needs ``pip
+  install "moa-sklearn[keras]"``).
+- :class:`TabNetMultilabelClassifier`: pytorch-tabnet on the logits of the
+  labels (needs ``pip install "moa-sklearn[torch]"``).
 
 The engines are imported on first access to their estimator, so ``import
-moa_sklearn.neural`` does not import torch.
+moa_sklearn.neural`` does not import torch, keras or pytorch-tabnet.
 """
 
 import importlib
@@ -16,6 +21,8 @@ from ._base import _TORCH_EXTRA, BaseMultilabelNet
 # public name -> (private module, what to install when its import fails)
 _LAZY = {
     "TwoStepNetClassifier": ("._torch", _TORCH_EXTRA),
+    "KerasNetClassifier": ("._keras", 'pip install "moa-sklearn[keras]"'),
+    "TabNetMultilabelClassifier": ("._tabnet", _TORCH_EXTRA),
 }
 
 __all__ = ["BaseMultilabelNet", *_LAZY]
