@@ -6,6 +6,9 @@ class, which (small, fast) parameters the checks use and which checks are
 expected to fail, each with its specific reason. An empty table is the aim.
 """
 
+from sklearn.neighbors import KNeighborsClassifier as _KNN
+from sklearn.tree import DecisionTreeClassifier as _Tree
+
 # Parameters used to build the instance that the common checks run on. Keep
 # nets tiny (few epochs, small layers) so that the suite stays fast.
 INIT_PARAMS = {
@@ -47,6 +50,23 @@ INIT_PARAMS = {
         device="cpu",
         n_threads=1,
     ),
+    # a fast, deterministic pair of base classifiers that handle 1-D and 2-D
+    # targets natively; 3 inner folds so that the small check datasets split
+    "StackingBlend": dict(
+        estimators=[
+            ("knn", _KNN()),
+            ("tree", _Tree(max_depth=4, random_state=0)),
+        ],
+        cv=3,
+        random_state=0,
+    ),
+    # on the plain arrays of the checks there is no control column: without
+    # control handling (column=None) the meta-estimator is the classifier;
+    # with column=0 and a control value no row has, every row is treated
+    "ControlVehicleClassifier": [
+        dict(estimator=_KNN(), column=None),
+        dict(estimator=_KNN(), column=0, control=-1e9),
+    ],
 }
 
 # {estimator class name: {check name: reason}}
