@@ -749,3 +749,23 @@ def test_untrained_head_predicts_the_prevalence():
     ).fit(X, Y)
     proba = net.predict_proba(X)
     np.testing.assert_allclose(proba.mean(axis=0), Y.mean(axis=0), rtol=0.3, atol=0.01)
+
+
+def test_one_step_warm_up_does_not_crash():
+    # 100 rows, batch 10, 1 epoch: 10 steps x pct_start 0.1 is a warm-up of
+    # exactly one step, where torch's OneCycleLR divides by zero
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(100, 4))
+    Y = (X[:, :2] > 0).astype(int)
+    net = TwoStepNetClassifier(
+        hidden_sizes=(8,),
+        dropouts=0.1,
+        pretrain=False,
+        epochs_finetune=1,
+        batch_size=10,
+        pct_start=0.1,
+        validation_fraction=None,
+        device="cpu",
+        random_state=0,
+    )
+    assert net.fit(X, Y).predict_proba(X).shape == (100, 2)

@@ -586,6 +586,11 @@ class TwoStepNetClassifier(BaseMultilabelNet):
     ):
         """One skorch NeuralNet for one step of training."""
         steps = _n_train_batches(n_train, self.batch_size)
+        total_steps = epochs * steps
+        pct_start = self.pct_start
+        if abs(pct_start * total_steps - 1.0) < 1e-9:
+            # OneCycleLR divides by zero when the warm-up lasts exactly one step
+            pct_start = 0.0 if total_steps <= 2 else 2.0 / total_steps
         callbacks = [
             (
                 "lr_scheduler",
@@ -593,8 +598,8 @@ class TwoStepNetClassifier(BaseMultilabelNet):
                     policy=torch.optim.lr_scheduler.OneCycleLR,
                     step_every="batch",
                     max_lr=max_lr,
-                    total_steps=epochs * steps,
-                    pct_start=self.pct_start,
+                    total_steps=total_steps,
+                    pct_start=pct_start,
                     div_factor=div_factor,
                 ),
             ),
