@@ -312,8 +312,9 @@ class StackingBlend(ClassifierMixin, MetaEstimatorMixin, _BaseComposition):
     parameter to the base classifiers that request it (e.g.
     ``net.set_fit_request(y_aux=True, groups=True)``); row-aligned metadata
     is sliced per inner fold. With routing disabled, ``groups`` goes to the
-    splitter and to the base classifiers whose ``fit`` has a ``groups``
-    parameter, and the other ``**fit_params`` go to every base classifier.
+    splitter, and ``groups`` and every other fit parameter go to the base
+    classifiers whose ``fit`` signature names it (a ``TypeError`` says so
+    when no base classifier takes a parameter).
 
     Examples
     --------
@@ -444,7 +445,7 @@ class StackingBlend(ClassifierMixin, MetaEstimatorMixin, _BaseComposition):
             return DrugMultilabelStratifiedKFold(
                 n_splits=int(cv), random_state=self.random_state
             )
-        if not hasattr(cv, "split"):
+        if not (hasattr(cv, "split") and hasattr(cv, "get_n_splits")):
             raise ValueError(
                 f"cv must be an int or a cross-validation splitter, got {cv!r}."
             )
@@ -506,11 +507,21 @@ class StackingBlend(ClassifierMixin, MetaEstimatorMixin, _BaseComposition):
         else:
             split_groups = groups
             est_params = []
+            params = dict(fit_params)
+            if groups is not None:
+                params["groups"] = groups
             for e in estimators:
-                params = dict(fit_params)
-                if groups is not None and has_fit_parameter(e, "groups"):
-                    params["groups"] = groups
-                est_params.append(params)
+                est_params.append(
+                    {k: v for k, v in params.items() if has_fit_parameter(e, k)}
+                )
+            unused = set(fit_params) - {k for p in est_params for k in p}
+            if unused:
+                raise TypeError(
+                    f"No base estimator's fit accepts {sorted(unused)}. With "
+                    "metadata routing disabled, a fit parameter goes to the base "
+                    "estimators whose fit names it; to reach others (e.g. a step "
+                    "of a Pipeline), enable routing and use set_fit_request."
+                )
         if split_groups is None:
             split_groups = np.arange(n)
         split_y = Y.astype(np.int8)

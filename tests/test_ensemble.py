@@ -1,0 +1,415 @@
+"""StackingBlend and ControlVehicleClassifier: weights, OOF, routing, controls."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import sklearn
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.dummy import DummyClassifier
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from moa_sklearn.ensemble import ControlVehicleClassifier, StackingBlend
+from moa_sklearn.metrics import (
+    mean_columnwise_log_loss,
+    multilabel_proba,
+    neg_mean_columnwise_log_loss,
+)
+from moa_sklearn.model_selection import DrugMultilabelStratifiedKFold
+
+# every fit of a _Spy appends a record here (clones share the module)
+_LOG = []
+
+
+class _Spy(ClassifierMixin, BaseEstimator):
+    """Predicts the training prevalence; records what each fit received.
+
+    Column 0 of X is the row id, so a record tells which rows were seen.
+    """
+
+    def __init__(self, tag="spy"):
+        self.tag = tag
+
+    def fit(self, X, y, y_aux=None, groups=None):
+        X = np.asarray(X, dtype=float)
+        _LOG.append(
+            dict(
+                tag=self.tag,
+                ids=X[:, 0].astype(int),
+                y_aux_ids=None if y_aux is None else np.asarray(y_aux)[:, 0],
+                groups=None if groups is None else np.asarray(groups),
+            )
+        )
+        self.prior_ = np.clip(np.asarray(y, dtype=float).mean(axis=0), 0.01, 0.99)
+        self.classes_ = np.arange(self.prior_.size)
+        return self
+
+    def predict_proba(self, X):
+        return np.tile(self.prior_, (len(X), 1))
+
+    def predict(self, X):
+        return (self.predict_proba(X) >= 0.5).astype(int)
+
+
+class _Constant(ClassifierMixin, BaseEstimator):
+    """A useless classifier: P(label = 1) = 0.5 everywhere."""
+
+    def fit(self, X, y, **fit_params):
+        self.n_labels_ = np.asarray(y).shape[1]
+        self.classes_ = np.arange(self.n_labels_)
+        return self
+
+    def predict_proba(self, X):
+        return np.full((len(X), self.n_labels_), 0.5)
+
+
+@pytest.fixture
+def log():
+    _LOG.clear()
+    yield _LOG
+    _LOG.clear()
+
+
+@pytest.fixture(autouse=True)
+def _no_routing_leak():
+    yield
+    sklearn.set_config(enable_metadata_routing=False)
+
+
+def _world(n_drugs=40, size=6, n_labels=4, seed=0):
+    """Drugs of ``size`` replicate rows; labels constant within a drug;
+    column 0 of X is the row id, the other columns carry the labels."""
+    rng = np.random.RandomState(seed)
+    Yd = (rng.uniform(size=(n_drugs, n_labels)) < 0.3).astype(int)
+    Y = np.repeat(Yd, size, axis=0)
+    groups = np.repeat(np.arange(n_drugs), size)
+    n = Y.shape[0]
+    signal = Y @ rng.normal(size=(n_labels, 6)) * 2 + rng.normal(size=(n, 6))
+    X = np.column_stack([np.arange(n), signal])
+    return X, Y, groups
+
+
+def _knn():
+    # column 0 (the row id) is scaled away from mattering much
+    return make_pipeline(StandardScaler(), KNeighborsClassifier(15))
+
+
+def test_weights_on_the_simplex_and_blend_not_worse_than_best_base():
+    X, Y, groups = _world()
+    blend = StackingBlend(
+        [
+            ("knn", _knn()),
+            ("prior", DummyClassifier(strategy="prior")),
+            ("knn5", make_pipeline(StandardScaler(), KNeighborsClassifier(5))),
+        ],
+        cv=4,
+        random_state=0,
+    ).fit(X, Y, groups=groups)
+    assert blend.weights_.shape == (3,)
+    assert (blend.weights_ >= 0).all()
+    assert blend.weights_.sum() == pytest.approx(1.0)
+    assert blend.oof_predictions_.shape == (3, X.shape[0], Y.shape[1])
+    assert set(blend.oof_scores_) == {"knn", "prior", "knn5"}
+    for m, name in enumerate(["knn", "prior", "knn5"]):
+        assert blend.oof_scores_[name] == pytest.approx(
+            mean_columnwise_log_loss(Y, blend.oof_predictions_[m])
+        )
+    assert blend.oof_score_ <= min(blend.oof_scores_.values()) + 1e-9
+    assert blend.oof_score_ == pytest.approx(
+        mean_columnwise_log_loss(Y, blend.oof_proba_)
+    )
+    proba = blend.predict_proba(X)
+    assert proba.shape == Y.shape
+    assert ((proba > 0) & (proba < 1)).all()
+    assert blend.predict(X).shape == Y.shape
+    assert list(blend.named_estimators_) == ["knn", "prior", "knn5"]
+    # predict_proba is the weighted blend of the refitted base estimators
+    expected = sum(
+        w * multilabel_proba(e, X) for w, e in zip(blend.weights_, blend.estimators_)
+    )
+    np.testing.assert_allclose(proba, np.clip(expected, 1e-15, 1 - 1e-15))
+
+
+def test_useless_estimator_gets_no_weight():
+    X, Y, groups = _world()
+    # clipped, the knn's probabilities are never 0 for a positive, where a
+    # mixture with 0.5 would help
+    blend = StackingBlend(
+        [("useless", _Constant()), ("good", _knn())],
+        cv=4,
+        clip=(0.01, 0.99),
+        random_state=0,
+    ).fit(X, Y, groups=groups)
+    assert blend.weights_[1] > 0.99
+    assert blend.oof_scores_["useless"] == pytest.approx(np.log(2))
+    assert blend.oof_score_ < 0.5 * np.log(2)
+
+
+def test_per_target_weights_with_shrinkage():
+    X, Y, groups = _world()
+    est = [("useless", _Constant()), ("good", _knn()), ("prior", DummyClassifier())]
+    shrunk = StackingBlend(
+        est, cv=4, weights="per_target", shrinkage=0.3, random_state=0
+    ).fit(X, Y, groups=groups)
+    W = shrunk.target_weights_
+    assert W.shape == (Y.shape[1], 3)
+    assert (W >= 0).all()
+    np.testing.assert_allclose(W.sum(axis=1), 1.0)
+    assert not np.allclose(W, shrunk.weights_)  # targets differ
+    full = StackingBlend(
+        est, cv=4, weights="per_target", shrinkage=1.0, random_state=0
+    ).fit(X, Y, groups=groups)
+    np.testing.assert_allclose(full.target_weights_, np.tile(full.weights_, (4, 1)))
+    # per-target optimum (no shrinkage) fits the OOF predictions at least as well
+    free = StackingBlend(
+        est, cv=4, weights="per_target", shrinkage=0.0, random_state=0
+    ).fit(X, Y, groups=groups)
+    assert free.oof_score_ <= full.oof_score_ + 1e-9
+
+
+def test_fixed_and_uniform_weights():
+    X, Y, groups = _world()
+    est = [("useless", _Constant()), ("good", _knn())]
+    fixed = StackingBlend(est, cv=3, weights=[1, 3]).fit(X, Y, groups=groups)
+    np.testing.assert_allclose(fixed.weights_, [0.25, 0.75])
+    uniform = StackingBlend(est, cv=3, weights="uniform").fit(X, Y, groups=groups)
+    np.testing.assert_allclose(uniform.weights_, [0.5, 0.5])
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        (dict(estimators=[]), "non-empty list"),
+        (dict(weights="best"), "weights must be"),
+        (dict(weights=[1.0]), "weights must be"),
+        (dict(shrinkage=2.0), "shrinkage"),
+        (dict(clip=(0.9, 0.1)), "clip"),
+        (dict(cv="five"), "cv must be"),
+    ],
+)
+def test_bad_params(params, match):
+    X, Y, groups = _world(n_drugs=12)
+    blend = StackingBlend([("a", _Spy()), ("b", _Spy())], cv=3).set_params(**params)
+    with pytest.raises(ValueError, match=match):
+        blend.fit(X, Y, groups=groups)
+
+
+def test_base_estimator_without_predict_proba_is_rejected():
+    from sklearn.svm import LinearSVC
+
+    X, Y, groups = _world(n_drugs=12)
+    with pytest.raises(TypeError, match="predict_proba"):
+        StackingBlend([("svc", LinearSVC())], cv=3).fit(X, Y[:, 0], groups=groups)
+
+
+def test_inner_cv_is_drug_grouped_and_base_refitted_on_all_rows(log):
+    X, Y, groups = _world()
+    StackingBlend([("spy", _Spy())], cv=4, random_state=0).fit(X, Y, groups=groups)
+    assert len(log) == 5  # 4 inner folds + the refit on all rows
+    seen_test = []
+    for record in log[:4]:
+        left_out = np.setdiff1d(np.arange(len(X)), record["ids"])
+        seen_test.append(left_out)
+        # whole drugs are left out (groups reached the drug-grouped splitter)
+        assert not set(groups[record["ids"]]) & set(groups[left_out])
+    np.testing.assert_array_equal(np.sort(np.concatenate(seen_test)), np.arange(240))
+    np.testing.assert_array_equal(log[4]["ids"], np.arange(len(X)))
+
+
+@pytest.mark.parametrize("routing", [False, True])
+def test_y_aux_and_groups_sliced_per_inner_fold(log, routing):
+    X, Y, groups = _world()
+    y_aux = X[:, :1].copy()  # the row id, to check alignment
+    sklearn.set_config(enable_metadata_routing=routing)
+    spy = _Spy()
+    if routing:
+        spy.set_fit_request(y_aux=True, groups=True)
+    blend = StackingBlend([("spy", spy), ("prior", DummyClassifier())], cv=3)
+    blend.fit(X, Y, groups=groups, y_aux=y_aux)
+    assert len(log) == 4
+    for record in log:
+        np.testing.assert_array_equal(record["y_aux_ids"], record["ids"])
+        np.testing.assert_array_equal(record["groups"], groups[record["ids"]])
+    assert len(log[-1]["ids"]) == len(X)
+
+
+@pytest.mark.parametrize("routing", [False, True])
+def test_metadata_no_base_estimator_takes_raises(routing):
+    X, Y, groups = _world(n_drugs=12)
+    sklearn.set_config(enable_metadata_routing=routing)
+    blend = StackingBlend([("prior", DummyClassifier())], cv=3)
+    with pytest.raises((TypeError, ValueError), match="y_aux"):
+        blend.fit(X, Y, groups=groups, y_aux=X[:, :1])
+
+
+def test_set_params_and_grid_search_over_a_base_parameter():
+    X, Y, groups = _world()
+    blend = StackingBlend([("knn", _knn()), ("prior", DummyClassifier())], cv=3)
+    assert blend.get_params()["knn__kneighborsclassifier__n_neighbors"] == 15
+    blend.set_params(knn__kneighborsclassifier__n_neighbors=7)
+    assert blend.estimators[0][1][-1].n_neighbors == 7
+    search = GridSearchCV(
+        blend,
+        {"knn__kneighborsclassifier__n_neighbors": [3, 25]},
+        cv=DrugMultilabelStratifiedKFold(3, random_state=0),
+        scoring=neg_mean_columnwise_log_loss,
+    ).fit(X, Y, groups=groups)
+    assert search.best_params_["knn__kneighborsclassifier__n_neighbors"] in (3, 25)
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+
+
+def test_replace_a_base_estimator_by_name():
+    blend = StackingBlend([("a", _Spy()), ("b", _Spy())])
+    blend.set_params(b=DummyClassifier())
+    assert isinstance(blend.estimators[1][1], DummyClassifier)
+
+
+@pytest.mark.parametrize("routing", [False, True])
+def test_nested_in_cross_val_score_with_groups(routing):
+    X, Y, groups = _world()
+    sklearn.set_config(enable_metadata_routing=routing)
+    blend = StackingBlend(
+        [("knn", _knn()), ("prior", DummyClassifier())], cv=3, random_state=0
+    )
+    cv = DrugMultilabelStratifiedKFold(3, random_state=0)
+    kwargs = {"params": {"groups": groups}} if routing else {"groups": groups}
+    scores = cross_val_score(
+        blend, X, Y, cv=cv, scoring=neg_mean_columnwise_log_loss, **kwargs
+    )
+    assert scores.shape == (3,)
+    assert (scores < 0).all()
+
+
+def test_n_jobs_gives_the_same_result():
+    X, Y, groups = _world(n_drugs=20)
+    est = [("knn", _knn()), ("prior", DummyClassifier())]
+    a = StackingBlend(est, cv=3, random_state=0).fit(X, Y, groups=groups)
+    b = StackingBlend(est, cv=3, random_state=0, n_jobs=2).fit(X, Y, groups=groups)
+    np.testing.assert_allclose(a.predict_proba(X), b.predict_proba(X))
+
+
+def test_one_dimensional_targets():
+    X, Y, groups = _world()
+    y = np.where(Y[:, 0] == 1, "moa", np.where(Y[:, 1] == 1, "other", "none"))
+    blend = StackingBlend([("knn", _knn()), ("prior", DummyClassifier())], cv=3)
+    blend.fit(X, y, groups=groups)
+    proba = blend.predict_proba(X)
+    assert proba.shape == (len(X), 3)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert set(blend.predict(X)) <= set(blend.classes_)
+
+
+def test_seed_averaged_net_as_base_estimator():
+    pytest.importorskip("torch")
+    pytest.importorskip("skorch")
+    from moa_sklearn.neural import TwoStepNetClassifier
+
+    X, Y, groups = _world(n_drugs=20)
+    net = TwoStepNetClassifier(
+        hidden_sizes=(16,),
+        dropouts=0.1,
+        epochs_pretrain=2,
+        epochs_finetune=2,
+        unfreeze_every=1,
+        batch_size=32,
+        n_seeds=2,
+        device="cpu",
+        n_threads=1,
+        random_state=0,
+    )
+    blend = StackingBlend([("net", net), ("prior", DummyClassifier())], cv=3)
+    blend.fit(X, Y, groups=groups)
+    assert len(blend.named_estimators_["net"].models_) == 2
+    assert blend.predict_proba(X).shape == Y.shape
+
+
+# ---------------------------------------------------------------- controls
+def _raw_frame(n_drugs=30, seed=0):
+    X, Y, groups = _world(n_drugs=n_drugs, seed=seed)
+    n = len(X)
+    cp_type = np.where(groups % 5 == 0, "ctl_vehicle", "trt_cp")
+    Y[cp_type == "ctl_vehicle"] = 0
+    frame = pd.DataFrame(X, columns=["id"] + [f"g-{i}" for i in range(X.shape[1] - 1)])
+    frame.insert(1, "cp_type", cp_type)
+    assert len(frame) == n
+    return frame, Y, groups
+
+
+class _Numeric(ClassifierMixin, BaseEstimator):
+    """Drops the raw string column, then delegates (a stand-in for features)."""
+
+    def __init__(self, estimator):
+        self.estimator = estimator
+
+    def fit(self, X, y, **fit_params):
+        self.estimator_ = clone(self.estimator).fit(
+            X.drop(columns="cp_type"), y, **fit_params
+        )
+        self.classes_ = self.estimator_.classes_
+        return self
+
+    def predict_proba(self, X):
+        return self.estimator_.predict_proba(X.drop(columns="cp_type"))
+
+    def predict(self, X):
+        return self.estimator_.predict(X.drop(columns="cp_type"))
+
+
+def test_control_rows_never_seen_and_predicted_at_the_floor(log):
+    X, Y, groups = _raw_frame()
+    control = (X["cp_type"] == "ctl_vehicle").to_numpy()
+    clf = ControlVehicleClassifier(_Numeric(_Spy()), control_proba=1e-4)
+    clf.fit(X, Y, groups=groups, y_aux=X[["id"]].to_numpy())
+    assert clf.n_controls_ == control.sum() > 0
+    (record,) = log
+    assert not control[record["ids"]].any()
+    np.testing.assert_array_equal(record["ids"], np.flatnonzero(~control))
+    np.testing.assert_array_equal(record["groups"], groups[~control])
+    np.testing.assert_array_equal(record["y_aux_ids"], record["ids"])
+    proba = clf.predict_proba(X)
+    assert proba.shape == Y.shape
+    assert (proba[control] == 1e-4).all()
+    assert (proba[~control] > 0.01 - 1e-12).all()  # the spy's prior, clipped
+    assert (clf.predict(X)[control] == 0).all()
+
+
+def test_control_column_encoded_and_by_index():
+    X, Y, groups = _raw_frame()
+    enc = X.assign(cp_type=(X["cp_type"] == "ctl_vehicle").astype(int)).rename(
+        columns={"cp_type": "cp_type_ctl_vehicle"}
+    )
+    a = ControlVehicleClassifier(_knn(), column="cp_type_ctl_vehicle", control=1)
+    b = ControlVehicleClassifier(_knn(), column=1, control=1)
+    pa = a.fit(enc, Y).predict_proba(enc)
+    pb = b.fit(enc.to_numpy(), Y).predict_proba(enc.to_numpy())
+    np.testing.assert_allclose(pa, pb)
+    assert a.n_controls_ == b.n_controls_ > 0
+    assert (pa[enc["cp_type_ctl_vehicle"] == 1] == 5e-4).all()
+
+
+def test_control_column_missing_is_a_clear_error():
+    X, Y, _ = _raw_frame()
+    clf = ControlVehicleClassifier(_knn(), column="cp_type_ctl_vehicle", control=1)
+    with pytest.raises(ValueError, match="control column 'cp_type_ctl_vehicle'"):
+        clf.fit(X.drop(columns="cp_type"), Y)
+    with pytest.raises(ValueError, match="not a DataFrame"):
+        ControlVehicleClassifier(_knn()).fit(X.drop(columns="cp_type").to_numpy(), Y)
+    with pytest.raises(ValueError, match="control_proba"):
+        ControlVehicleClassifier(_knn(), control_proba=0.0).fit(X, Y)
+
+
+@pytest.mark.parametrize("routing", [False, True])
+def test_controls_around_a_blend_in_cross_val_score(routing):
+    X, Y, groups = _raw_frame()
+    sklearn.set_config(enable_metadata_routing=routing)
+    model = ControlVehicleClassifier(
+        _Numeric(StackingBlend([("knn", _knn()), ("prior", DummyClassifier())], cv=3))
+    )
+    cv = DrugMultilabelStratifiedKFold(3, random_state=0)
+    kwargs = {"params": {"groups": groups}} if routing else {"groups": groups}
+    scores = cross_val_score(
+        model, X, Y, cv=cv, scoring=neg_mean_columnwise_log_loss, **kwargs
+    )
+    assert (scores < 0).all()
