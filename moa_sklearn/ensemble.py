@@ -314,7 +314,9 @@ class StackingBlend(ClassifierMixin, MetaEstimatorMixin, _BaseComposition):
     is sliced per inner fold. With routing disabled, ``groups`` goes to the
     splitter, and ``groups`` and every other fit parameter go to the base
     classifiers whose ``fit`` signature names it (a ``TypeError`` says so
-    when no base classifier takes a parameter).
+    when no base classifier takes a parameter; ``sample_weight`` must be
+    taken by all). ``sample_weight`` reaches the base classifiers only: the
+    blend weights are chosen on the unweighted OOF loss.
 
     Examples
     --------
@@ -513,6 +515,12 @@ class StackingBlend(ClassifierMixin, MetaEstimatorMixin, _BaseComposition):
             for e in estimators:
                 est_params.append(
                     {k: v for k, v in params.items() if has_fit_parameter(e, k)}
+                )
+            lacking = [n for n, p in zip(names, est_params) if "sample_weight" not in p]
+            if "sample_weight" in fit_params and lacking:
+                raise TypeError(
+                    "sample_weight is passed to every base estimator, but "
+                    f"some do not support it in fit: {lacking}."
                 )
             unused = set(fit_params) - {k for p in est_params for k in p}
             if unused:
