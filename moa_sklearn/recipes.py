@@ -1,0 +1,266 @@
+"""The whole lish-moa recipe as one scikit-learn ``Pipeline``."""
+
+import importlib.util
+import numbers
+import warnings
+
+import sklearn
+from sklearn.base import clone
+from sklearn.pipeline import Pipeline
+
+from .ensemble import ControlVehicleClassifier, StackingBlend
+from .preprocessing import make_moa_features
+
+__all__ = ["make_moa_pipeline", "MODELS", "PROFILES"]
+
+MODELS = ("twostep", "keras", "tabnet")
+"""Names of the built-in models of :func:`make_moa_pipeline`."""
+
+PROFILES = ("quick", "full")
+"""Profiles of :func:`make_moa_pipeline`."""
+
+# model name -> (estimator class in moa_sklearn.neural, modules it imports)
+_ENGINES = {
+    "twostep": ("TwoStepNetClassifier", ("torch", "skorch")),
+    "keras": ("KerasNetClassifier", ("keras",)),
+    "tabnet": ("TabNetMultilabelClassifier", ("torch", "pytorch_tabnet")),
+}
+
+# quick: few epochs and small nets, for demos and tests (seconds on a CPU for
+# a few thousand rows); full: the class defaults, which are the recipe
+_QUICK_MODEL_PARAMS = {
+    "twostep": dict(
+        hidden_sizes=(128,),
+        dropouts=0.2,
+        epochs_pretrain=4,
+        epochs_finetune=4,
+        unfreeze_every=2,
+    ),
+    "keras": dict(
+        hidden_sizes=(128,),
+        dropouts=0.2,
+        epochs=5,
+        patience=None,
+        learning_rate=3e-3,
+    ),
+    "tabnet": dict(
+        n_d=8,
+        n_a=8,
+        max_epochs=5,
+        patience=None,
+        batch_size=256,
+        virtual_batch_size=64,
+    ),
+}
+
+_QUICK_FEATURE_PARAMS = dict(
+    n_components={"g": 50, "c": 10},
+    n_clusters={"g": 5, "c": 2},
+)
+
+_QUICK_CV, _FULL_CV = 3, 5
+
+
+def _installed(name):
+    return all(importlib.util.find_spec(m) is not None for m in _ENGINES[name][1])
+
+
+def _resolve_models(models):
+    """Return a list of (name, estimator-or-None) from the ``models`` argument."""
+    if isinstance(models, str) and models == "auto":
+        found = [m for m in MODELS if _installed(m)]
+        missing = [m for m in MODELS if m not in found]
+        if missing:
+            warnings.warn(
+                f"make_moa_pipeline(models='auto'): {missing} left out, their "
+                "engines are not installed (pip install 'moa-sklearn[torch]' / "
+                "'moa-sklearn[keras]').",
+                UserWarning,
+                stacklevel=3,
+            )
+        if not found:
+            raise ImportError(
+                "make_moa_pipeline(models='auto') found no installed engine: "
+                "pip install 'moa-sklearn[torch]' or 'moa-sklearn[keras]'."
+            )
+        return [(m, None) for m in found]
+    if isinstance(models, str):
+        models = (models,)
+    out = []
+    for item in models:
+        if isinstance(item, str):
+            if item not in MODELS:
+                raise ValueError(
+                    f"Unknown model {item!r}: models are names among {MODELS}, "
+                    "(name, estimator) pairs, or 'auto'."
+                )
+            out.append((item, None))
+        elif (
+            isinstance(item, tuple)
+            and len(item) == 2
+            and isinstance(item[0], str)
+            and hasattr(item[1], "fit")
+        ):
+            out.append(item)
+        else:
+            raise ValueError(
+                "models must be 'auto' or a list of model names among "
+                f"{MODELS} and (name, estimator) pairs; got {item!r}."
+            )
+    if not out:
+        raise ValueError("models is empty: give at least one model.")
+    return out
+
+
+def _build_net(name, profile, random_state, params):
+    from . import neural
+
+    cls = getattr(neural, _ENGINES[name][0])  # clear ImportError if missing
+    kwargs = dict(_QUICK_MODEL_PARAMS[name]) if profile == "quick" else {}
+    kwargs["random_state"] = random_state
+    kwargs.update(params)
+    return cls(**kwargs)
+
+
+def make_moa_pipeline(
+    models="auto",
+    *,
+    profile="quick",
+    random_state=None,
+    cv=None,
+    weights="optimize",
+    control_column="cp_type_ctl_vehicle",
+    control_proba=5e-4,
+    feature_params=None,
+    model_params=None,
+    route_metadata=True,
+    n_jobs=None,
+):
+    """The seed's full system as one ``Pipeline``: features, controls, blend.
+
+    The steps, by name::
+
+        features  make_moa_features(...)            raw frame -> numeric features
+        model     ControlVehicleClassifier(         control rows -> floor proba
+                      StackingBlend([twostep, keras, tabnet]))
+
+    The blend chooses its weights on out-of-fold predictions of a
+    drug-grouped inner CV; its models are fitted on the treated rows only
+    (``cp_type_ctl_vehicle == 0`` after the ``features`` step), and the
+    control rows get ``control_proba`` for every target. Parameters are
+    reachable for ``GridSearchCV`` as ``features__<step>__<param>`` and
+    ``model__estimator__<model>__<param>``, e.g.
+    ``{"features__pca__n_components": [...],
+    "model__estimator__twostep__hidden_sizes": [...]}``.
+
+    Parameters
+    ----------
+    models : 'auto' or list of str or (str, estimator), default='auto'
+        The base models of the blend: names among ``'twostep'``
+        (:class:`~moa_sklearn.neural.TwoStepNetClassifier`), ``'keras'``
+        (:class:`~moa_sklearn.neural.KerasNetClassifier`) and ``'tabnet'``
+        (:class:`~moa_sklearn.neural.TabNetMultilabelClassifier`), or
+        ``(name, estimator)`` pairs of any classifier. ``'auto'``: the three
+        nets whose engine is installed (a warning names those left out). A
+        model named explicitly whose engine is missing raises an
+        ``ImportError`` that says what to install.
+    profile : {'quick', 'full'}, default='quick'
+        ``'quick'``: small nets and few epochs, 50 gene / 10 cell PCA
+        components, 5 / 2 clusters, a 3-fold inner CV: for demos and tests.
+        ``'full'``: the recipe (the nets' and :func:`make_moa_features`'
+        defaults, a 5-fold inner CV).
+    random_state : int or None, default=None
+        Seed of the features, of every net and of the inner CV.
+    cv : int, splitter or None, default=None
+        Inner CV of the blend (``None``: 3 for quick, 5 for full; an int is
+        a :class:`~moa_sklearn.model_selection.DrugMultilabelStratifiedKFold`).
+    weights : str or array-like, default='optimize'
+        ``weights`` of :class:`~moa_sklearn.ensemble.StackingBlend`.
+    control_column : str or None, default='cp_type_ctl_vehicle'
+        The encoded control indicator (after the ``features`` step); ``None``
+        for no control handling.
+    control_proba : float, default=0.0005
+        Probability predicted for every target of a control row.
+    feature_params : dict, default=None
+        Keyword arguments of :func:`make_moa_features`, over the profile's.
+    model_params : dict of str to dict, default=None
+        Per built-in model, keyword arguments of its estimator over the
+        profile's, e.g. ``{"twostep": {"n_seeds": 3, "device": "cuda"}}``.
+    route_metadata : bool, default=True
+        When metadata routing is enabled (``sklearn.set_config(
+        enable_metadata_routing=True)`` *before* this call), request
+        ``y_aux`` and ``groups`` in the built-in nets' ``fit``
+        (``set_fit_request(y_aux=True, groups=True)``), so that
+        ``cross_validate(..., params={"groups": drugs, "y_aux": Y_aux})``
+        reaches the blend's inner splitter and the nets (pretraining on
+        ``y_aux``, drug-grouped inner validation). With routing disabled
+        nothing is requested (``set_fit_request`` would raise); then pass
+        ``fit(X, Y, model__groups=drugs, model__y_aux=Y_aux)``, and note that
+        ``cross_val_score(..., groups=drugs)`` gives ``groups`` to the outer
+        splitter only (the inner CV then treats rows as independent).
+    n_jobs : int or None, default=None
+        ``n_jobs`` of the blend (parallel fits of the inner folds).
+
+    Returns
+    -------
+    pipeline : sklearn.pipeline.Pipeline
+        Unfitted.
+
+    Examples
+    --------
+    >>> from sklearn.neighbors import KNeighborsClassifier
+    >>> from moa_sklearn.datasets import make_moa
+    >>> from moa_sklearn.recipes import make_moa_pipeline
+    >>> world = make_moa(n_samples=300, n_test=0, n_genes=20, n_cells=6,
+    ...                  n_scored=5, n_nonscored=0, random_state=0)
+    >>> pipe = make_moa_pipeline([("knn", KNeighborsClassifier(20))],
+    ...                          random_state=0,
+    ...                          feature_params=dict(n_components=4, n_clusters=2))
+    >>> list(pipe.named_steps)
+    ['features', 'model']
+    >>> pipe.fit(world.data, world.target, model__groups=world.groups)
+    Pipeline(...)
+    >>> pipe.predict_proba(world.data).shape
+    (300, 5)
+    """
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}.")
+    if random_state is not None and not isinstance(random_state, numbers.Integral):
+        raise ValueError(
+            "random_state must be an int or None (one seed is given to every "
+            f"step), got {random_state!r}."
+        )
+    model_params = dict(model_params or {})
+    unknown = set(model_params) - set(MODELS)
+    if unknown:
+        raise ValueError(
+            f"model_params has unknown models {sorted(unknown)}; built-in models "
+            f"are {MODELS} (tune a custom estimator before passing it)."
+        )
+    routing = route_metadata and sklearn.get_config()["enable_metadata_routing"]
+    estimators = []
+    for name, estimator in _resolve_models(models):
+        if estimator is None:
+            estimator = _build_net(
+                name, profile, random_state, model_params.get(name, {})
+            )
+            if routing:
+                estimator.set_fit_request(y_aux=True, groups=True)
+        else:
+            estimator = clone(estimator)
+        estimators.append((name, estimator))
+
+    fparams = dict(_QUICK_FEATURE_PARAMS) if profile == "quick" else {}
+    fparams["random_state"] = random_state
+    fparams.update(feature_params or {})
+    features = make_moa_features(**fparams)
+
+    if cv is None:
+        cv = _QUICK_CV if profile == "quick" else _FULL_CV
+    blend = StackingBlend(
+        estimators, cv=cv, weights=weights, n_jobs=n_jobs, random_state=random_state
+    )
+    model = ControlVehicleClassifier(
+        blend, column=control_column, control=1, control_proba=control_proba
+    )
+    return Pipeline([("features", features), ("model", model)])
