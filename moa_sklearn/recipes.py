@@ -46,10 +46,10 @@ _QUICK_MODEL_PARAMS = {
     "tabnet": dict(
         n_d=8,
         n_a=8,
-        max_epochs=5,
+        max_epochs=20,
         patience=None,
-        batch_size=256,
-        virtual_batch_size=64,
+        batch_size=128,
+        virtual_batch_size=32,
     ),
 }
 
