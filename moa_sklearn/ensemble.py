@@ -863,6 +863,12 @@ class ControlVehicleClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
             )
         if hasattr(self.estimator_, "classes_"):
             self.classes_ = self.estimator_.classes_
+        elif not self._multilabel:
+            self.classes_ = np.unique(_as_array(y))
+        self._y_dtype = _as_array(y).dtype
+        self._n_outputs = (
+            _as_array(y).shape[1] if self._multilabel else len(self.classes_)
+        )
         return self
 
     def predict_proba(self, X):
@@ -874,30 +880,40 @@ class ControlVehicleClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
 
         Returns
         -------
-        proba : ndarray of shape (n_samples, n_labels) or (n_samples, 2)
-            The probabilities of ``estimator_`` (a list of per-label arrays
-            is turned into one (n_samples, n_labels) array), with the control
-            rows set to ``control_proba`` (P(label = 1)); for a 1-D target
-            see the Notes of the class.
+        proba : ndarray of shape (n_samples, n_labels) or (n_samples, n_classes)
+            The probabilities of ``estimator_`` on the treated rows (a list
+            of per-label arrays is turned into one (n_samples, n_labels)
+            array, kept inside (0, 1)); ``control_proba`` for every label of
+            the control rows, which ``estimator_`` never sees. For a 1-D
+            target see the Notes of the class.
         """
         check_is_fitted(self, "estimator_")
         X = _check_X(self, X, reset=False)
         mask = self._control_mask(X)
+        if mask is None or not mask.any():
+            return self._inner_proba(X)
         c = self.control_proba
         if self._multilabel:
-            proba = np.clip(multilabel_proba(self.estimator_, X), _EPS, 1 - _EPS)
-            if mask is not None:
-                proba[mask] = c
+            row = np.full(self._n_outputs, c)
         else:
-            proba = np.array(self.estimator_.predict_proba(X), dtype=np.float64)
-            if mask is not None:
-                row = np.full(proba.shape[1], c)
-                row[0] = 1 - c * (proba.shape[1] - 1)
-                proba[mask] = row
+            row = np.full(self._n_outputs, c)
+            row[0] = 1 - c * (self._n_outputs - 1)
+        proba = np.tile(row, (mask.size, 1))
+        treated = np.flatnonzero(~mask)
+        if treated.size:
+            proba[treated] = self._inner_proba(_safe_indexing(X, treated))
         return proba
+
+    def _inner_proba(self, X):
+        if self._multilabel:
+            return np.clip(multilabel_proba(self.estimator_, X), _EPS, 1 - _EPS)
+        return np.asarray(self.estimator_.predict_proba(X), dtype=np.float64)
 
     def predict(self, X):
         """Predicted labels (0 for every label of a control row).
+
+        The classifier predicts the treated rows only (so that a feature
+        step inside it never sees a control row, e.g. an unseen category).
 
         Parameters
         ----------
@@ -910,13 +926,20 @@ class ControlVehicleClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
         check_is_fitted(self, "estimator_")
         X = _check_X(self, X, reset=False)
         mask = self._control_mask(X)
-        y_pred = self.estimator_.predict(X)
-        if mask is not None and mask.any():
-            y_pred = np.array(y_pred, copy=True)
-            if y_pred.ndim == 2:
-                y_pred[mask] = 0
-            else:
-                y_pred[mask] = self.classes_[0]
+        if mask is None or not mask.any():
+            return self.estimator_.predict(X)
+        treated = np.flatnonzero(~mask)
+        pred = None
+        if treated.size:
+            pred = np.asarray(self.estimator_.predict(_safe_indexing(X, treated)))
+        if self._multilabel:
+            dtype = self._y_dtype if pred is None else pred.dtype
+            y_pred = np.zeros((mask.size, self._n_outputs), dtype=dtype)
+        else:
+            dtype = self.classes_.dtype if pred is None else pred.dtype
+            y_pred = np.full(mask.size, self.classes_[0], dtype=dtype)
+        if pred is not None:
+            y_pred[treated] = pred
         return y_pred
 
     def get_metadata_routing(self):

@@ -413,3 +413,22 @@ def test_controls_around_a_blend_in_cross_val_score(routing):
         model, X, Y, cv=cv, scoring=neg_mean_columnwise_log_loss, **kwargs
     )
     assert (scores < 0).all()
+
+
+def test_control_column_from_the_raw_input_around_a_feature_pipeline(small_world):
+    from moa_sklearn.preprocessing import make_moa_features
+
+    X, Y = small_world.data, small_world.target
+    features = make_moa_features(
+        n_components={"g": 5, "c": 2}, n_clusters={"g": 3, "c": 2}, random_state=0
+    )
+    clf = ControlVehicleClassifier(make_pipeline(features, KNeighborsClassifier(20)))
+    proba = clf.fit(X, Y).predict_proba(X)
+    control = (X["cp_type"] == "ctl_vehicle").to_numpy()
+    assert clf.n_controls_ == control.sum() > 0
+    # the features too were fitted on treated rows only
+    encode = clf.estimator_[0].named_steps["encode"]
+    cp_type = list(encode.feature_names_in_[encode.columns_]).index("cp_type")
+    assert list(encode.categories_[cp_type]) == ["trt_cp"]
+    assert (proba[control] == 5e-4).all()
+    assert ((proba > 0) & (proba < 1)).all()
