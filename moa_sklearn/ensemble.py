@@ -240,12 +240,16 @@ class StackingBlend(ClassifierMixin, MetaEstimatorMixin, _BaseComposition):
         works, including a seed-averaged one (e.g. a net with ``n_seeds=3``)
         or a ``Pipeline``. Their parameters are reachable as
         ``<name>__<param>`` (e.g. in ``GridSearchCV``).
-    cv : int or cross-validation splitter, default=5
+    cv : int, cross-validation splitter or None, default=5
         The inner CV of the OOF predictions. An int ``k`` is
         ``DrugMultilabelStratifiedKFold(k, random_state=random_state)``, the
         drug-grouped splitter; without ``groups`` each row is then its own
         group (rows of one drug are treated as independent, which leaks:
-        pass ``groups``). A splitter receives ``groups`` in ``split``.
+        pass ``groups``). A splitter receives ``groups`` in ``split`` and
+        must partition the rows (each row in one test fold). ``None``: no
+        inner CV, with fixed ``weights`` (``'uniform'`` or an array): the
+        base classifiers are only fitted once, on all rows, and the ``oof_*``
+        attributes are None.
     weights : {'optimize', 'per_target', 'uniform'} or array-like, \
             default='optimize'
         ``'optimize'``: one weight per base classifier, minimising the OOF
@@ -282,7 +286,8 @@ class StackingBlend(ClassifierMixin, MetaEstimatorMixin, _BaseComposition):
     target_weights_ : ndarray of shape (n_outputs, n_estimators)
         The weights used for each output column (each row is ``weights_``
         unless ``weights='per_target'``).
-    oof_predictions_ : ndarray of shape (n_estimators, n_samples, n_outputs)
+    oof_predictions_ : ndarray of shape (n_estimators, n_samples, n_outputs) \
+            or None
         The OOF probabilities of each base classifier (n_outputs is n_labels
         for a 2-D ``y``, n_classes for a 1-D ``y``).
     oof_proba_ : ndarray of shape (n_samples, n_outputs)
@@ -443,13 +448,15 @@ class StackingBlend(ClassifierMixin, MetaEstimatorMixin, _BaseComposition):
 
     def _cv(self):
         cv = self.cv
+        if cv is None:
+            return None
         if isinstance(cv, numbers.Integral) and not isinstance(cv, bool):
             return DrugMultilabelStratifiedKFold(
                 n_splits=int(cv), random_state=self.random_state
             )
         if not (hasattr(cv, "split") and hasattr(cv, "get_n_splits")):
             raise ValueError(
-                f"cv must be an int or a cross-validation splitter, got {cv!r}."
+                f"cv must be an int, a cross-validation splitter or None, got {cv!r}."
             )
         return cv
 
@@ -493,7 +500,13 @@ class StackingBlend(ClassifierMixin, MetaEstimatorMixin, _BaseComposition):
         names = [name for name, _ in self.estimators]
         estimators = [e for _, e in self.estimators]
         cv = self._cv()
-        n_splits = cv.get_n_splits()
+        if cv is None and (isinstance(self.weights, str) and self.weights != "uniform"):
+            raise ValueError(
+                f"cv=None (no inner CV) needs fixed weights ('uniform' or an "
+                f"array), not weights={self.weights!r}, which are chosen on "
+                "out-of-fold predictions."
+            )
+        n_splits = 0 if cv is None else cv.get_n_splits()
         if n < n_splits:
             raise ValueError(
                 f"n_samples={n}: {type(self).__name__} needs at least "
@@ -504,7 +517,7 @@ class StackingBlend(ClassifierMixin, MetaEstimatorMixin, _BaseComposition):
             if groups is not None:
                 fit_params["groups"] = groups
             routed = process_routing(self, "fit", **fit_params)
-            split_groups = routed.splitter.split.get("groups")
+            split_groups = None if cv is None else routed.splitter.split.get("groups")
             est_params = [dict(routed[name].fit) for name in names]
         else:
             split_groups = groups
@@ -533,7 +546,9 @@ class StackingBlend(ClassifierMixin, MetaEstimatorMixin, _BaseComposition):
         if split_groups is None:
             split_groups = np.arange(n)
         split_y = Y.astype(np.int8)
-        if isinstance(cv, DrugMultilabelStratifiedKFold):
+        if cv is None:
+            folds = []
+        elif isinstance(cv, DrugMultilabelStratifiedKFold):
             folds = list(cv.split(np.zeros((n, 1)), split_y, split_groups))
         else:
             folds = list(cv.split(X, _as_array(y), split_groups))
@@ -557,7 +572,7 @@ class StackingBlend(ClassifierMixin, MetaEstimatorMixin, _BaseComposition):
                 oof[m, test] = next(it)
         self.estimators_ = list(it)
         covered = ~np.isnan(oof[0, :, 0])
-        if not covered.all():
+        if cv is not None and not covered.all():
             raise ValueError(
                 f"The inner CV left {int((~covered).sum())} rows out of every test "
                 "fold; StackingBlend needs a partition (every row predicted once)."
@@ -573,7 +588,7 @@ class StackingBlend(ClassifierMixin, MetaEstimatorMixin, _BaseComposition):
             w = np.asarray(self.weights, dtype=np.float64)
             w = w / w.sum()
         W = np.tile(w, (k, 1))
-        if self.weights == "per_target" and M > 1:
+        if isinstance(self.weights, str) and self.weights == "per_target" and M > 1:
             s = self.shrinkage
             for j in range(k):
                 wj = _simplex_weights(oof[:, :, j], Y[:, j], _EPS)
@@ -582,12 +597,16 @@ class StackingBlend(ClassifierMixin, MetaEstimatorMixin, _BaseComposition):
         self.named_estimators_ = Bunch(**dict(zip(names, self.estimators_)))
         self.weights_ = w
         self.target_weights_ = W
-        self.oof_predictions_ = oof
-        self.oof_proba_ = self._finish(_blend(oof, W), kind)
-        self.oof_scores_ = {
-            name: _mean_log_loss(Y, oof[m]) for m, name in enumerate(names)
-        }
-        self.oof_score_ = _mean_log_loss(Y, self.oof_proba_)
+        if cv is None:
+            self.oof_predictions_ = self.oof_proba_ = None
+            self.oof_scores_ = self.oof_score_ = None
+        else:
+            self.oof_predictions_ = oof
+            self.oof_proba_ = self._finish(_blend(oof, W), kind)
+            self.oof_scores_ = {
+                name: _mean_log_loss(Y, oof[m]) for m, name in enumerate(names)
+            }
+            self.oof_score_ = _mean_log_loss(Y, self.oof_proba_)
         self.classes_ = classes
         self._target_kind = kind
         self._y_dtype = _as_array(y).dtype if kind == "multilabel" else None
@@ -660,10 +679,12 @@ class StackingBlend(ClassifierMixin, MetaEstimatorMixin, _BaseComposition):
                 **{name: estimator},
                 method_mapping=MethodMapping().add(caller="fit", callee="fit"),
             )
-        router.add(
-            splitter=self._cv(),
-            method_mapping=MethodMapping().add(caller="fit", callee="split"),
-        )
+        cv = self._cv()
+        if cv is not None:
+            router.add(
+                splitter=cv,
+                method_mapping=MethodMapping().add(caller="fit", callee="split"),
+            )
         return router
 
     def __sklearn_tags__(self):

@@ -432,3 +432,18 @@ def test_control_column_from_the_raw_input_around_a_feature_pipeline(small_world
     assert list(encode.categories_[cp_type]) == ["trt_cp"]
     assert (proba[control] == 5e-4).all()
     assert ((proba > 0) & (proba < 1)).all()
+
+
+def test_no_inner_cv_with_fixed_weights(log):
+    X, Y, groups = _world(n_drugs=12)
+    blend = StackingBlend(
+        [("spy", _Spy()), ("prior", DummyClassifier())],
+        cv=None,
+        weights=np.array([3.0, 1.0]),
+    ).fit(X, Y, groups=groups)
+    assert len(log) == 1  # fitted once, on all rows
+    np.testing.assert_allclose(blend.weights_, [0.75, 0.25])
+    assert blend.oof_predictions_ is None and blend.oof_score_ is None
+    assert blend.predict_proba(X).shape == Y.shape
+    with pytest.raises(ValueError, match="cv=None"):
+        blend.set_params(weights="optimize").fit(X, Y)
