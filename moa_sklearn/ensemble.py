@@ -170,6 +170,9 @@ def _simplex_weights(P, y, eps):
 
     SLSQP with ``w >= 0`` and ``sum(w) == 1``, started at uniform weights; the
     objective is scaled by its value there so that the tolerance is relative.
+    The result is compared with the uniform weights and with each single
+    estimator (the vertices), and the best of them is returned, so the blend
+    is never worse out of fold than the best base estimator.
     """
     M = P.shape[0]
     if M == 1:
@@ -192,14 +195,13 @@ def _simplex_weights(P, y, eps):
         ],
         options={"ftol": 1e-10, "maxiter": 200},
     )
+    candidates = [w0, *np.eye(M)]
     w = np.clip(result.x, 0.0, None)
-    if not np.isfinite(w).all() or w.sum() <= 0:
-        return w0
-    w /= w.sum()
-    # never return weights worse than the uniform start
-    if fun(w)[0] > fun(w0)[0]:
-        return w0
-    return w
+    if np.isfinite(w).all() and w.sum() > 0:
+        candidates.insert(0, w / w.sum())
+    # never worse than the uniform start or than any single base estimator
+    losses = [fun(c)[0] for c in candidates]
+    return candidates[int(np.argmin(losses))]
 
 
 def _fit_fold(estimator, X, y, train, test, params, kind, classes):
