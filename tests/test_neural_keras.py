@@ -211,11 +211,31 @@ def test_numpy_inference_is_the_keras_forward(activation, weight_norm):
     )
 
 
+@pytest.mark.parametrize("weight_norm", ["all", "none"])
+def test_head_starts_at_the_prior(weight_norm):
+    prior = np.array([0.5, 0.01, 0.0])
+    model = keras_engine._build_model(
+        5,
+        3,
+        hidden_sizes=[8],
+        dropouts=[0.0, 0.0],
+        activation="relu",
+        batch_norm=True,
+        weight_norm=weight_norm,
+        seed=0,
+        prior=prior,
+    )
+    bias = model.layers[-1].bias.numpy()
+    np.testing.assert_allclose(
+        bias, [0.0, np.log(0.01 / 0.99), np.log(1e-4 / (1 - 1e-4))], rtol=1e-5
+    )
+
+
 def test_weight_norm_layer():
     layer = keras_engine._WeightNormDense(3, "relu")
     layer.build((None, 4))
-    v = keras.ops.convert_to_numpy(layer.v)
-    g = keras.ops.convert_to_numpy(layer.g)
+    v = layer.v.numpy()
+    g = layer.g.numpy()
     np.testing.assert_allclose(g, np.linalg.norm(v, axis=0), rtol=1e-6)
     x = np.ones((2, 4), dtype=np.float32)
     np.testing.assert_allclose(
@@ -304,13 +324,16 @@ def test_pickle_loads_in_a_fresh_process(data, fitted, tmp_path):
     path.write_bytes(pickle.dumps(fitted))
     np.save(tmp_path / "X.npy", X)
     res = _run_python(
-        f"""
-        import pickle, numpy as np
-        net = pickle.loads(open({str(path)!r}, "rb").read())
-        np.save({str(tmp_path / "p.npy")!r}, net.predict_proba(np.load({
-            str(tmp_path / "X.npy")!r
-        })))
         """
+        import os, pickle
+        import numpy as np
+        folder = os.environ["MOA_TEST_DIR"]
+        with open(os.path.join(folder, "net.pkl"), "rb") as f:
+            net = pickle.load(f)
+        X = np.load(os.path.join(folder, "X.npy"))
+        np.save(os.path.join(folder, "p.npy"), net.predict_proba(X))
+        """,
+        MOA_TEST_DIR=str(tmp_path),
     )
     assert res.returncode == 0, res.stderr
     np.testing.assert_array_equal(np.load(tmp_path / "p.npy"), fitted.predict_proba(X))

@@ -244,12 +244,15 @@ def _build_model(
     batch_norm,
     weight_norm,
     seed,
+    prior=None,
 ):
     """The notebooks' net: [BN, Dropout, Dense] blocks and a sigmoid head.
 
     ``dropouts[i]`` acts on the input of the i-th dense layer (the first on
     the features, the last on the input of the head). Every initialiser and
-    dropout layer gets its own seed drawn from ``seed``.
+    dropout layer gets its own seed drawn from ``seed``. With ``prior`` (the
+    mean of each target), the head's bias starts at its logit, so that the
+    untrained net predicts the prior rather than 0.5.
     """
     rng = np.random.RandomState(seed)
 
@@ -270,7 +273,11 @@ def _build_model(
             layers.append(_WeightNormDense(units, act, kernel_initializer=init))
         else:
             layers.append(keras.layers.Dense(units, act, kernel_initializer=init))
-    return keras.Sequential(layers)
+    model = keras.Sequential(layers)
+    if prior is not None:
+        prior = np.clip(np.asarray(prior, dtype=np.float64), 1e-4, 1 - 1e-4)
+        model.layers[-1].bias.assign(np.log(prior / (1 - prior)).astype(np.float32))
+    return model
 
 
 # ------------------------------------------------------- seeds and devices
@@ -379,9 +386,10 @@ class KerasNetClassifier(BaseMultilabelNet):
     of batch normalisation, dropout and a weight-normalised dense layer, a
     sigmoid head over the labels, binary cross-entropy on label-smoothed
     targets, Adam, ``ReduceLROnPlateau`` and early stopping with the best
-    epoch's weights restored, both on the inner validation split. ``n_seeds``
-    nets are trained and their probabilities averaged; predictions are
-    clipped.
+    epoch's weights restored, both on the inner validation split. The head's
+    bias starts at the logit of each label's prevalence in the training rows,
+    so that rare labels cost little from the first batch on. ``n_seeds`` nets
+    are trained and their probabilities averaged; predictions are clipped.
 
     The net runs on the Keras backend of the process: TensorFlow unless the
     ``KERAS_BACKEND`` environment variable names another one before Keras is
@@ -648,6 +656,7 @@ class KerasNetClassifier(BaseMultilabelNet):
                 batch_norm=bool(self.batch_norm),
                 weight_norm=self.weight_norm,
                 seed=seed,
+                prior=Y.mean(axis=0),
             )
             model.compile(
                 optimizer=keras.optimizers.Adam(
