@@ -5,6 +5,8 @@
   metric, base classifiers refitted on all rows.
 - :class:`ControlVehicleClassifier`: fits its classifier on treated rows only
   and predicts the floor probability for the control (``ctl_vehicle``) rows.
+- :class:`SeedAveragingClassifier`: the mean probabilities of one classifier
+  fitted with several seeds (any classifier, e.g. a ``Pipeline``).
 
 scikit-learn's ``StackingClassifier`` cannot do the blend's job: with
 multilabel targets its ``predict_proba`` returns P(label = 0), its default
@@ -20,7 +22,7 @@ import scipy.sparse as sp
 from scipy.optimize import minimize
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
 from sklearn.exceptions import DataConversionWarning
-from sklearn.utils import Bunch, _safe_indexing, get_tags
+from sklearn.utils import Bunch, _safe_indexing, check_random_state, get_tags
 from sklearn.utils.metadata_routing import (
     UNUSED,
     MetadataRouter,
@@ -43,7 +45,7 @@ from sklearn.utils.validation import (
 from .metrics import multilabel_proba
 from .model_selection import DrugMultilabelStratifiedKFold
 
-__all__ = ["StackingBlend", "ControlVehicleClassifier"]
+__all__ = ["StackingBlend", "ControlVehicleClassifier", "SeedAveragingClassifier"]
 
 # the competition's clipping of probabilities before the log
 _EPS = 1e-15
@@ -964,6 +966,195 @@ class ControlVehicleClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
         if pred is not None:
             y_pred[treated] = pred
         return y_pred
+
+    def get_metadata_routing(self):
+        """Get the metadata routing of this object (fit -> the estimator's fit).
+
+        Returns
+        -------
+        routing : MetadataRouter
+        """
+        return MetadataRouter(owner=self).add(
+            estimator=self.estimator,
+            method_mapping=MethodMapping().add(caller="fit", callee="fit"),
+        )
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = True
+        inner = get_tags(self.estimator)
+        tags.input_tags.sparse = inner.input_tags.sparse
+        tags.input_tags.allow_nan = inner.input_tags.allow_nan
+        return tags
+
+
+def _seeded_fit(estimator, keys, seed, X, y, params):
+    est = clone(estimator).set_params(**{key: seed for key in keys})
+    return est.fit(X, y, **params)
+
+
+class SeedAveragingClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
+    """Average the probabilities of one classifier fitted with several seeds.
+
+    Every parameter named ``random_state`` in ``estimator`` (nested ones
+    too, e.g. ``features__pca__random_state`` and ``net__random_state`` of a
+    ``Pipeline``) is set to the seed of each copy, so the whole model, its
+    feature steps included, varies with the seed. The package's nets also
+    average seeds themselves (``n_seeds``); this wrapper does it for any
+    classifier, e.g. a ``Pipeline`` or scikit-learn's ``MLPClassifier``, and
+    can be a base estimator of :class:`StackingBlend`.
+
+    Parameters
+    ----------
+    estimator : classifier
+        With ``predict_proba`` and at least one ``random_state`` parameter.
+    n_seeds : int, default=3
+        Number of copies.
+    random_state : int, RandomState instance or None, default=None
+        Draws the seeds of the copies.
+    n_jobs : int, default=None
+        The copies are fitted in parallel with joblib. ``None`` means 1.
+
+    Attributes
+    ----------
+    estimators_ : list of estimators
+        The fitted copies.
+    seeds_ : ndarray of shape (n_seeds,)
+        Their seeds.
+    classes_ : ndarray
+        The classes (1-D ``y``) or ``arange(n_labels)`` (2-D ``y``).
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+    feature_names_in_ : ndarray of str
+        Feature names seen in ``fit`` (DataFrame input).
+
+    See Also
+    --------
+    StackingBlend : Blend of different classifiers.
+
+    Notes
+    -----
+    Fit metadata: with metadata routing enabled, ``estimator`` receives what
+    it requests; otherwise every ``**fit_params`` goes to ``estimator.fit``.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_multilabel_classification
+    >>> from sklearn.tree import DecisionTreeClassifier
+    >>> from moa_sklearn.ensemble import SeedAveragingClassifier
+    >>> X, Y = make_multilabel_classification(n_samples=60, n_classes=3,
+    ...                                       random_state=0)
+    >>> avg = SeedAveragingClassifier(
+    ...     DecisionTreeClassifier(max_features=2, max_depth=3), n_seeds=4,
+    ...     random_state=0).fit(X, Y)
+    >>> avg.predict_proba(X).shape, len(set(avg.seeds_))
+    ((60, 3), 4)
+    """
+
+    def __init__(self, estimator, *, n_seeds=3, random_state=None, n_jobs=None):
+        self.estimator = estimator
+        self.n_seeds = n_seeds
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    def fit(self, X, y, **fit_params):
+        """Fit ``n_seeds`` copies of ``estimator``, each with its own seed.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+        y : array-like of shape (n_samples, n_labels) or (n_samples,)
+        **fit_params : dict
+            Fit metadata for ``estimator`` (see Notes of the class).
+
+        Returns
+        -------
+        self : SeedAveragingClassifier
+            The fitted meta-estimator.
+        """
+        if (
+            not isinstance(self.n_seeds, numbers.Integral)
+            or isinstance(self.n_seeds, bool)
+            or self.n_seeds < 1
+        ):
+            raise ValueError(
+                f"n_seeds must be a positive integer, got {self.n_seeds!r}."
+            )
+        keys = [
+            key
+            for key in self.estimator.get_params(deep=True)
+            if key == "random_state" or key.endswith("__random_state")
+        ]
+        if not keys:
+            raise ValueError(
+                f"{type(self.estimator).__name__} has no random_state parameter: "
+                "its copies would be identical."
+            )
+        X = _check_X(self, X, reset=True)
+        y, kind, Y, classes = _check_target(y, type(self).__name__)
+        check_consistent_length(X, Y)
+        if _routing_enabled():
+            params = process_routing(self, "fit", **fit_params).estimator.fit
+        else:
+            params = fit_params
+        rng = check_random_state(self.random_state)
+        seeds = rng.randint(0, np.iinfo(np.int32).max, size=self.n_seeds)
+        self.estimators_ = Parallel(n_jobs=self.n_jobs)(
+            delayed(_seeded_fit)(self.estimator, keys, int(seed), X, y, params)
+            for seed in seeds
+        )
+        self.seeds_ = seeds
+        self.classes_ = classes
+        self._target_kind = kind
+        self._y_dtype = _as_array(y).dtype if kind == "multilabel" else None
+        return self
+
+    def predict_proba(self, X):
+        """Mean probabilities of the copies.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_labels) or (n_samples, n_classes)
+            For a 2-D ``y``: P(label = 1) of each label, strictly inside
+            (0, 1). For a 1-D ``y``: the probability of each class of
+            ``classes_``.
+        """
+        check_is_fitted(self, "estimators_")
+        X = _check_X(self, X, reset=False)
+        proba = np.mean(
+            [
+                _aligned_proba(e, X, self._target_kind, self.classes_)
+                for e in self.estimators_
+            ],
+            axis=0,
+        )
+        if self._target_kind == "multilabel":
+            return np.clip(proba, _EPS, 1 - _EPS)
+        return proba
+
+    def predict(self, X):
+        """Predicted labels.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples, n_labels) or (n_samples,)
+            For a 2-D ``y``: ``predict_proba(X) >= 0.5`` with ``y``'s dtype.
+            For a 1-D ``y``: the most probable class.
+        """
+        proba = self.predict_proba(X)
+        if self._target_kind == "multilabel":
+            return (proba >= 0.5).astype(self._y_dtype)
+        return self.classes_[np.argmax(proba, axis=1)]
 
     def get_metadata_routing(self):
         """Get the metadata routing of this object (fit -> the estimator's fit).

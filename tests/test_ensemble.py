@@ -11,7 +11,11 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from moa_sklearn.ensemble import ControlVehicleClassifier, StackingBlend
+from moa_sklearn.ensemble import (
+    ControlVehicleClassifier,
+    SeedAveragingClassifier,
+    StackingBlend,
+)
 from moa_sklearn.metrics import (
     mean_columnwise_log_loss,
     multilabel_proba,
@@ -447,3 +451,75 @@ def test_no_inner_cv_with_fixed_weights(log):
     assert blend.predict_proba(X).shape == Y.shape
     with pytest.raises(ValueError, match="cv=None"):
         blend.set_params(weights="optimize").fit(X, Y)
+
+
+class _SeededSpy(_Spy):
+    """A spy with a seed: its prior is shifted by the seed (to see the mean)."""
+
+    def __init__(self, tag="spy", random_state=None):
+        self.tag = tag
+        self.random_state = random_state
+
+    def fit(self, X, y, y_aux=None, groups=None):
+        super().fit(X, y, y_aux=y_aux, groups=groups)
+        _LOG[-1]["seed"] = self.random_state
+        return self
+
+
+def test_seed_averaging_sets_every_nested_random_state(log):
+    from sklearn.decomposition import PCA
+
+    X, Y, groups = _world(n_drugs=12)
+    pipe = make_pipeline(PCA(3, random_state=None), _SeededSpy())
+    avg = SeedAveragingClassifier(pipe, n_seeds=3, random_state=0)
+    avg.fit(X, Y)
+    assert len(avg.estimators_) == 3
+    for est, seed in zip(avg.estimators_, avg.seeds_):
+        assert est[0].random_state == seed
+        assert est[1].random_state == seed
+    assert len(set(avg.seeds_)) == 3
+    assert avg.predict_proba(X).shape == Y.shape
+
+
+def test_seed_averaging_is_the_mean_of_the_copies():
+    from sklearn.tree import DecisionTreeClassifier
+
+    X, Y, _ = _world(n_drugs=12)
+    avg = SeedAveragingClassifier(
+        DecisionTreeClassifier(max_features=2, max_depth=3), n_seeds=4, random_state=0
+    ).fit(X, Y)
+    copies = [multilabel_proba(e, X) for e in avg.estimators_]
+    assert not np.allclose(copies[0], copies[1])
+    np.testing.assert_allclose(
+        avg.predict_proba(X), np.clip(np.mean(copies, axis=0), 1e-15, 1 - 1e-15)
+    )
+
+
+def test_seed_averaging_needs_a_random_state():
+    X, Y, _ = _world(n_drugs=12)
+    with pytest.raises(ValueError, match="no random_state"):
+        SeedAveragingClassifier(KNeighborsClassifier()).fit(X, Y)
+    with pytest.raises(ValueError, match="n_seeds"):
+        SeedAveragingClassifier(_SeededSpy(), n_seeds=0).fit(X, Y)
+
+
+@pytest.mark.parametrize("routing", [False, True])
+def test_seed_averaged_base_in_a_blend_gets_y_aux(log, routing):
+    X, Y, groups = _world(n_drugs=12)
+    sklearn.set_config(enable_metadata_routing=routing)
+    spy = _SeededSpy()
+    if routing:
+        spy.set_fit_request(y_aux=True, groups=False)
+    avg = SeedAveragingClassifier(spy, n_seeds=2, random_state=0)
+    blend = StackingBlend([("avg", avg), ("prior", DummyClassifier())], cv=3)
+    if routing:
+        blend.fit(X, Y, groups=groups, y_aux=X[:, :1])
+    else:
+        # routing off, groups reach the splitter only: the averager's fit
+        # takes **fit_params, not a named groups
+        blend.fit(X, Y, groups=groups)
+    assert len(log) == 2 * 4  # 2 seeds x (3 folds + the refit)
+    assert len({r["seed"] for r in log}) == 2
+    if routing:
+        for record in log:
+            np.testing.assert_array_equal(record["y_aux_ids"], record["ids"])

@@ -63,6 +63,11 @@ INIT_PARAMS = {
     # on the plain arrays of the checks there is no control column: without
     # control handling (column=None) the meta-estimator is the classifier;
     # with column=0 and a control value no row has, every row is treated
+    # two seeds of a small tree (with max_features < n_features, so that the
+    # seeds differ): handles 1-D and 2-D targets natively
+    "SeedAveragingClassifier": dict(
+        estimator=_Tree(max_depth=4, max_features=0.8), n_seeds=2, random_state=0
+    ),
     "ControlVehicleClassifier": [
         dict(estimator=_KNN(), column=None),
         dict(estimator=_KNN(), column=0, control=-1e9),
