@@ -533,7 +533,9 @@ class StackingBlend(ClassifierMixin, MetaEstimatorMixin, _BaseComposition):
                 est_params.append(
                     {k: v for k, v in params.items() if has_fit_parameter(e, k)}
                 )
-            lacking = [n for n, p in zip(names, est_params) if "sample_weight" not in p]
+            lacking = [
+                nm for nm, p in zip(names, est_params) if "sample_weight" not in p
+            ]
             if "sample_weight" in fit_params and lacking:
                 raise TypeError(
                     "sample_weight is passed to every base estimator, but "

@@ -132,6 +132,8 @@ def test_routing_requests_only_when_routing_is_on():
 
 
 def test_three_nets_fit_and_controls_at_the_floor(world):
+    pytest.importorskip("keras")
+    pytest.importorskip("pytorch_tabnet")
     X, Y = world.data, world.target
     pipe = _pipe(models=("twostep", "keras", "tabnet"))
     pipe.fit(X, Y, model__groups=world.groups, model__y_aux=world.target_aux)
