@@ -334,14 +334,14 @@ def _gpu_count():
 
 
 def resolve_keras_device(device):
-    """Map ``device`` to a Keras device name, ``"cpu:0"`` or ``"gpu:N"``.
+    """Map ``device`` to a Keras device name, ``"cpu"`` or ``"gpu:N"``.
 
     ``"auto"`` (or None) is the first GPU when the Keras backend sees one,
     else the CPU; ``"cuda"`` / ``"gpu"`` (``":N"`` for another one) is an
     error on a machine where the backend sees no GPU.
     """
     if device is None or device == "auto":
-        return "gpu:0" if _gpu_count() else "cpu:0"
+        return "gpu:0" if _gpu_count() else "cpu"
     if not isinstance(device, str):
         raise ValueError(
             'device must be "auto", "cpu", "cuda", "cuda:N", "gpu" or "gpu:N", '
@@ -349,7 +349,9 @@ def resolve_keras_device(device):
         )
     name = device.lower()
     if name in ("cpu", "cpu:0"):
-        return "cpu:0"
+        # "cpu", not "cpu:0": Keras 3.15's torch backend cannot create the
+        # integer state of a seeded dropout layer under keras.device("cpu:0")
+        return "cpu"
     kind, _, index = name.partition(":")
     if kind in ("cuda", "gpu") and (index == "" or index.isdigit()):
         index = int(index or 0)
@@ -375,7 +377,7 @@ def _usable_device(device):
         index = int(str(device).partition(":")[2] or 0)
         if index < _gpu_count():
             return device
-    return "cpu:0"
+    return "cpu"
 
 
 # ------------------------------------------------------------------ estimator
@@ -486,7 +488,7 @@ class KerasNetClassifier(BaseMultilabelNet):
         ``valid_loss`` (None without validation), ``lr`` (during the epoch),
         ``best`` (the epoch whose weights were kept), ``dur`` (seconds).
     device_ : str
-        The Keras device used for training (``"cpu:0"``, ``"gpu:0"``, ...).
+        The Keras device used for training (``"cpu"``, ``"gpu:0"``, ...).
     backend_ : str
         The Keras backend used for training.
 
