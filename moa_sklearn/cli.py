@@ -1,0 +1,748 @@
+"""The ``moa-sklearn`` command: make data, cross-validate, fit, predict, report.
+
+::
+
+    moa-sklearn make-data FOLDER            a make_moa world in the Kaggle layout
+    moa-sklearn cv FOLDER -o CVDIR          drug-grouped CV of make_moa_pipeline
+    moa-sklearn fit FOLDER -o MODEL         fit the pipeline on all training rows
+    moa-sklearn predict MODEL FOLDER -o submission.csv
+    moa-sklearn report CVDIR [-o report.html]
+
+``cv``, ``fit`` take ``--profile quick|full``, ``--models``, ``--seed``,
+``--n-jobs``, ``--device``, ``--verbose`` and ``--config FILE.json``: a JSON
+object whose keys mirror the flags (``profile``, ``models``, ``seed``,
+``n_jobs``, ``device``, ``verbose``, ``folds``, ``inner_folds``) plus
+``feature_params`` and ``model_params`` (keyword arguments of
+:func:`~moa_sklearn.recipes.make_moa_pipeline`). Flags override the file.
+
+``cv`` writes one file pair per finished fold (``fold_K.npz``, ``fold_K.json``)
+and the settings (``config.json``); every file is written under a temporary
+name and renamed, so an interrupted run leaves no half-written file, and the
+same command run again resumes: finished folds are loaded, not recomputed. When
+every fold is done it writes ``cv_summary.json`` and ``oof.csv``.
+
+Nothing in the package imports this module.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import __version__
+
+__all__ = ["main"]
+
+MODEL_FORMAT = "moa-sklearn-model"
+CV_FORMAT = "moa-sklearn-cv"
+TRUTH_FOLDER = "truth"
+
+# settings of cv/fit, with their defaults (None: the library's default)
+_DEFAULTS = dict(
+    profile="quick",
+    models="auto",
+    seed=0,
+    n_jobs=None,
+    device="auto",
+    verbose=0,
+    folds=5,
+    inner_folds=None,
+    feature_params={},
+    model_params={},
+)
+# settings that change the results of cv (a resumed run must keep them)
+_RESULT_KEYS = (
+    "profile",
+    "models",
+    "seed",
+    "folds",
+    "inner_folds",
+    "feature_params",
+    "model_params",
+)
+
+
+class CLIError(Exception):
+    """An error reported as ``moa-sklearn: error: ...`` (exit status 2)."""
+
+
+# --------------------------------------------------------------------------
+# Small helpers: progress, atomic writes, settings
+# --------------------------------------------------------------------------
+
+
+class _Progress:
+    """Progress lines on stderr: a bar, a counter and the elapsed time."""
+
+    def __init__(self, what, total, stream=None):
+        self.what = what
+        self.total = total
+        self.stream = stream if stream is not None else sys.stderr
+        self.start = time.perf_counter()
+
+    def __call__(self, done, message=""):
+        width = 20
+        filled = int(round(width * done / max(self.total, 1)))
+        bar = "#" * filled + "-" * (width - filled)
+        elapsed = time.perf_counter() - self.start
+        print(
+            f"[{bar}] {self.what} {done}/{self.total} {elapsed:7.1f} s  {message}",
+            file=self.stream,
+            flush=True,
+        )
+
+
+def _log(message):
+    print(f"moa-sklearn: {message}", file=sys.stderr, flush=True)
+
+
+def _atomic_write(path, write):
+    """Call ``write(file)`` on a temporary file, then rename it to ``path``."""
+    path = Path(path)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _write_json(path, obj):
+    text = json.dumps(obj, indent=1, default=_json_default, allow_nan=True)
+    _atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def _json_default(o):
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, (set, tuple)):
+        return list(o)
+    return str(o)
+
+
+def _read_json(path, what):
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise CLIError(f"{what} {str(path)!r} does not exist.") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CLIError(f"{what} {str(path)!r} is not valid JSON ({e}).") from None
+
+
+def _settings(args):
+    """Defaults, then the config file, then the flags given."""
+    settings = {
+        k: (dict(v) if isinstance(v, dict) else v) for k, v in _DEFAULTS.items()
+    }
+    if getattr(args, "config", None):
+        config = _read_json(args.config, "config file")
+        if not isinstance(config, dict):
+            raise CLIError(f"config file {args.config!r}: expected a JSON object.")
+        unknown = sorted(set(config) - set(_DEFAULTS))
+        if unknown:
+            raise CLIError(
+                f"config file {args.config!r}: unknown key(s) {unknown}; "
+                f"keys are {sorted(_DEFAULTS)}."
+            )
+        settings.update(config)
+    for key in _DEFAULTS:
+        value = getattr(args, key, None)
+        if value is not None:
+            settings[key] = value
+    if isinstance(settings["models"], list) and settings["models"] == ["auto"]:
+        settings["models"] = "auto"
+    for key in ("feature_params", "model_params"):
+        if not isinstance(settings[key], dict):
+            raise CLIError(f"{key} must be a JSON object, got {settings[key]!r}.")
+    return settings
+
+
+def _build_pipeline(settings):
+    """make_moa_pipeline from the settings (call with metadata routing on)."""
+    from .recipes import MODELS, make_moa_pipeline
+
+    models = settings["models"]
+    if models != "auto":
+        models = [models] if isinstance(models, str) else list(models)
+        unknown = [m for m in models if m not in MODELS]
+        if unknown:
+            raise CLIError(f"unknown model(s) {unknown}; models are {list(MODELS)}.")
+        names = models
+    else:
+        from .recipes import _installed
+
+        names = [m for m in MODELS if _installed(m)]
+    model_params = {k: dict(v) for k, v in settings["model_params"].items()}
+    for name in names:
+        params = model_params.setdefault(name, {})
+        if settings["device"] not in (None, "auto"):
+            params.setdefault("device", settings["device"])
+        if settings["verbose"]:
+            params.setdefault("verbose", 1)
+    model_params = {k: v for k, v in model_params.items() if k in names or v}
+    return make_moa_pipeline(
+        models,
+        profile=settings["profile"],
+        random_state=settings["seed"],
+        cv=settings["inner_folds"],
+        feature_params=settings["feature_params"],
+        model_params=model_params,
+        n_jobs=settings["n_jobs"],
+    )
+
+
+def _load(folder):
+    from .datasets import load_moa
+
+    folder = Path(folder)
+    if not folder.exists():
+        raise CLIError(f"data folder {str(folder)!r} does not exist.")
+    if not folder.is_dir():
+        raise CLIError(f"{str(folder)!r} is not a folder.")
+    return load_moa(folder)
+
+
+def _load_truth(folder, index):
+    """The Bayes-optimal probabilities written by make-data, if any."""
+    path = Path(folder) / TRUTH_FOLDER / "bayes_proba.csv"
+    if not path.is_file():
+        return None
+    truth = pd.read_csv(path, index_col="sig_id", float_precision="round_trip")
+    if not truth.index.isin(index).all() or len(truth) != len(index):
+        return None
+    return truth.loc[index]
+
+
+# --------------------------------------------------------------------------
+# make-data
+# --------------------------------------------------------------------------
+
+
+def _cmd_make_data(args):
+    from .datasets import make_moa, write_moa
+
+    world = make_moa(
+        args.n_samples,
+        n_test=args.n_test,
+        n_genes=args.n_genes,
+        n_cells=args.n_cells,
+        n_scored=args.n_scored,
+        n_nonscored=args.n_nonscored,
+        signal=args.signal,
+        random_state=args.seed,
+    )
+    folder = write_moa(world, args.folder)
+    truth = folder / TRUTH_FOLDER
+    truth.mkdir(exist_ok=True)
+    frames = {"bayes_proba.csv": world.bayes_proba}
+    if args.n_test:
+        frames.update(
+            {
+                "test_bayes_proba.csv": world.test_bayes_proba,
+                "test_targets_scored.csv": world.test_target,
+            }
+        )
+    for name, frame in frames.items():
+        text = frame.to_csv(index_label="sig_id")
+        _atomic_write(truth / name, lambda f, t=text: f.write(t.encode()))
+    _log(
+        f"wrote a make_moa world to {str(folder)!r}: {world.data.shape[0]} train rows, "
+        f"{args.n_test} test rows, {world.target.shape[1]} scored targets "
+        f"(the Bayes-optimal probabilities are in {TRUTH_FOLDER}/)."
+    )
+    return 0
+
+
+# --------------------------------------------------------------------------
+# cv
+# --------------------------------------------------------------------------
+
+
+def _data_fingerprint(moa):
+    h = hashlib.sha256()
+    h.update("\n".join(map(str, moa.data.index)).encode())
+    h.update("\n".join(moa.feature_names + moa.target_names).encode())
+    return h.hexdigest()[:16]
+
+
+def _history(estimator):
+    """Learning curve records of a fitted net (JSON-able), or []."""
+    records = getattr(estimator, "history_", None) or []
+    keep = ("seed", "step", "epoch", "train_loss", "valid_loss")
+    out = []
+    for r in records:
+        if isinstance(r, dict):
+            out.append({k: r.get(k) for k in keep if k in r})
+    return out
+
+
+def _fit_fold(k, train, test, moa, settings, truth):
+    """Fit the pipeline on ``train``, predict ``test``: (arrays, info)."""
+    import sklearn
+
+    from .metrics import columnwise_log_loss, mean_columnwise_log_loss
+
+    X, Y, Y_aux, groups = moa.data, moa.target, moa.target_aux, moa.groups
+    t0 = time.perf_counter()
+    with sklearn.config_context(enable_metadata_routing=True):
+        pipe = _build_pipeline(settings)
+        pipe.fit(
+            X.iloc[train],
+            Y.iloc[train],
+            groups=groups.iloc[train].to_numpy(),
+            y_aux=Y_aux.iloc[train].to_numpy(),
+        )
+    fit_s = time.perf_counter() - t0
+    Xt, Yt = X.iloc[test], Y.iloc[test].to_numpy()
+    proba = pipe.predict_proba(Xt)
+
+    # each base model of the blend on the test fold (control rows at the floor)
+    features = pipe.named_steps["features"]
+    control = pipe.named_steps["model"]
+    blend = control.estimator_
+    names = list(blend.named_estimators_)
+    Ft = features.transform(Xt)
+    treated = (Xt["cp_type"] != "ctl_vehicle").to_numpy()
+    per_model = np.full((len(names), len(test), Y.shape[1]), control.control_proba)
+    for m, est in enumerate(blend.estimators_):
+        if treated.any():
+            rows = Ft.iloc[treated] if hasattr(Ft, "iloc") else Ft[treated]
+            per_model[m, treated] = est.predict_proba(rows)
+    prior = np.clip(Y.iloc[train].to_numpy().mean(axis=0), 5e-4, 1 - 5e-4)
+    info = dict(
+        fold=k,
+        n_train=len(train),
+        n_test=len(test),
+        fit_seconds=fit_s,
+        score=mean_columnwise_log_loss(Yt, proba),
+        model_scores={
+            n: mean_columnwise_log_loss(Yt, per_model[m]) for m, n in enumerate(names)
+        },
+        prior_score=mean_columnwise_log_loss(Yt, np.tile(prior, (len(test), 1))),
+        bayes_score=None,
+        weights=dict(zip(names, map(float, blend.weights_))),
+        inner_oof_scores=dict(blend.oof_scores_ or {}),
+        inner_oof_score=blend.oof_score_,
+        target_scores=columnwise_log_loss(Yt, proba).tolist(),
+        history={n: _history(e) for n, e in zip(names, blend.estimators_)},
+    )
+    arrays = dict(test=np.asarray(test), proba=proba, y_true=Yt, per_model=per_model)
+    if truth is not None:
+        bayes = truth.iloc[test].to_numpy()
+        info["bayes_score"] = mean_columnwise_log_loss(Yt, bayes)
+        arrays["bayes"] = bayes
+    return arrays, info
+
+
+def _fold_paths(cvdir, k):
+    return cvdir / f"fold_{k}.npz", cvdir / f"fold_{k}.json"
+
+
+def _read_fold(cvdir, k):
+    """The saved results of fold k, or None when it is not finished."""
+    npz, js = _fold_paths(cvdir, k)
+    if not (npz.is_file() and js.is_file()):
+        return None
+    try:
+        with np.load(npz, allow_pickle=False) as f:
+            arrays = {name: f[name] for name in f.files}
+        info = json.loads(js.read_text())
+    except (OSError, ValueError, KeyError) as e:
+        raise CLIError(
+            f"{str(npz)!r} or {str(js)!r} cannot be read ({e}); delete both to "
+            "recompute that fold."
+        ) from None
+    return arrays, info
+
+
+def _cmd_cv(args):
+    from .model_selection import DrugMultilabelStratifiedKFold
+
+    settings = _settings(args)
+    moa = _load(args.folder)
+    truth = _load_truth(args.folder, moa.data.index)
+    cvdir = Path(args.output)
+    if cvdir.exists() and not cvdir.is_dir():
+        raise CLIError(f"output {str(cvdir)!r} exists and is not a folder.")
+    cvdir.mkdir(parents=True, exist_ok=True)
+    for stale in cvdir.glob("*.tmp*"):
+        stale.unlink()
+
+    config = {k: settings[k] for k in _RESULT_KEYS}
+    config["data"] = _data_fingerprint(moa)
+    config = json.loads(json.dumps(config, default=_json_default))
+    config_path = cvdir / "config.json"
+    if config_path.is_file():
+        old = _read_json(config_path, "CV settings file")
+        old_config = old.get("settings") if isinstance(old, dict) else None
+        if old_config != config:
+            old_config = old_config if isinstance(old_config, dict) else {}
+            differ = sorted(
+                k
+                for k in set(config) | set(old_config)
+                if config.get(k) != old_config.get(k)
+            )
+            raise CLIError(
+                f"{str(cvdir)!r} holds a CV run with other settings (differing: "
+                f"{', '.join(differ)}); resume it with the same settings and data, "
+                "or write to another folder with -o."
+            )
+    else:
+        _write_json(
+            config_path,
+            dict(format=CV_FORMAT, version=__version__, settings=config),
+        )
+
+    n_folds = settings["folds"]
+    splitter = DrugMultilabelStratifiedKFold(n_folds, random_state=settings["seed"])
+    folds = list(splitter.split(moa.data, moa.target.to_numpy(), moa.groups.to_numpy()))
+    progress = _Progress("folds", n_folds)
+    results = []
+    for k, (train, test) in enumerate(folds):
+        saved = _read_fold(cvdir, k)
+        if saved is not None:
+            results.append(saved)
+            progress(k + 1, f"fold {k + 1}: loaded (log loss {saved[1]['score']:.5f})")
+            continue
+        progress(k, f"fold {k + 1}: fitting {len(train)} rows ...")
+        arrays, info = _fit_fold(k, train, test, moa, settings, truth)
+        npz, js = _fold_paths(cvdir, k)
+        _atomic_write(npz, lambda f, a=arrays: np.savez(f, **a))
+        _write_json(js, info)  # written last: marks the fold as finished
+        models = ", ".join(f"{n} {s:.5f}" for n, s in info["model_scores"].items())
+        progress(
+            k + 1,
+            f"fold {k + 1}: log loss {info['score']:.5f} ({models}; prior "
+            f"{info['prior_score']:.5f}) in {info['fit_seconds']:.1f} s",
+        )
+        results.append((arrays, info))
+
+    summary = _summarise(results, moa, cvdir, config)
+    line = f"CV log loss {summary['score']:.5f} (prior {summary['prior_score']:.5f}"
+    if summary["bayes_score"] is not None:
+        line += f", Bayes {summary['bayes_score']:.5f}"
+    _log(line + f") -> {str(cvdir / 'cv_summary.json')!r}")
+    return 0
+
+
+def _summarise(results, moa, cvdir, config):
+    from .metrics import columnwise_log_loss, mean_columnwise_log_loss
+
+    n, k = moa.target.shape
+    oof = np.full((n, k), np.nan)
+    for arrays, _ in results:
+        oof[arrays["test"]] = arrays["proba"]
+    Y = moa.target.to_numpy()
+    infos = [info for _, info in results]
+    names = list(infos[0]["model_scores"])
+    per_model = {}
+    for m, name in enumerate(names):
+        P = np.full((n, k), np.nan)
+        for arrays, _ in results:
+            P[arrays["test"]] = arrays["per_model"][m]
+        per_model[name] = mean_columnwise_log_loss(Y, P)
+    bayes = None
+    if all("bayes" in a for a, _ in results):
+        B = np.full((n, k), np.nan)
+        for arrays, _ in results:
+            B[arrays["test"]] = arrays["bayes"]
+        bayes = mean_columnwise_log_loss(Y, B)
+    summary = dict(
+        format=CV_FORMAT,
+        version=__version__,
+        settings=config,
+        n_folds=len(results),
+        score=mean_columnwise_log_loss(Y, oof),
+        fold_scores=[i["score"] for i in infos],
+        model_scores=per_model,
+        fold_model_scores=[i["model_scores"] for i in infos],
+        prior_score=float(np.mean([i["prior_score"] for i in infos])),
+        bayes_score=bayes,
+        weights=[i["weights"] for i in infos],
+        target_names=moa.target_names,
+        target_scores=columnwise_log_loss(Y, oof).tolist(),
+    )
+    frame = pd.DataFrame(oof, index=moa.data.index, columns=moa.target_names)
+    text = frame.to_csv(index_label="sig_id")
+    _atomic_write(cvdir / "oof.csv", lambda f: f.write(text.encode()))
+    _write_json(cvdir / "cv_summary.json", summary)
+    return summary
+
+
+# --------------------------------------------------------------------------
+# fit and predict
+# --------------------------------------------------------------------------
+
+
+def _cmd_fit(args):
+    import joblib
+    import sklearn
+
+    settings = _settings(args)
+    moa = _load(args.folder)
+    out = Path(args.output)
+    if out.is_dir():
+        raise CLIError(f"output {str(out)!r} is a folder; give a file name.")
+    if not out.parent.is_dir():
+        raise CLIError(f"the folder of {str(out)!r} does not exist.")
+    _log(f"fitting on {moa.data.shape[0]} rows ({settings['profile']} profile) ...")
+    t0 = time.perf_counter()
+    with sklearn.config_context(enable_metadata_routing=True):
+        pipe = _build_pipeline(settings)
+        pipe.fit(
+            moa.data,
+            moa.target,
+            groups=moa.groups.to_numpy(),
+            y_aux=moa.target_aux.to_numpy(),
+        )
+    payload = dict(
+        format=MODEL_FORMAT,
+        version=__version__,
+        pipeline=pipe,
+        feature_names=list(moa.feature_names),
+        target_names=list(moa.target_names),
+        settings=json.loads(json.dumps(settings, default=_json_default)),
+    )
+    _atomic_write(out, lambda f: joblib.dump(payload, f))
+    _log(f"fitted in {time.perf_counter() - t0:.1f} s -> {str(out)!r}")
+    return 0
+
+
+def _load_model(path):
+    import joblib
+
+    path = Path(path)
+    if not path.is_file():
+        raise CLIError(f"model file {str(path)!r} does not exist.")
+    try:
+        payload = joblib.load(path)
+    except Exception as e:  # any unpickling failure: not a model file
+        raise CLIError(
+            f"{str(path)!r} is not a moa-sklearn model file (it cannot be loaded: "
+            f"{type(e).__name__}: {e})."
+        ) from None
+    if not (isinstance(payload, dict) and payload.get("format") == MODEL_FORMAT):
+        raise CLIError(
+            f"{str(path)!r} is not a moa-sklearn model file (write one with "
+            "`moa-sklearn fit FOLDER -o MODEL`)."
+        )
+    return payload
+
+
+def _cmd_predict(args):
+    from .datasets import SAMPLE_SUBMISSION, TEST_FEATURES, _read_csv
+
+    payload = _load_model(args.model)
+    folder = Path(args.folder)
+    if not folder.exists():
+        raise CLIError(f"data folder {str(folder)!r} does not exist.")
+    if folder.is_file():
+        folder, name = folder.parent, folder.name
+    else:
+        name = TEST_FEATURES
+    test = _read_csv(folder, name)
+    expected = payload["feature_names"]
+    columns = list(test.columns)
+    if columns != expected:
+        missing = [c for c in expected if c not in columns]
+        extra = [c for c in columns if c not in expected]
+        if missing or extra:
+            detail = f"missing {missing[:5]}, unexpected {extra[:5]}"
+        else:
+            detail = "same columns in another order"
+        raise CLIError(
+            f"{name}: its columns differ from those the model was fitted on "
+            f"({detail}; {len(columns)} columns, expected {len(expected)})."
+        )
+    targets = payload["target_names"]
+    proba = payload["pipeline"].predict_proba(test)
+    submission = pd.DataFrame(proba, index=test.index, columns=targets)
+    sample = folder / SAMPLE_SUBMISSION
+    if name == TEST_FEATURES and sample.is_file():
+        order = _read_csv(folder, SAMPLE_SUBMISSION)
+        if sorted(order.columns) != sorted(targets):
+            raise CLIError(
+                f"{SAMPLE_SUBMISSION}: its target columns differ from the model's."
+            )
+        if set(order.index) != set(test.index) or len(order) != len(test):
+            raise CLIError(
+                f"{SAMPLE_SUBMISSION}: its sig_id values differ from {name}'s."
+            )
+        submission = submission.loc[order.index, list(order.columns)]
+    out = Path(args.output)
+    if not out.parent.is_dir():
+        raise CLIError(f"the folder of {str(out)!r} does not exist.")
+    text = submission.to_csv(index_label="sig_id")
+    _atomic_write(out, lambda f: f.write(text.encode()))
+    _log(f"wrote {submission.shape[0]} rows x {submission.shape[1]} targets -> {out}")
+    return 0
+
+
+# --------------------------------------------------------------------------
+# report
+# --------------------------------------------------------------------------
+
+
+def _cmd_report(args):
+    from ._report import write_report
+
+    cvdir = Path(args.cvdir)
+    if not cvdir.is_dir():
+        raise CLIError(f"CV folder {str(cvdir)!r} does not exist.")
+    config = _read_json(cvdir / "config.json", "CV settings file")
+    n_folds = config.get("settings", {}).get("folds")
+    folds = []
+    for k in range(n_folds or 0):
+        saved = _read_fold(cvdir, k)
+        if saved is not None:
+            folds.append(saved)
+    if not folds:
+        raise CLIError(f"{str(cvdir)!r} holds no finished fold; run `cv` first.")
+    summary_path = cvdir / "cv_summary.json"
+    summary = _read_json(summary_path, "CV summary") if summary_path.is_file() else None
+    out = Path(args.output) if args.output else cvdir / "report.html"
+    html = write_report(folds, n_folds, summary)
+    _atomic_write(out, lambda f: f.write(html.encode()))
+    _log(f"report of {len(folds)}/{n_folds} folds -> {str(out)!r}")
+    return 0
+
+
+# --------------------------------------------------------------------------
+# The parser
+# --------------------------------------------------------------------------
+
+
+def _add_settings(p):
+    g = p.add_argument_group("settings (flags override --config)")
+    g.add_argument("--config", metavar="FILE", help="JSON file of settings")
+    g.add_argument("--profile", choices=("quick", "full"), help="default: quick")
+    g.add_argument(
+        "--models",
+        nargs="+",
+        metavar="MODEL",
+        help="twostep, keras, tabnet or auto (default: the installed ones)",
+    )
+    g.add_argument("--seed", type=int, help="random seed (default: 0)")
+    g.add_argument("--n-jobs", type=int, help="parallel fits of the blend")
+    g.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
+    g.add_argument(
+        "--inner-folds", type=int, help="inner CV of the blend (quick 3, full 5)"
+    )
+    g.add_argument(
+        "-v", "--verbose", action="store_const", const=1, help="print the nets' epochs"
+    )
+
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog="moa-sklearn",
+        description="The lish-moa recipe from the command line.",
+    )
+    parser.add_argument("--version", action="version", version=__version__)
+    parser.add_argument(
+        "--debug", action="store_true", help="show tracebacks of errors"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser(
+        "make-data",
+        help="write a synthetic make_moa world in the Kaggle layout",
+        description="Write a make_moa world to FOLDER in the Kaggle layout, "
+        "with its Bayes-optimal probabilities in FOLDER/truth/ (bayes_proba.csv, "
+        "test_bayes_proba.csv, test_targets_scored.csv).",
+    )
+    p.add_argument("folder", metavar="FOLDER")
+    p.add_argument("--n-samples", type=int, default=23814)
+    p.add_argument("--n-test", type=int, default=3982)
+    p.add_argument("--n-genes", type=int, default=772)
+    p.add_argument("--n-cells", type=int, default=100)
+    p.add_argument("--n-scored", type=int, default=206)
+    p.add_argument("--n-nonscored", type=int, default=402)
+    p.add_argument("--signal", type=float, default=1.3)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_make_data)
+
+    p = sub.add_parser(
+        "cv",
+        help="drug-grouped CV of the pipeline (resumable)",
+        description="Drug-grouped K-fold CV of make_moa_pipeline on FOLDER. "
+        "Per-fold results go to CVDIR as they finish; run the same command "
+        "again to resume an interrupted run.",
+    )
+    p.add_argument("folder", metavar="FOLDER")
+    p.add_argument("-o", "--output", required=True, metavar="CVDIR")
+    p.add_argument("--folds", type=int, help="outer folds (default: 5)")
+    _add_settings(p)
+    p.set_defaults(func=_cmd_cv)
+
+    p = sub.add_parser(
+        "fit",
+        help="fit the pipeline on all training rows",
+        description="Fit make_moa_pipeline on FOLDER's training files and save it.",
+    )
+    p.add_argument("folder", metavar="FOLDER")
+    p.add_argument("-o", "--output", required=True, metavar="MODEL")
+    _add_settings(p)
+    p.set_defaults(func=_cmd_fit)
+
+    p = sub.add_parser(
+        "predict",
+        help="write a submission (sig_id + one column per target)",
+        description="Predict FOLDER/test_features.csv (or a features CSV file) "
+        "with a model written by `fit`; rows and columns follow "
+        "FOLDER/sample_submission.csv when present. Model files are pickles: "
+        "load only files you trust.",
+    )
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("folder", metavar="FOLDER")
+    p.add_argument("-o", "--output", default="submission.csv", metavar="CSV")
+    p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser(
+        "report",
+        help="an HTML report of a CV run",
+        description="Write an HTML report (inline SVG plots) of the CV run in "
+        "CVDIR: scores, per-target log loss, calibration of the OOF "
+        "predictions, blend weights and the nets' learning curves.",
+    )
+    p.add_argument("cvdir", metavar="CVDIR")
+    p.add_argument("-o", "--output", metavar="HTML", help="default: CVDIR/report.html")
+    p.set_defaults(func=_cmd_report)
+    return parser
+
+
+def main(argv=None):
+    """Run the ``moa-sklearn`` command; return the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except KeyboardInterrupt:
+        print(
+            "moa-sklearn: interrupted; finished work is saved (run the same "
+            "command again to resume).",
+            file=sys.stderr,
+        )
+        return 130
+    except (CLIError, FileNotFoundError, ValueError, ImportError) as e:
+        if args.debug:
+            raise
+        print(f"moa-sklearn: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
