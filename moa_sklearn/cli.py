@@ -221,7 +221,7 @@ def _load_truth(folder, index):
     path = Path(folder) / TRUTH_FOLDER / "bayes_proba.csv"
     if not path.is_file():
         return None
-    truth = pd.read_csv(path, index_col="sig_id", float_precision="round_trip")
+    truth = pd.read_csv(path, index_col="sig_id")
     if not truth.index.isin(index).all() or len(truth) != len(index):
         return None
     return truth.loc[index]

@@ -1,0 +1,339 @@
+"""The moa-sklearn command, end to end through ``main([...])`` on a tiny world."""
+
+import json
+import os
+import subprocess
+import sys
+from html.parser import HTMLParser
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from moa_sklearn import cli
+from moa_sklearn.metrics import mean_columnwise_log_loss
+
+pytest.importorskip("torch")
+pytest.importorskip("skorch")
+pytest.importorskip("pytorch_tabnet")
+
+# tiny nets, features and folds: a fold takes about a second on one core
+CONFIG = {
+    "models": ["twostep", "tabnet"],
+    "folds": 2,
+    "inner_folds": 2,
+    "seed": 0,
+    "device": "cpu",
+    "feature_params": {
+        "n_components": {"g": 6, "c": 3},
+        "n_clusters": {"g": 3, "c": 2},
+    },
+    "model_params": {
+        "twostep": {
+            "hidden_sizes": [16],
+            "dropouts": 0.1,
+            "epochs_pretrain": 2,
+            "epochs_finetune": 2,
+            "unfreeze_every": 1,
+            "batch_size": 64,
+            "n_threads": 1,
+        },
+        "tabnet": {
+            "n_d": 8,
+            "n_a": 8,
+            "max_epochs": 3,
+            "batch_size": 64,
+            "virtual_batch_size": 16,
+            "n_threads": 1,
+        },
+    },
+}
+MAKE = [
+    "--n-samples", "300", "--n-test", "60", "--n-genes", "24", "--n-cells", "8",
+    "--n-scored", "6", "--n-nonscored", "5", "--seed", "0",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    assert cli.main(["make-data", str(root / "data"), *MAKE]) == 0
+    (root / "cfg.json").write_text(json.dumps(CONFIG))
+    return root
+
+
+@pytest.fixture(scope="module")
+def cv_run(work):
+    """A complete 2-fold CV run (shared by the tests that read one)."""
+    assert cli.main(cli_args(work, "cv", "cvdir")) == 0
+    return work / "cvdir"
+
+
+def cli_args(work, command, out, *extra):
+    return [
+        command,
+        str(work / "data"),
+        "-o",
+        str(work / out),
+        "--config",
+        str(work / "cfg.json"),
+        *extra,
+    ]
+
+
+def test_make_data_writes_the_layout_and_the_truth(work):
+    names = sorted(p.name for p in (work / "data").iterdir())
+    assert names == [
+        "sample_submission.csv",
+        "test_features.csv",
+        "train_drug.csv",
+        "train_features.csv",
+        "train_targets_nonscored.csv",
+        "train_targets_scored.csv",
+        "truth",
+    ]
+    truth = sorted(p.name for p in (work / "data" / "truth").iterdir())
+    assert truth == [
+        "bayes_proba.csv",
+        "test_bayes_proba.csv",
+        "test_targets_scored.csv",
+    ]
+    bayes = pd.read_csv(work / "data" / "truth" / "bayes_proba.csv")
+    assert bayes.shape == (300, 7)
+
+
+def test_cv_writes_folds_summary_and_oof(cv_run, work, capsys):
+    out = cv_run
+    for k in range(2):
+        assert (out / f"fold_{k}.npz").is_file()
+        assert (out / f"fold_{k}.json").is_file()
+    assert not list(out.glob("*.tmp*"))
+    summary = json.loads((out / "cv_summary.json").read_text())
+    assert summary["n_folds"] == 2
+    assert set(summary["model_scores"]) == {"twostep", "tabnet"}
+    assert summary["bayes_score"] < summary["prior_score"]
+    for w in summary["weights"]:
+        assert abs(sum(w.values()) - 1) < 1e-6
+
+    # the OOF file covers every row once and its loss is the summary's
+    oof = pd.read_csv(out / "oof.csv", index_col="sig_id")
+    Y = pd.read_csv(work / "data" / "train_targets_scored.csv", index_col="sig_id").loc[
+        oof.index
+    ]
+    assert oof.shape == (300, 6) and not oof.isna().any().any()
+    assert mean_columnwise_log_loss(Y, oof) == pytest.approx(summary["score"])
+    # per-fold scores are those of the fold's rows
+    for k in range(2):
+        info = json.loads((out / f"fold_{k}.json").read_text())
+        with np.load(out / f"fold_{k}.npz") as f:
+            rows = oof.iloc[f["test"]]
+            assert np.allclose(rows.to_numpy(), f["proba"])
+            assert f["per_model"].shape == (2, len(f["test"]), 6)
+        assert info["score"] == pytest.approx(summary["fold_scores"][k])
+        assert info["history"]["twostep"]  # learning curves were saved
+
+
+def test_fit_predict_writes_a_submission(work, cv_run):
+    model = work / "model.joblib"
+    assert cli.main(cli_args(work, "fit", "model.joblib")) == 0
+    sub_path = work / "submission.csv"
+    assert (
+        cli.main(["predict", str(model), str(work / "data"), "-o", str(sub_path)]) == 0
+    )
+    sub = pd.read_csv(sub_path)
+    sample = pd.read_csv(work / "data" / "sample_submission.csv")
+    assert list(sub.columns) == list(sample.columns)
+    assert sub["sig_id"].tolist() == sample["sig_id"].tolist()
+    proba = sub.drop(columns="sig_id").to_numpy()
+    assert ((proba > 0) & (proba < 1)).all()
+    test = pd.read_csv(work / "data" / "test_features.csv").set_index("sig_id")
+    control = test.loc[sub["sig_id"], "cp_type"].eq("ctl_vehicle").to_numpy()
+    assert control.any()
+    assert (proba[control] <= 1e-3).all()
+
+
+class _Sections(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.ids, self.text, self.cells = [], {}, {}
+        self._span = self._table = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if "id" in attrs:
+            self.ids.append(attrs["id"])
+        if tag == "span":
+            self._span = attrs.get("id")
+        if tag == "table":
+            self._table = attrs.get("id")
+            self.cells[self._table] = []
+        if tag == "tr" and self._table:
+            self.cells[self._table].append([])
+
+    def handle_endtag(self, tag):
+        if tag == "span":
+            self._span = None
+        if tag == "table":
+            self._table = None
+
+    def handle_data(self, data):
+        if self._span:
+            self.text[self._span] = data
+        if self._table and self.cells[self._table]:
+            self.cells[self._table][-1].append(data)
+
+
+def test_report_has_the_sections_and_the_saved_numbers(cv_run, work):
+    out = work / "report.html"
+    assert cli.main(["report", str(cv_run), "-o", str(out)]) == 0
+    html = out.read_text()
+    assert html.startswith("<!DOCTYPE html>") and html.rstrip().endswith("</html>")
+    parser = _Sections()
+    parser.feed(html)
+    for section in (
+        "scores",
+        "per-target",
+        "calibration",
+        "weights",
+        "learning-curves",
+    ):
+        assert section in parser.ids
+    summary = json.loads((cv_run / "cv_summary.json").read_text())
+    assert float(parser.text["oof-score"]) == pytest.approx(summary["score"], abs=1e-6)
+    folds = parser.cells["fold-scores"][1:]
+    assert [float(r[2]) for r in folds] == pytest.approx(
+        summary["fold_scores"], abs=1e-6
+    )
+    weights = parser.cells["weights-table"][1:]
+    assert [float(x) for x in weights[0][1:]] == pytest.approx(
+        list(summary["weights"][0].values()), abs=1e-4
+    )
+    assert html.count("<svg") >= 4 and "<polyline" in html
+    # calibration bins: the row counts add up to every OOF prediction
+    n = sum(int(r[1]) for r in parser.cells["calibration-table"][1:])
+    assert n == 300 * 6
+
+
+def test_cv_resumes_without_recomputing_finished_folds(work, monkeypatch):
+    out = work / "resume"
+    real_fit_fold = cli._fit_fold
+    calls = []
+
+    def interrupted(k, *args):
+        calls.append(k)
+        if k == 1:
+            raise KeyboardInterrupt
+        return real_fit_fold(k, *args)
+
+    monkeypatch.setattr(cli, "_fit_fold", interrupted)
+    assert cli.main(cli_args(work, "cv", "resume")) == 130
+    assert calls == [0, 1]
+    assert (out / "fold_0.json").is_file() and not (out / "fold_1.json").exists()
+    assert not (out / "cv_summary.json").exists()
+    assert not list(out.glob("*.tmp*"))
+    stamp = (out / "fold_0.npz").stat().st_mtime_ns, (out / "fold_0.json").read_text()
+
+    calls.clear()
+    monkeypatch.setattr(
+        cli, "_fit_fold", lambda k, *a: calls.append(k) or real_fit_fold(k, *a)
+    )
+    assert cli.main(cli_args(work, "cv", "resume")) == 0
+    assert calls == [1]
+    assert (out / "fold_0.npz").stat().st_mtime_ns == stamp[0]
+    assert (out / "fold_0.json").read_text() == stamp[1]
+    summary = json.loads((out / "cv_summary.json").read_text())
+    assert summary["n_folds"] == 2 and len(summary["fold_scores"]) == 2
+
+    # other settings on the same folder: a clear error, nothing overwritten
+    assert cli.main(cli_args(work, "cv", "resume", "--seed", "1")) == 2
+    assert (out / "fold_0.json").read_text() == stamp[1]
+
+
+def error_of(capsys, argv):
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("moa-sklearn: error: ") and "Traceback" not in err
+    return err
+
+
+def test_clear_errors(work, tmp_path, capsys):
+    cfg = str(work / "cfg.json")
+    err = error_of(capsys, ["cv", str(tmp_path / "nope"), "-o", str(tmp_path / "o")])
+    assert "does not exist" in err
+    err = error_of(capsys, ["fit", str(tmp_path / "nope"), "-o", str(tmp_path / "m")])
+    assert "does not exist" in err
+
+    # a missing file of the layout
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    for name in ("train_features.csv", "train_targets_scored.csv"):
+        (partial / name).write_bytes((work / "data" / name).read_bytes())
+    err = error_of(
+        capsys, ["cv", str(partial), "-o", str(tmp_path / "o"), "--config", cfg]
+    )
+    assert "train_targets_nonscored.csv" in err
+
+    # model files that are not one
+    err = error_of(
+        capsys, ["predict", str(tmp_path / "none.joblib"), str(work / "data")]
+    )
+    assert "does not exist" in err
+    bad = tmp_path / "bad.joblib"
+    bad.write_bytes(os.urandom(2000))
+    err = error_of(capsys, ["predict", str(bad), str(work / "data")])
+    assert "not a moa-sklearn model file" in err
+    import joblib
+
+    other = tmp_path / "other.joblib"
+    joblib.dump({"a": 1}, other)
+    err = error_of(capsys, ["predict", str(other), str(work / "data")])
+    assert "not a moa-sklearn model file" in err
+
+    # a config file with an unknown key
+    bad_cfg = tmp_path / "cfg.json"
+    bad_cfg.write_text(json.dumps({"epochs": 3}))
+    err = error_of(
+        capsys,
+        ["cv", str(work / "data"), "-o", str(tmp_path / "o"), "--config", str(bad_cfg)],
+    )
+    assert "unknown key" in err and "epochs" in err
+
+    # report of a folder without a CV run
+    err = error_of(capsys, ["report", str(tmp_path / "nope")])
+    assert "does not exist" in err
+
+
+def test_predict_rejects_a_test_file_with_other_columns(work, cv_run, tmp_path, capsys):
+    model = work / "model.joblib"
+    if not model.is_file():
+        assert cli.main(cli_args(work, "fit", "model.joblib")) == 0
+    test = pd.read_csv(work / "data" / "test_features.csv")
+    folder = tmp_path / "other"
+    folder.mkdir()
+    test.drop(columns=["g-3"]).rename(columns={"c-0": "x"}).to_csv(
+        folder / "test_features.csv", index=False
+    )
+    out = tmp_path / "sub.csv"
+    err = error_of(capsys, ["predict", str(model), str(folder), "-o", str(out)])
+    assert "test_features.csv" in err and "columns" in err
+    assert not out.exists()
+
+    # a feature file given directly, with the right columns, is predicted
+    test.to_csv(folder / "features.csv", index=False)
+    assert (
+        cli.main(["predict", str(model), str(folder / "features.csv"), "-o", str(out)])
+        == 0
+    )
+    assert pd.read_csv(out).shape == (60, 7)
+
+
+def test_module_runs_as_a_command():
+    result = subprocess.run(
+        [sys.executable, "-m", "moa_sklearn.cli", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0
+    for command in ("make-data", "cv", "fit", "predict", "report"):
+        assert command in result.stdout
