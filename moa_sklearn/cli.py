@@ -589,7 +589,31 @@ def _cmd_predict(args):
     text = submission.to_csv(index_label="sig_id")
     _atomic_write(out, lambda f: f.write(text.encode()))
     _log(f"wrote {submission.shape[0]} rows x {submission.shape[1]} targets -> {out}")
+    _score_against_truth(folder, name, submission)
     return 0
+
+
+def _score_against_truth(folder, name, submission):
+    """Log the test loss when make-data wrote the test truth beside the data."""
+    from .datasets import TEST_FEATURES
+    from .metrics import mean_columnwise_log_loss
+
+    truth = Path(folder) / TRUTH_FOLDER
+    targets = truth / "test_targets_scored.csv"
+    if name != TEST_FEATURES or not targets.is_file():
+        return
+    Y = pd.read_csv(targets, index_col="sig_id")
+    if set(Y.index) != set(submission.index) or set(Y.columns) != set(
+        submission.columns
+    ):
+        return
+    Y = Y.loc[submission.index, list(submission.columns)]
+    line = f"test log loss {mean_columnwise_log_loss(Y, submission):.5f}"
+    bayes = truth / "test_bayes_proba.csv"
+    if bayes.is_file():
+        B = pd.read_csv(bayes, index_col="sig_id").loc[Y.index, list(Y.columns)]
+        line += f" (Bayes {mean_columnwise_log_loss(Y, B):.5f})"
+    _log(line + f", from the truth in {str(truth)!r}")
 
 
 # --------------------------------------------------------------------------
@@ -727,6 +751,8 @@ def _parser():
 
 def main(argv=None):
     """Run the ``moa-sklearn`` command; return the exit status."""
+    # TensorFlow's C++ start-up logs would drown the progress lines
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     args = _parser().parse_args(argv)
     try:
         return args.func(args) or 0

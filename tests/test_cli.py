@@ -133,13 +133,15 @@ def test_cv_writes_folds_summary_and_oof(cv_run, work, capsys):
         assert info["history"]["twostep"]  # learning curves were saved
 
 
-def test_fit_predict_writes_a_submission(work, cv_run):
+def test_fit_predict_writes_a_submission(work, cv_run, capsys):
     model = work / "model.joblib"
     assert cli.main(cli_args(work, "fit", "model.joblib")) == 0
+    capsys.readouterr()
     sub_path = work / "submission.csv"
     assert (
         cli.main(["predict", str(model), str(work / "data"), "-o", str(sub_path)]) == 0
     )
+    assert "test log loss" in capsys.readouterr().err  # make-data's truth
     sub = pd.read_csv(sub_path)
     sample = pd.read_csv(work / "data" / "sample_submission.csv")
     assert list(sub.columns) == list(sample.columns)
