@@ -31,6 +31,11 @@ CATEGORICAL_COLUMNS = ["cp_type", "cp_time", "cp_dose"]
 CP_TYPES = ("trt_cp", "ctl_vehicle")
 CONTROL = "ctl_vehicle"
 _FEATURE_RE = re.compile(r"^(g|c)-(\d+)$")
+# pandas 3 parses floats exactly by default (and deprecates the option); older
+# pandas needs "round_trip" so that write_moa -> load_moa is lossless
+_READ_CSV_KWARGS = (
+    {} if int(pd.__version__.split(".")[0]) >= 3 else {"float_precision": "round_trip"}
+)
 
 
 # --------------------------------------------------------------------------
@@ -47,7 +52,7 @@ def _read_csv(folder, name, required=True):
             )
         return None
     try:
-        frame = pd.read_csv(path, float_precision="round_trip")
+        frame = pd.read_csv(path, **_READ_CSV_KWARGS)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
         raise ValueError(f"{name}: cannot be read as CSV ({e}).") from None
     if "sig_id" not in frame.columns:
@@ -164,7 +169,7 @@ def load_moa(folder):
     >>> world = make_moa(n_samples=300, n_test=60, n_genes=20, n_cells=10,
     ...                  n_scored=8, n_nonscored=6, random_state=0)
     >>> with tempfile.TemporaryDirectory() as folder:
-    ...     write_moa(world, folder)
+    ...     _ = write_moa(world, folder)
     ...     moa = load_moa(folder)
     >>> moa.data.shape, moa.target.shape, moa.target_aux.shape
     ((300, 33), (300, 8), (300, 6))
