@@ -219,6 +219,18 @@ def write_report(folds, n_folds, summary=None):
         ]
         for i in infos
     ]
+    if summary is not None:
+        rows.append(
+            [
+                "all",
+                Y.shape[0],
+                _fmt(summary["score"], 6),
+                *[_fmt(summary["model_scores"].get(n), 6) for n in names],
+                _fmt(summary["prior_score"], 6),
+                _fmt(summary.get("bayes_score"), 6),
+                f"{sum(i['fit_seconds'] for i in infos):.1f}",
+            ]
+        )
     h.append(_table(header, rows, "fold-scores"))
     h.append(
         "<p>prior: the training part's label frequencies; Bayes: the exact "

@@ -194,7 +194,7 @@ def _build_pipeline(settings):
         if settings["verbose"]:
             params.setdefault("verbose", 1)
     model_params = {k: v for k, v in model_params.items() if k in names or v}
-    return make_moa_pipeline(
+    pipe = make_moa_pipeline(
         models,
         profile=settings["profile"],
         random_state=settings["seed"],
@@ -203,6 +203,10 @@ def _build_pipeline(settings):
         model_params=model_params,
         n_jobs=settings["n_jobs"],
     )
+    if settings["verbose"]:
+        # joblib's progress of the blend's fits (every model on every inner fold)
+        pipe.set_params(model__estimator__verbose=10)
+    return pipe
 
 
 def _load(folder):
@@ -639,6 +643,13 @@ def _cmd_report(args):
     summary_path = cvdir / "cv_summary.json"
     summary = _read_json(summary_path, "CV summary") if summary_path.is_file() else None
     out = Path(args.output) if args.output else cvdir / "report.html"
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise CLIError(
+            f"report {str(out)!r}: the report is HTML (with SVG plots, no "
+            "plotting library needed); name it *.html."
+        )
+    if not out.parent.is_dir():
+        raise CLIError(f"the folder of {str(out)!r} does not exist.")
     html = write_report(folds, n_folds, summary)
     _atomic_write(out, lambda f: f.write(html.encode()))
     _log(f"report of {len(folds)}/{n_folds} folds -> {str(out)!r}")

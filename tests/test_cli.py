@@ -202,7 +202,11 @@ def test_report_has_the_sections_and_the_saved_numbers(cv_run, work):
         assert section in parser.ids
     summary = json.loads((cv_run / "cv_summary.json").read_text())
     assert float(parser.text["oof-score"]) == pytest.approx(summary["score"], abs=1e-6)
-    folds = parser.cells["fold-scores"][1:]
+    folds = parser.cells["fold-scores"][1:-1]
+    assert parser.cells["fold-scores"][-1][0] == "all"
+    assert float(parser.cells["fold-scores"][-1][2]) == pytest.approx(
+        summary["score"], abs=1e-6
+    )
     assert [float(r[2]) for r in folds] == pytest.approx(
         summary["fold_scores"], abs=1e-6
     )
@@ -300,9 +304,31 @@ def test_clear_errors(work, tmp_path, capsys):
     )
     assert "unknown key" in err and "epochs" in err
 
-    # report of a folder without a CV run
+    # report of a folder without a CV run; a report that is not HTML
     err = error_of(capsys, ["report", str(tmp_path / "nope")])
     assert "does not exist" in err
+    err = error_of(capsys, ["report", str(work / "data"), "-o", "r.png"])
+    assert "does not exist" in err  # no config.json: not a CV folder
+
+
+def test_report_must_be_html(cv_run, tmp_path, capsys):
+    err = error_of(capsys, ["report", str(cv_run), "-o", str(tmp_path / "r.png")])
+    assert "html" in err
+    assert not (tmp_path / "r.png").exists()
+
+
+def test_an_interrupted_write_leaves_the_old_file(tmp_path):
+    path = tmp_path / "f.json"
+    path.write_text("old")
+
+    def write(f):
+        f.write(b"half of the new")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        cli._atomic_write(path, write)
+    assert path.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.json"]
 
 
 def test_predict_rejects_a_test_file_with_other_columns(work, cv_run, tmp_path, capsys):
