@@ -1,0 +1,21 @@
+"""Doctest collection without the optional engines.
+
+``pytest --doctest-modules`` imports every module of the package; the engine
+modules import torch, skorch, pytorch-tabnet or keras at the top. Without an
+extra installed, skip those modules instead of failing the collection (their
+tests skip themselves with ``pytest.importorskip``).
+"""
+
+import importlib.util
+
+_ENGINE_MODULES = {
+    "moa_sklearn/neural/_torch.py": ("torch", "skorch"),
+    "moa_sklearn/neural/_tabnet.py": ("torch", "pytorch_tabnet"),
+    "moa_sklearn/neural/_keras.py": ("keras",),
+}
+
+collect_ignore = [
+    path
+    for path, needs in _ENGINE_MODULES.items()
+    if any(importlib.util.find_spec(name) is None for name in needs)
+]
