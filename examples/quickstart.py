@@ -75,6 +75,9 @@ def main():
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--skip-net", action="store_true", help="only the prior and the stock model"
+    )
     args = parser.parse_args()
     # groups reach the splitter and the net's inner split, y_aux the net
     sklearn.set_config(enable_metadata_routing=True)
@@ -103,6 +106,8 @@ def main():
         ),
     }
     try:
+        if args.skip_net:
+            raise ImportError("--skip-net")
         from moa_sklearn.neural import TwoStepNetClassifier
 
         net = TwoStepNetClassifier(

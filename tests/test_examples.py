@@ -35,3 +35,19 @@ def test_quickstart_runs_on_a_tiny_world():
     prior = float(next(v for k, v in lines.items() if k == "constant prior")[2])
     bayes = [v for k, v in lines.items() if k.startswith("Bayes optimum")][0]
     assert float(bayes[-3]) < prior
+
+
+def test_readme_example_runs():
+    pytest.importorskip("torch")
+    readme = (ROOT / "README.md").read_text()
+    code = readme.split("## Example", 1)[1].split("```python", 1)[1].split("```")[0]
+    # the same code on a smaller world and fewer epochs, so the test stays short
+    code = code.replace("n_samples=3000", "n_samples=800, n_test=0").replace(
+        "random_state=0),\n)",
+        "random_state=0, epochs_pretrain=2, epochs_finetune=2),\n)",
+    )
+    assert "epochs_pretrain=2" in code and "n_samples=800" in code
+    namespace = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    scores = namespace["scores"]
+    assert scores.shape == (5,) and (scores < 0).all()
