@@ -344,7 +344,12 @@ def _fit_fold(k, train, test, moa, settings, truth):
         target_scores=columnwise_log_loss(Yt, proba).tolist(),
         history={n: _history(e) for n, e in zip(names, blend.estimators_)},
     )
-    arrays = dict(test=np.asarray(test), proba=proba, y_true=Yt, per_model=per_model)
+    arrays = dict(
+        test=np.asarray(test),
+        proba=proba,
+        y_true=Yt.astype(np.int8),
+        per_model=per_model.astype(np.float32),  # the scores above are exact
+    )
     if truth is not None:
         bayes = truth.iloc[test].to_numpy()
         info["bayes_score"] = mean_columnwise_log_loss(Yt, bayes)
@@ -571,6 +576,11 @@ def _cmd_predict(args):
         raise CLIError(
             f"{name}: its columns differ from those the model was fitted on "
             f"({detail}; {len(columns)} columns, expected {len(expected)})."
+        )
+    if payload.get("version") != __version__:
+        _log(
+            f"warning: the model was written by moa-sklearn {payload.get('version')}, "
+            f"this is {__version__}."
         )
     targets = payload["target_names"]
     proba = payload["pipeline"].predict_proba(test)

@@ -1,7 +1,6 @@
 """The moa-sklearn command, end to end through ``main([...])`` on a tiny world."""
 
 import json
-import os
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -285,7 +284,7 @@ def test_clear_errors(work, tmp_path, capsys):
     )
     assert "does not exist" in err
     bad = tmp_path / "bad.joblib"
-    bad.write_bytes(os.urandom(2000))
+    bad.write_bytes(np.random.RandomState(0).bytes(2000))
     err = error_of(capsys, ["predict", str(bad), str(work / "data")])
     assert "not a moa-sklearn model file" in err
     import joblib
