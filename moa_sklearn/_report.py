@@ -121,7 +121,7 @@ def _calibration_plot(bins):
 
 
 def _learning_curves(histories, title):
-    """histories: list of (label, [(epoch index, loss), ...])."""
+    """histories: list of (label, [(x index, loss), ...])."""
     series = [(lab, pts) for lab, pts in histories if pts]
     if not series:
         return ""
@@ -129,14 +129,14 @@ def _learning_curves(histories, title):
     lo, hi = min(losses), max(losses)
     if hi <= lo:
         hi = lo + 1e-9
-    n_max = max(len(pts) for _, pts in series)
+    n_max = max(i for _, pts in series for i, _ in pts) + 1
     parts = _svg_open(title)
     x0, y0, x1, y1 = _axes(parts, "epoch", "loss", lo, hi)
     for s, (lab, pts) in enumerate(series):
         xy = " ".join(
             f"{x0 + (i / max(n_max - 1, 1)) * (x1 - x0):.2f},"
             f"{y0 - (v - lo) / (hi - lo) * (y0 - y1):.2f}"
-            for i, (_, v) in enumerate(pts)
+            for i, v in pts
         )
         color = _COLORS[s % len(_COLORS)]
         dash = ' stroke-dasharray="5 3"' if "valid" in lab else ""
@@ -302,13 +302,16 @@ def write_report(folds, n_folds, summary=None):
         seeds = [r.get("seed") for r in records]
         records = [r for r in records if r.get("seed") == (seeds[0] if seeds else None)]
         series = []
-        for key in ("train_loss", "valid_loss"):
-            pts = [
-                (i, float(r[key]))
-                for i, r in enumerate(records)
-                if r.get(key) is not None
-            ]
-            series.append((f"{name} {key}", pts))
+        steps = list(dict.fromkeys(r.get("step") for r in records))
+        for step in steps:  # the two-step net: pretrain, then finetune
+            for key in ("train_loss", "valid_loss"):
+                pts = [
+                    (i, float(r[key]))
+                    for i, r in enumerate(records)
+                    if r.get("step") == step and r.get(key) is not None
+                ]
+                label = " ".join(str(x) for x in (name, step, key) if x is not None)
+                series.append((label, pts))
         svg = _learning_curves(series, f"learning curve {name}")
         h.append(f"<h3>{escape(name)}</h3>")
         h.append(svg or "<p>No learning curve recorded.</p>")
