@@ -364,3 +364,14 @@ def test_module_runs_as_a_command():
     assert result.returncode == 0
     for command in ("make-data", "cv", "fit", "predict", "report"):
         assert command in result.stdout
+
+
+def test_console_script_is_declared():
+    from importlib.metadata import entry_points
+
+    found = entry_points(group="console_scripts", name="moa-sklearn")
+    if not found:
+        pytest.skip("the package was installed before [project.scripts] existed")
+    (script,) = found
+    assert script.value == "moa_sklearn.cli:main"
+    assert script.load() is cli.main
