@@ -42,6 +42,31 @@ def _is_real(value):
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
+def _per_layer_dropouts(dropouts, n_layers, layers):
+    """``dropouts`` as a list of ``n_layers`` floats in [0, 1).
+
+    One float is used for every layer; a sequence must have one float per
+    layer. ``layers`` describes the layers in the error message.
+    """
+    d = dropouts
+    if _is_real(d):
+        d = [float(d)] * n_layers
+    elif isinstance(d, (str, bytes)) or not hasattr(d, "__len__"):
+        d = None
+    else:
+        d = list(d)
+    if (
+        d is None
+        or len(d) != n_layers
+        or not all(_is_real(p) and 0 <= p < 1 for p in d)
+    ):
+        raise ValueError(
+            f"dropouts must be a float in [0, 1) or one such float per {layers}, "
+            f"got {dropouts!r}."
+        )
+    return [float(p) for p in d]
+
+
 def _check_numeric_frame(X, estimator_name):
     """Raise a clear error for a DataFrame with non-numeric columns."""
     if not isinstance(X, pd.DataFrame):
@@ -214,6 +239,12 @@ class BaseMultilabelNet(
     >>> inspect.isabstract(BaseMultilabelNet)
     True
     """
+
+    @property
+    def model_(self):
+        """The fitted model of the first seed (``models_[0]``)."""
+        check_is_fitted(self, "models_")
+        return self.models_[0]
 
     # ------------------------------------------------------------------ hooks
     @abstractmethod

@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 from scipy.special import erf, expit
 
-from ._base import BaseMultilabelNet, _is_int, _is_real
+from ._base import BaseMultilabelNet, _is_int, _is_real, _per_layer_dropouts
 
 _KERAS_EXTRA = 'pip install "moa-sklearn[keras]"'
 
@@ -561,14 +561,6 @@ class KerasNetClassifier(BaseMultilabelNet):
         self.random_state = random_state
         self.verbose = verbose
 
-    @property
-    def model_(self):
-        """The fitted Keras model of the first seed (``models_[0]``)."""
-        from sklearn.utils.validation import check_is_fitted
-
-        check_is_fitted(self, "models_")
-        return self.models_[0]
-
     # ------------------------------------------------------------ parameters
     def _check_params(self):
         super()._check_params()
@@ -584,23 +576,11 @@ class KerasNetClassifier(BaseMultilabelNet):
                 f"got {hs!r}."
             )
         n_dense = len(hs) + 1
-        d = self.dropouts
-        if _is_real(d):
-            d = [float(d)] * n_dense
-        elif isinstance(d, (str, bytes)) or not hasattr(d, "__len__"):
-            d = None
-        else:
-            d = list(d)
-        if (
-            d is None
-            or len(d) != n_dense
-            or not all(_is_real(p) and 0 <= p < 1 for p in d)
-        ):
-            raise ValueError(
-                "dropouts must be a float in [0, 1) or one such float per dense "
-                f"layer (len(hidden_sizes) + 1 = {n_dense}), got {self.dropouts!r}."
-            )
-        self._dropouts = [float(p) for p in d]
+        self._dropouts = _per_layer_dropouts(
+            self.dropouts,
+            n_dense,
+            f"dense layer (len(hidden_sizes) + 1 = {n_dense})",
+        )
         if self.activation not in _ACTIVATIONS:
             raise ValueError(
                 f"activation must be one of {_ACTIVATIONS}, got {self.activation!r}."

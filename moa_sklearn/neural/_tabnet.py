@@ -353,14 +353,6 @@ class TabNetMultilabelClassifier(BaseMultilabelNet):
         self.random_state = random_state
         self.verbose = verbose
 
-    @property
-    def model_(self):
-        """The fitted pytorch-tabnet model of the first seed (``models_[0]``)."""
-        from sklearn.utils.validation import check_is_fitted
-
-        check_is_fitted(self, "models_")
-        return self.models_[0]
-
     # ------------------------------------------------------------ parameters
     def _check_params(self):
         super()._check_params()

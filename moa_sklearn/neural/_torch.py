@@ -8,7 +8,13 @@ import math
 
 import numpy as np
 
-from ._base import _TORCH_EXTRA, BaseMultilabelNet, _is_int, _is_real
+from ._base import (
+    _TORCH_EXTRA,
+    BaseMultilabelNet,
+    _is_int,
+    _is_real,
+    _per_layer_dropouts,
+)
 from ._torch_utils import (
     autocast,
     device_for_loading,
@@ -481,7 +487,9 @@ class TwoStepNetClassifier(BaseMultilabelNet):
                 "hidden_sizes must be a non-empty sequence of positive ints, "
                 f"got {hs!r}."
             )
-        self._dropouts = self._check_dropouts(len(hs))
+        self._dropouts = _per_layer_dropouts(
+            self.dropouts, len(hs), f"hidden layer ({len(hs)})"
+        )
         if self.activation not in _ACTIVATIONS:
             raise ValueError(
                 f"activation must be one of {sorted(_ACTIVATIONS)}, got "
@@ -527,25 +535,6 @@ class TwoStepNetClassifier(BaseMultilabelNet):
             raise ValueError(
                 f'precision must be "fp32", "bf16" or "auto", got {self.precision!r}.'
             )
-
-    def _check_dropouts(self, n_blocks):
-        d = self.dropouts
-        if _is_real(d):
-            d = [float(d)] * n_blocks
-        elif isinstance(d, (str, bytes)) or not hasattr(d, "__len__"):
-            d = None
-        else:
-            d = list(d)
-        if (
-            d is None
-            or len(d) != n_blocks
-            or not all(_is_real(p) and 0 <= p < 1 for p in d)
-        ):
-            raise ValueError(
-                "dropouts must be a float in [0, 1) or one such float per hidden "
-                f"layer ({n_blocks}), got {self.dropouts!r}."
-            )
-        return [float(p) for p in d]
 
     # ---------------------------------------------------------------- engine
     def _new_module(self, n_features, targets):
