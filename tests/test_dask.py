@@ -1,8 +1,9 @@
 """Dask scale-out: joblib's dask backend on a LocalCluster of 2 worker processes.
 
 ``cross_val_score``, ``cross_validate`` (with metadata routing),
-``GridSearchCV`` and the blend's inner CV run on the workers and give the
-same scores as a sequential run with the same seeds.
+``GridSearchCV``, the blend's inner CV, and a blend inside
+``cross_val_score`` (nested) run on the workers and give the same scores as a
+sequential run with the same seeds.
 """
 
 import os
@@ -15,6 +16,7 @@ distributed = pytest.importorskip("distributed")
 
 import joblib  # noqa: E402
 import sklearn  # noqa: E402
+from sklearn.dummy import DummyClassifier  # noqa: E402
 from sklearn.model_selection import (  # noqa: E402
     GridSearchCV,
     cross_val_score,
@@ -210,3 +212,33 @@ def test_stacking_blend_dask_equals_sequential(client, world):
     np.testing.assert_array_equal(
         blend.predict_proba(world.data), sequential.predict_proba(world.data)
     )
+
+
+def test_nested_blend_in_cross_val_score_dask_equals_sequential(client, world):
+    # the outer folds run on the workers; each blend's inner fits, under the
+    # dask backend there too, are submitted by the worker to the cluster
+    model = StackingBlend(
+        [("knn", _knn()), ("prior", DummyClassifier())],
+        cv=3,
+        n_jobs=2,
+        random_state=0,
+    )
+
+    def run(n_jobs):
+        return cross_val_score(
+            model,
+            world.data,
+            world.target,
+            groups=world.groups,
+            cv=_cv(),
+            scoring=neg_mean_columnwise_log_loss,
+            n_jobs=n_jobs,
+        )
+
+    sequential = run(1)
+    scores, records = _on_dask(client, lambda: run(2))
+    keys = " ".join(r["key"] for r in records)
+    assert "_fit_and_score" in keys and "_fit_fold" in keys and "_fit_all" in keys
+    # 3 outer fits + 3 x 2 estimators x (3 inner folds + 1 refit)
+    _assert_ran_on_workers(client, records, n_calls=3 + 3 * 8)
+    np.testing.assert_array_equal(scores, sequential)
