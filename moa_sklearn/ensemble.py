@@ -14,14 +14,12 @@ final estimator rejects a 2-D ``y``, and ``groups`` never reach its inner CV.
 """
 
 import numbers
-import warnings
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from scipy.optimize import minimize
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
-from sklearn.exceptions import DataConversionWarning
 from sklearn.utils import Bunch, _safe_indexing, check_random_state, get_tags
 from sklearn.utils.metadata_routing import (
     UNUSED,
@@ -31,7 +29,6 @@ from sklearn.utils.metadata_routing import (
     process_routing,
 )
 from sklearn.utils.metaestimators import _BaseComposition
-from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import (
     _check_method_params,
@@ -44,6 +41,7 @@ from sklearn.utils.validation import (
 
 from .metrics import multilabel_proba
 from .model_selection import DrugMultilabelStratifiedKFold
+from .utils._validation import _as_array, check_classifier_target
 
 __all__ = ["StackingBlend", "ControlVehicleClassifier", "SeedAveragingClassifier"]
 
@@ -55,58 +53,19 @@ def _is_real(value):
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def _as_array(a):
-    if isinstance(a, (pd.DataFrame, pd.Series)):
-        return a.to_numpy()
-    return np.asarray(a)
-
-
 def _check_target(y, owner):
     """Return ``(y, kind, Y, classes)`` for a classifier target.
 
     ``kind`` is ``"multilabel"`` (a 2-D 0/1 matrix, ``Y`` is that matrix as
     float) or ``"binary"`` / ``"multiclass"`` (1-D labels, ``Y`` one-hot over
-    ``classes``). A column vector of class labels is raveled with a
-    ``DataConversionWarning``, as scikit-learn classifiers do.
+    ``classes``). ``y`` is returned as given (a DataFrame keeps its names)
+    unless a column vector of class labels had to be raveled.
     """
-    if y is None:
-        raise ValueError(f"{owner} requires y to be passed, but the target y is None.")
-    arr = _as_array(y)
-    if not isinstance(y, (pd.DataFrame, pd.Series)):
+    kind, arr, classes, codes = check_classifier_target(y, owner)
+    if not isinstance(y, (pd.DataFrame, pd.Series)) or arr.ndim != _as_array(y).ndim:
         y = arr
-    if arr.ndim == 2 and arr.shape[1] == 1:
-        binary = arr.dtype.kind in "biuf" and np.isin(arr, (0, 1)).all()
-        if not binary:
-            warnings.warn(
-                "A column-vector y with other values than 0/1 was passed; it is "
-                "read as a 1-D class target. Pass a 1-D array (y.ravel()) to "
-                "silence this warning, or 0/1 columns for multilabel targets.",
-                DataConversionWarning,
-                stacklevel=3,
-            )
-            arr = arr.ravel()
-            y = arr
-    if arr.ndim == 2:
-        if arr.dtype.kind not in "biuf" or not np.isin(arr, (0, 1)).all():
-            raise ValueError(
-                f"{owner}: a 2-D y must be a 0/1 label indicator matrix of shape "
-                "(n_samples, n_labels) (Unknown label type for other values)."
-            )
-        return y, "multilabel", arr.astype(np.float64), np.arange(arr.shape[1])
-    if arr.ndim != 1:
-        raise ValueError(f"y must be 1-D or 2-D, got shape {arr.shape}.")
-    kind = type_of_target(arr, input_name="y", raise_unknown=True)
-    if kind not in ("binary", "multiclass"):
-        raise ValueError(
-            f"Unknown label type: {kind!r}. {owner} is a classifier: y must be a "
-            "0/1 label matrix or 1-D class labels."
-        )
-    classes, codes = np.unique(arr, return_inverse=True)
-    if classes.size < 2:
-        raise ValueError(
-            f"y has only one class ({classes[0]!r}); {owner} needs at least 2 "
-            "classes (or a 2-D 0/1 label matrix)."
-        )
+    if kind == "multilabel":
+        return y, kind, arr.astype(np.float64), classes
     return y, kind, np.eye(classes.size)[codes], classes
 
 

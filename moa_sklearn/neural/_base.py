@@ -14,16 +14,15 @@ moa_sklearn.neural`` stays light.
 """
 
 import numbers
-import warnings
 from abc import ABCMeta, abstractmethod
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, MultiOutputMixin
-from sklearn.exceptions import DataConversionWarning
 from sklearn.utils import check_random_state
-from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ..utils._validation import _as_array, _is_binary_matrix, check_classifier_target
 
 __all__ = ["BaseMultilabelNet"]
 
@@ -89,21 +88,6 @@ def _check_numeric_frame(X, estimator_name):
             "cp_type / cp_time / cp_dose to numbers) or a OneHotEncoder before "
             "the net in a Pipeline."
         )
-
-
-def _as_array(a):
-    if isinstance(a, (pd.DataFrame, pd.Series)):
-        return a.to_numpy()
-    return np.asarray(a)
-
-
-def _is_binary_matrix(Y):
-    """True for a 2-D numeric or boolean array holding only 0 and 1."""
-    if Y.dtype.kind == "b":
-        return True
-    if Y.dtype.kind not in "iuf":
-        return False
-    return bool(np.isin(Y, (0, 1)).all())
 
 
 def _check_binary_matrix(a, name, n_samples):
@@ -311,27 +295,10 @@ class BaseMultilabelNet(
         names = None
         if isinstance(y, pd.DataFrame):
             names = np.asarray(y.columns, dtype=object)
-        y = _as_array(y)
-        if y.ndim == 2 and y.shape[1] == 1 and not _is_binary_matrix(y):
-            warnings.warn(
-                "A column-vector y with other values than 0/1 was passed; it is "
-                "read as a 1-D class target. Pass a 1-D array (y.ravel()) to "
-                "silence this warning, or 0/1 columns for multilabel targets.",
-                DataConversionWarning,
-                stacklevel=3,
-            )
-            y = y.ravel()
-            names = None
-        if y.ndim == 2:
-            if not _is_binary_matrix(y):
-                raise ValueError(
-                    f"{type(self).__name__}: a 2-D y must be a 0/1 label "
-                    "indicator matrix of shape (n_samples, n_labels); got values "
-                    f"{np.unique(y)[:5].tolist()}... Pass a 1-D y for binary or "
-                    "multiclass targets."
-                )
+        kind, y, classes, codes = check_classifier_target(y, type(self).__name__)
+        if kind == "multilabel":
             self._target_kind = "multilabel"
-            self.classes_ = np.arange(y.shape[1])
+            self.classes_ = classes
             self.n_labels_ = y.shape[1]
             self._y_dtype = y.dtype
             if names is not None:
@@ -339,21 +306,6 @@ class BaseMultilabelNet(
             elif hasattr(self, "target_names_"):
                 del self.target_names_
             return y.astype(np.float32)
-        if y.ndim != 1:
-            raise ValueError(f"y must be 1-D or 2-D, got shape {y.shape}.")
-        kind = type_of_target(y, input_name="y", raise_unknown=True)
-        if kind not in ("binary", "multiclass"):
-            raise ValueError(
-                f"Unknown label type: {kind!r}. {type(self).__name__} is a "
-                "classifier: y must be a 0/1 label matrix or 1-D class labels."
-            )
-        classes, codes = np.unique(y, return_inverse=True)
-        if classes.size < 2:
-            raise ValueError(
-                f"y has only one class ({classes[0]!r}); a classifier needs at "
-                "least 2 classes (or a 2-D 0/1 label matrix, where a label "
-                "without positives is fine)."
-            )
         self.classes_ = classes
         if hasattr(self, "target_names_"):
             del self.target_names_
