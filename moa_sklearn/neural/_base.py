@@ -41,6 +41,21 @@ def _is_real(value):
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
+def _check_hidden_sizes(hidden_sizes):
+    """``hidden_sizes`` checked to be a non-empty sequence of positive ints."""
+    hs = hidden_sizes
+    if (
+        isinstance(hs, (str, bytes))
+        or not hasattr(hs, "__len__")
+        or len(hs) < 1
+        or not all(_is_int(h) and h >= 1 for h in hs)
+    ):
+        raise ValueError(
+            f"hidden_sizes must be a non-empty sequence of positive ints, got {hs!r}."
+        )
+    return hs
+
+
 def _per_layer_dropouts(dropouts, n_layers, layers):
     """``dropouts`` as a list of ``n_layers`` floats in [0, 1).
 

@@ -13,7 +13,13 @@ import warnings
 import numpy as np
 from scipy.special import erf, expit
 
-from ._base import BaseMultilabelNet, _is_int, _is_real, _per_layer_dropouts
+from ._base import (
+    BaseMultilabelNet,
+    _check_hidden_sizes,
+    _is_int,
+    _is_real,
+    _per_layer_dropouts,
+)
 
 _KERAS_EXTRA = 'pip install "moa-sklearn[keras]"'
 
@@ -564,17 +570,7 @@ class KerasNetClassifier(BaseMultilabelNet):
     # ------------------------------------------------------------ parameters
     def _check_params(self):
         super()._check_params()
-        hs = self.hidden_sizes
-        if (
-            isinstance(hs, (str, bytes))
-            or not hasattr(hs, "__len__")
-            or len(hs) < 1
-            or not all(_is_int(h) and h >= 1 for h in hs)
-        ):
-            raise ValueError(
-                "hidden_sizes must be a non-empty sequence of positive ints, "
-                f"got {hs!r}."
-            )
+        hs = _check_hidden_sizes(self.hidden_sizes)
         n_dense = len(hs) + 1
         self._dropouts = _per_layer_dropouts(
             self.dropouts,

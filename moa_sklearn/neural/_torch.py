@@ -11,6 +11,7 @@ import numpy as np
 from ._base import (
     _TORCH_EXTRA,
     BaseMultilabelNet,
+    _check_hidden_sizes,
     _is_int,
     _is_real,
     _per_layer_dropouts,
@@ -476,17 +477,7 @@ class TwoStepNetClassifier(BaseMultilabelNet):
     # ------------------------------------------------------------ parameters
     def _check_params(self):
         super()._check_params()
-        hs = self.hidden_sizes
-        if (
-            isinstance(hs, (str, bytes))
-            or not hasattr(hs, "__len__")
-            or len(hs) < 1
-            or not all(_is_int(h) and h >= 1 for h in hs)
-        ):
-            raise ValueError(
-                "hidden_sizes must be a non-empty sequence of positive ints, "
-                f"got {hs!r}."
-            )
+        hs = _check_hidden_sizes(self.hidden_sizes)
         self._dropouts = _per_layer_dropouts(
             self.dropouts, len(hs), f"hidden layer ({len(hs)})"
         )
