@@ -672,7 +672,35 @@ def _mean_log_loss(Y, P):
     return float(-np.mean(Y * np.log(p) + (1 - Y) * np.log1p(-p)))
 
 
-class ControlVehicleClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
+class _WrapsOneEstimator:
+    """Routing and tags shared by the meta-estimators that wrap one ``estimator``."""
+
+    def get_metadata_routing(self):
+        """Get the metadata routing of this object (fit -> the estimator's fit).
+
+        Returns
+        -------
+        routing : MetadataRouter
+        """
+        return MetadataRouter(owner=self).add(
+            estimator=self.estimator,
+            method_mapping=MethodMapping().add(caller="fit", callee="fit"),
+        )
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = True
+        inner = get_tags(self.estimator)
+        tags.input_tags.sparse = inner.input_tags.sparse
+        tags.input_tags.allow_nan = inner.input_tags.allow_nan
+        return tags
+
+
+class ControlVehicleClassifier(
+    _WrapsOneEstimator, ClassifierMixin, MetaEstimatorMixin, BaseEstimator
+):
     """Fit a classifier on treated rows only; predict the floor for control rows.
 
     In lish-moa the control (``ctl_vehicle``) rows have no MoA: all their
@@ -928,35 +956,15 @@ class ControlVehicleClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimato
             y_pred[treated] = pred
         return y_pred
 
-    def get_metadata_routing(self):
-        """Get the metadata routing of this object (fit -> the estimator's fit).
-
-        Returns
-        -------
-        routing : MetadataRouter
-        """
-        return MetadataRouter(owner=self).add(
-            estimator=self.estimator,
-            method_mapping=MethodMapping().add(caller="fit", callee="fit"),
-        )
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.classifier_tags.multi_label = True
-        tags.target_tags.multi_output = True
-        tags.target_tags.single_output = True
-        inner = get_tags(self.estimator)
-        tags.input_tags.sparse = inner.input_tags.sparse
-        tags.input_tags.allow_nan = inner.input_tags.allow_nan
-        return tags
-
 
 def _seeded_fit(estimator, keys, seed, X, y, params):
     est = clone(estimator).set_params(**{key: seed for key in keys})
     return est.fit(X, y, **params)
 
 
-class SeedAveragingClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
+class SeedAveragingClassifier(
+    _WrapsOneEstimator, ClassifierMixin, MetaEstimatorMixin, BaseEstimator
+):
     """Average the probabilities of one classifier fitted with several seeds.
 
     Every parameter named ``random_state`` in ``estimator`` (nested ones
@@ -1116,25 +1124,3 @@ class SeedAveragingClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator
         if self._target_kind == "multilabel":
             return (proba >= 0.5).astype(self._y_dtype)
         return self.classes_[np.argmax(proba, axis=1)]
-
-    def get_metadata_routing(self):
-        """Get the metadata routing of this object (fit -> the estimator's fit).
-
-        Returns
-        -------
-        routing : MetadataRouter
-        """
-        return MetadataRouter(owner=self).add(
-            estimator=self.estimator,
-            method_mapping=MethodMapping().add(caller="fit", callee="fit"),
-        )
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.classifier_tags.multi_label = True
-        tags.target_tags.multi_output = True
-        tags.target_tags.single_output = True
-        inner = get_tags(self.estimator)
-        tags.input_tags.sparse = inner.input_tags.sparse
-        tags.input_tags.allow_nan = inner.input_tags.allow_nan
-        return tags
