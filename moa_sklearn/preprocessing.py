@@ -1080,7 +1080,7 @@ class VarianceSelector(SelectorMixin, BaseEstimator):
 
     Attributes
     ----------
-    variances_ : ndarray of shape (n_features_in_,)
+    variances_ : ndarray of shape (n_features,)
         Variance of each column on the ``fit`` data.
     keep_ : ndarray of int
         Indices of the columns kept whatever their variance.

@@ -7,7 +7,7 @@ seeding and ``n_seeds`` averaging, prediction clipping, device resolution,
 device-safe persistence, metadata routing (``fit(X, y, *, y_aux, groups)``)
 and the scikit-learn tags. An engine (PyTorch, Keras, TabNet) only says how to
 train one model for one seed and how to get probabilities out of it; see the
-"Extension points" section of the class docstring.
+Notes (extension points) of the class docstring.
 
 This module imports no deep-learning engine, so that ``import
 moa_sklearn.neural`` stays light.
@@ -209,12 +209,12 @@ class BaseMultilabelNet(
       :meth:`_serialize_model` / :meth:`_deserialize_model`, so that pickles
       hold only CPU data and load on a machine without GPU.
 
-    Extension points
-    ----------------
-    A subclass defines ``__init__`` with all its hyperparameters, including
-    the common ones read by the base: ``label_smoothing``, ``clip``,
-    ``n_seeds``, ``validation_fraction``, ``device``, ``random_state`` and
-    ``verbose``. It then implements:
+    Notes
+    -----
+    Extension points: a subclass defines ``__init__`` with all its
+    hyperparameters, including the common ones read by the base:
+    ``label_smoothing``, ``clip``, ``n_seeds``, ``validation_fraction``,
+    ``device``, ``random_state`` and ``verbose``. It then implements:
 
     ``_fit_one(X, Y, X_valid, Y_valid, *, Y_aux, Y_aux_valid, seed, device)``
         Build and train one model for one seed; return ``(model, history)``
