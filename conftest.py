@@ -3,7 +3,10 @@
 ``pytest --doctest-modules`` imports every module of the package; the engine
 modules import torch, skorch, pytorch-tabnet or keras at the top. Without an
 extra installed, skip those modules instead of failing the collection (their
-tests skip themselves with ``pytest.importorskip``).
+tests skip themselves with ``pytest.importorskip``). The same holds for the
+pages of ``docs/`` whose examples (doctests) use an engine or dask.
+
+The Sphinx configuration and the build outputs under ``docs/`` are not tests.
 """
 
 import importlib.util
@@ -12,6 +15,9 @@ _ENGINE_MODULES = {
     "moa_sklearn/neural/_torch.py": ("torch", "skorch"),
     "moa_sklearn/neural/_tabnet.py": ("torch", "pytorch_tabnet"),
     "moa_sklearn/neural/_keras.py": ("keras",),
+    "docs/neural.md": ("torch", "skorch", "pytorch_tabnet", "keras"),
+    "docs/ensemble.md": ("torch", "skorch"),
+    "docs/scale_out.md": ("distributed",),
 }
 
 collect_ignore = [
@@ -19,3 +25,4 @@ collect_ignore = [
     for path, needs in _ENGINE_MODULES.items()
     if any(importlib.util.find_spec(name) is None for name in needs)
 ]
+collect_ignore += ["docs/conf.py", "docs/_build", "docs/generated"]
