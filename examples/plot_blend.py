@@ -21,11 +21,16 @@ inner splitters and the nets' inner validation, and the nonscored targets
 The ``quick`` profile (small nets, few epochs) and a small ``make_moa`` world
 keep this example to a couple of minutes on two CPU cores; ``profile="full"``
 is the recipe, for a GPU and the real data.
+
+Run: python examples/plot_blend.py [--n-samples 1500] [--folds 3]
+[--inner-folds 3] [--models twostep keras tabnet] [--save weights.png]
+(``--save`` writes the figure to a file instead of showing it).
 """
 
 # %%
 # A small lish-moa-like world, with its Bayes-optimal loss
 # --------------------------------------------------------
+import argparse
 import time
 import warnings
 
@@ -40,12 +45,30 @@ from moa_sklearn.recipes import make_moa_pipeline
 
 warnings.filterwarnings("ignore", category=UserWarning)
 
+parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[1])
+parser.add_argument("--n-samples", type=int, default=1500, help="training rows")
+parser.add_argument("--folds", type=int, default=3, help="folds of the outer CV")
+parser.add_argument(
+    "--inner-folds", type=int, default=None, help="folds of the blend's inner CV"
+)
+parser.add_argument(
+    "--models", nargs="+", default="auto", help="nets of the blend (default: auto)"
+)
+parser.add_argument("--save", help="write the figure to this file, do not show it")
+args = parser.parse_args()
+
 # routing must be on before the pipeline is built: the factory then requests
 # y_aux and groups in the nets' fit
 sklearn.set_config(enable_metadata_routing=True)
 
 world = make_moa(
-    1500, n_test=0, n_genes=120, n_cells=30, n_scored=30, n_nonscored=40, random_state=0
+    args.n_samples,
+    n_test=0,
+    n_genes=120,
+    n_cells=30,
+    n_scored=30,
+    n_nonscored=40,
+    random_state=0,
 )
 X, Y, Y_aux, drugs = world.data, world.target, world.target_aux, world.groups
 prior = np.clip(Y.mean().to_numpy(), 5e-4, 1 - 5e-4)
@@ -60,9 +83,10 @@ print(
 # ------------
 # ``models="auto"`` takes the nets whose engine is installed.
 pipe = make_moa_pipeline(
-    "auto",
+    args.models,
     profile="quick",
     random_state=0,
+    cv=args.inner_folds,
     feature_params=dict(n_components={"g": 40, "c": 10}, n_clusters={"g": 6, "c": 2}),
 )
 blend = pipe.named_steps["model"].estimator
@@ -78,14 +102,14 @@ result = cross_validate(
     pipe,
     X,
     Y,
-    cv=DrugMultilabelStratifiedKFold(3, random_state=0),
+    cv=DrugMultilabelStratifiedKFold(args.folds, random_state=0),
     scoring=neg_mean_columnwise_log_loss,
     params={"groups": drugs, "y_aux": Y_aux},
     return_estimator=True,
 )
 scores = -result["test_score"]
 print(
-    f"blend, drug-grouped 3-fold CV: {scores.mean():.5f} "
+    f"blend, drug-grouped {args.folds}-fold CV: {scores.mean():.5f} "
     f"(folds {np.round(scores, 5).tolist()}, {time.perf_counter() - t0:.0f} s)"
 )
 
@@ -119,12 +143,16 @@ if plt is not None:
         [f.named_steps["model"].estimator_.weights_ for f in result["estimator"]]
     )
     fig, ax = plt.subplots(figsize=(5, 3))
+    width = 0.8 / len(W)
     for k, w in enumerate(W):
-        ax.bar(np.arange(len(names)) + 0.25 * k, w, width=0.25, label=f"fold {k}")
-    ax.set_xticks(np.arange(len(names)) + 0.25, names)
+        ax.bar(np.arange(len(names)) + width * k, w, width=width, label=f"fold {k}")
+    ax.set_xticks(np.arange(len(names)) + width * (len(W) - 1) / 2, names)
     ax.set_ylabel("blend weight")
     ax.legend()
     fig.tight_layout()
-    plt.show()
+    if args.save:
+        fig.savefig(args.save)
+    else:
+        plt.show()
 
 sklearn.set_config(enable_metadata_routing=False)

@@ -12,11 +12,16 @@ fold), and its steps' parameters are tuned with ``GridSearchCV``.
 
 This example uses a small ``make_moa`` world (same layout as lish-moa, fewer
 rows and columns) so that it runs in about a minute on two cores.
+
+Run: python examples/plot_features_cv.py [--n-samples 1500] [--folds 5]
+[--save grid.png] (``--save`` writes the figure to a file instead of showing
+it).
 """
 
 # %%
 # A small lish-moa-like world
 # ---------------------------
+import argparse
 import warnings
 
 import numpy as np
@@ -34,7 +39,15 @@ from moa_sklearn.preprocessing import make_moa_features
 
 warnings.filterwarnings("ignore", category=ConvergenceWarning)
 
-world = make_moa(1500, n_test=300, n_genes=200, n_cells=40, n_scored=40, random_state=0)
+parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[1])
+parser.add_argument("--n-samples", type=int, default=1500, help="training rows")
+parser.add_argument("--folds", type=int, default=5, help="folds of the CV")
+parser.add_argument("--save", help="write the figure to this file, do not show it")
+args = parser.parse_args()
+
+world = make_moa(
+    args.n_samples, n_test=300, n_genes=200, n_cells=40, n_scored=40, random_state=0
+)
 X, Y, drugs = world.data, world.target, world.groups
 print(f"X {X.shape}, Y {Y.shape}, {drugs.nunique()} drugs")
 
@@ -67,7 +80,7 @@ def make_mlp():
 
 
 model = make_pipeline(features, StandardScaler(), make_mlp())
-cv = DrugMultilabelStratifiedKFold(n_splits=5, random_state=0)
+cv = DrugMultilabelStratifiedKFold(n_splits=args.folds, random_state=0)
 scores = cross_val_score(
     model, X, Y, groups=drugs, cv=cv, scoring=neg_mean_columnwise_log_loss
 )
@@ -132,4 +145,7 @@ if plt is not None:
     ax.set_xlabel("mean columnwise log loss (3-fold drug CV)")
     ax.set_xlim(results["log loss"].min() * 0.95, results["log loss"].max() * 1.02)
     fig.tight_layout()
-    plt.show()
+    if args.save:
+        fig.savefig(args.save)
+    else:
+        plt.show()

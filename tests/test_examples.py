@@ -1,5 +1,6 @@
-"""The main-job example runs end to end (on a tiny world) and prints its table."""
+"""The examples run end to end (on tiny worlds) and print their results."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -51,3 +52,56 @@ def test_readme_example_runs():
     exec(compile(code, "README.md", "exec"), namespace)
     scores = namespace["scores"]
     assert scores.shape == (5,) and (scores < 0).all()
+
+
+def _run_example(script, *args, tmp_path):
+    """Run an example script on small data; its figure goes to a file."""
+    pytest.importorskip("matplotlib")
+    figure = tmp_path / "figure.png"
+    env = {
+        **os.environ,
+        "MPLBACKEND": "Agg",
+        # small data: one thread per process is faster than oversubscription
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
+        "KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "tensorflow"),
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / script), *args, "--save", figure],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert figure.is_file() and figure.stat().st_size > 0
+    return result.stdout
+
+
+def test_plot_features_cv_runs(tmp_path):
+    out = _run_example(
+        "plot_features_cv.py", "--n-samples", "400", "--folds", "3", tmp_path=tmp_path
+    )
+    assert "MLP on the recipe" in out and "constant prior" in out
+    assert "best model on the held-out test drugs" in out
+
+
+def test_plot_blend_runs(tmp_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("pytorch_tabnet")
+    out = _run_example(
+        "plot_blend.py",
+        "--n-samples",
+        "300",
+        "--folds",
+        "2",
+        "--inner-folds",
+        "2",
+        "--models",
+        "twostep",
+        "tabnet",
+        tmp_path=tmp_path,
+    )
+    assert "blend, drug-grouped 2-fold CV" in out
+    assert out.count("weights {'twostep'") == 2
