@@ -147,7 +147,9 @@ def kaggle_loop(torch, X, Y, Xv, Yv, Xt, *, hidden, epochs, batch_size, seed):
     return durations, np.clip(proba, 0.0005, 0.9995)
 
 
-def estimator_run(X, Y, *, hidden, epochs, batch_size, seed, precision, n_valid):
+def estimator_run(
+    X, Y, *, hidden, epochs, batch_size, seed, precision, n_valid, device="cpu"
+):
     from moa_sklearn.neural import TwoStepNetClassifier
 
     net = TwoStepNetClassifier(
@@ -161,7 +163,7 @@ def estimator_run(X, Y, *, hidden, epochs, batch_size, seed, precision, n_valid)
         weight_decay_finetune=1e-5,
         validation_fraction=n_valid / len(X),
         precision=precision,
-        device="cpu",
+        device=device,
         random_state=seed,
     )
     net.fit(X, Y)

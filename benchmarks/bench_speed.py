@@ -1,0 +1,250 @@
+"""Epoch time and GFLOP/s of each net against the Kaggle loop, in one run.
+
+On the same synthetic lish-moa-sized data (Gaussian features of the width of
+the preprocessed lish-moa features, 206 sparse labels, 10% inner validation),
+in one process, one after the other:
+
+- the matrix-product peaks of this machine (fp32 and bf16, 2048^3);
+- ``kaggle``: the Kaggle-notebook loop of the public two-step net
+  (``DataLoader`` over a ``TensorDataset``, Adam, fp32), the reference;
+- ``twostep-fp32`` / ``twostep-bf16``: ``TwoStepNetClassifier`` with the same
+  architecture (one step, so one epoch is comparable);
+- ``keras``: ``KerasNetClassifier`` with its defaults (TensorFlow backend);
+- ``tabnet``: ``TabNetMultilabelClassifier`` with its defaults.
+
+``--device cuda`` trains the nets on a GPU (the Kaggle loop stays on the CPU,
+the reference); the machine record names the GPU.
+
+Reported: seconds per epoch (training + validation pass; the median of the
+epochs after the first, which holds tracing and warm-up), the speed-up over
+the Kaggle loop, and the achieved GFLOP/s (dense nets: counted from the layer
+sizes, 3 x forward for a training row and 1 x for a validation row; TabNet:
+counted by ``torch.utils.flop_counter`` over one epoch on 2,048 rows) as a
+share of the measured peaks. Results go to ``docs/bench/speed.json``.
+
+Run it on a quiet machine, one thread (the documented figures)::
+
+    taskset -c 0 python benchmarks/bench_speed.py --threads 1
+
+A smoke run (seconds)::
+
+    python benchmarks/bench_speed.py --n-samples 2000 --n-features 40 \\
+        --n-targets 8 --epochs 2 --small --outdir /tmp/bench
+"""
+
+import argparse
+import os
+import time
+
+import numpy as np
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import _common  # noqa: E402
+from bench_keras_tabnet import make_net  # noqa: E402
+from bench_twostep_speed import (  # noqa: E402
+    DROPOUTS,
+    HIDDEN,
+    estimator_run,
+    flops_per_row,
+    kaggle_loop,
+    make_data,
+    matmul_peak,
+)
+
+METHODS = ("kaggle", "twostep-fp32", "twostep-bf16", "keras", "tabnet")
+
+
+def _later(durations):
+    """Median epoch time after the first (the first when there is only one)."""
+    return float(np.median(durations[1:] if len(durations) > 1 else durations))
+
+
+def tabnet_flops_per_row_epoch(net, X, Y, n_rows=2048):
+    """Counted FLOPs of one TabNet training epoch, per row of the data given."""
+    from sklearn.base import clone
+    from torch.utils.flop_counter import FlopCounterMode
+
+    n = min(n_rows, len(X))
+    probe = clone(net).set_params(max_epochs=1, patience=None)
+    with FlopCounterMode(display=False) as counter:
+        probe.fit(X[:n], Y[:n])
+    return counter.get_total_flops() / n
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n-samples", type=int, default=23814)
+    parser.add_argument("--n-features", type=int, default=1239)
+    parser.add_argument("--n-targets", type=int, default=206)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--small", action="store_true", help="small architectures")
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        help="the nets' device (cpu, cuda); the Kaggle loop runs on the CPU",
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--outdir", default=None, help="default: docs/bench")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    _common.threads(args.threads)
+    hidden = (64, 32) if args.small else HIDDEN
+    X, Y = make_data(args.n_samples, args.n_features, args.n_targets, args.seed)
+    n_valid = max(2, len(X) // 10)
+    n_fit = len(X) - n_valid
+    print(
+        f"data: {X.shape[0]} rows x {X.shape[1]} features ({n_valid} inner "
+        f"validation), {Y.shape[1]} labels ({Y.mean():.2%} positive); "
+        f"{args.epochs} epochs; torch threads {torch.get_num_threads()}",
+        flush=True,
+    )
+    peaks = {
+        "fp32": matmul_peak(torch, torch.float32),
+        "bf16": matmul_peak(torch, torch.bfloat16),
+    }
+    print(f"matmul peaks: fp32 {peaks['fp32']:.0f}, bf16 {peaks['bf16']:.0f} GFLOP/s")
+
+    def dense_epoch_flops(sizes):
+        fpr = flops_per_row(args.n_features, sizes, args.n_targets)
+        return 3 * fpr * n_fit + fpr * n_valid
+
+    rows = {}
+    for method in args.methods:
+        t0 = time.perf_counter()
+        if method == "kaggle":
+            rng = np.random.RandomState(args.seed)
+            perm = rng.permutation(len(X))
+            fit_rows, valid_rows = perm[n_valid:], perm[:n_valid]
+            durations, _ = kaggle_loop(
+                torch,
+                X[fit_rows],
+                Y[fit_rows],
+                X[valid_rows],
+                Y[valid_rows],
+                X[:10],
+                hidden=hidden,
+                epochs=args.epochs,
+                batch_size=args.batch_size,
+                seed=args.seed,
+            )
+            flops, precision = dense_epoch_flops(hidden), "fp32"
+        elif method.startswith("twostep"):
+            precision = method.split("-")[1]
+            _, durations = estimator_run(
+                X,
+                Y,
+                hidden=hidden,
+                epochs=args.epochs,
+                batch_size=args.batch_size,
+                seed=args.seed,
+                precision=precision,
+                n_valid=n_valid,
+                device=args.device,
+            )
+            flops = dense_epoch_flops(hidden)
+        else:
+            net = make_net(
+                method,
+                small=args.small,
+                epochs=args.epochs,
+                seed=args.seed,
+                threads=args.threads,
+            ).set_params(patience=None, device=args.device)  # every epoch runs
+            net.fit(X, Y)
+            durations = [r["dur"] for r in net.history_ if r.get("dur") is not None]
+            if method == "keras":
+                flops, precision = dense_epoch_flops(net.hidden_sizes), "fp32"
+            else:
+                precision = "fp32"
+                flops = tabnet_flops_per_row_epoch(net, X, Y) * len(X)
+        fit_s = time.perf_counter() - t0
+        sec = _later(durations)
+        rows[method] = dict(
+            epoch_seconds=sec,
+            first_epoch_seconds=float(durations[0]),
+            fit_seconds=fit_s,
+            precision=precision,
+            gflop_per_epoch=flops / 1e9,
+            gflops=flops / sec / 1e9,
+        )
+        print(
+            f"{method}: {sec:.2f} s/epoch, {flops / sec / 1e9:.0f} GFLOP/s", flush=True
+        )
+
+    ref = rows.get("kaggle", {}).get("epoch_seconds")
+    print(
+        f"{'method':14s}{'s/epoch':>9s}{'vs Kaggle':>10s}{'GFLOP/s':>9s}"
+        f"{'% fp32 pk':>10s}{'% bf16 pk':>10s}"
+    )
+    for method, r in rows.items():
+        r["speedup_vs_kaggle"] = ref / r["epoch_seconds"] if ref else None
+        up = f"{r['speedup_vs_kaggle']:.2f}x" if ref else "-"
+        print(
+            f"{method:14s}{r['epoch_seconds']:9.2f}{up:>10s}{r['gflops']:9.0f}"
+            f"{100 * r['gflops'] / peaks['fp32']:9.0f}%"
+            f"{100 * r['gflops'] / peaks['bf16']:9.0f}%"
+        )
+    results = dict(
+        data=dict(
+            n_samples=args.n_samples,
+            n_features=args.n_features,
+            n_targets=args.n_targets,
+            n_valid=n_valid,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            small=args.small,
+            dropouts=list(DROPOUTS),
+            hidden=list(hidden),
+        ),
+        threads=torch.get_num_threads(),
+        device=args.device,
+        matmul_peak_gflops=peaks,
+        methods=rows,
+        peak_rss_mib=_common.peak_rss_mib(),
+    )
+    _common.save("speed", results, args.outdir)
+    plot(results, args.outdir)
+
+
+def plot(results, outdir=None):
+    """Bar chart of seconds per epoch, annotated with GFLOP/s."""
+    from pathlib import Path
+
+    plt = _common.pyplot()
+    rows = results["methods"]
+    names = list(rows)
+    secs = [rows[n]["epoch_seconds"] for n in names]
+    fig, ax = plt.subplots(figsize=(6.4, 3.2))
+    bars = ax.barh(names[::-1], secs[::-1], color="#4C72B0")
+    for bar, n in zip(bars, names[::-1]):
+        ax.text(
+            bar.get_width(),
+            bar.get_y() + bar.get_height() / 2,
+            f" {rows[n]['gflops']:.0f} GFLOP/s",
+            va="center",
+            fontsize=8,
+        )
+    d = results["data"]
+    ax.set_xlabel("seconds per epoch (train + validation), lower is better")
+    ax.set_title(
+        f"{d['n_samples']:,} x {d['n_features']:,}, {d['n_targets']} labels, "
+        f"{results['threads']} thread(s)",
+        fontsize=9,
+    )
+    ax.set_xlim(0, max(secs) * 1.45)
+    fig.tight_layout()
+    out = (Path(outdir) if outdir else _common.DOCS_BENCH) / "speed.png"
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

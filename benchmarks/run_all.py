@@ -1,0 +1,310 @@
+"""Run every benchmark, one after the other; write results and plots to docs/.
+
+The core suite writes JSON (results, machine, command) and PNG plots to
+``docs/bench/`` and regenerates the tables between the
+``<!-- bench:begin -->`` / ``<!-- bench:end -->`` markers of
+``docs/benchmarks.md``:
+
+- ``quality``: drug-grouped 5-fold CV of the prior, stock scikit-learn, each
+  net, the blend and the Bayes optimum (``bench_quality.py``, ~90 min on one
+  core; resumable);
+- ``speed``: each net's epoch time vs the Kaggle loop, GFLOP/s vs the matmul
+  peak (``bench_speed.py``, ~5 min);
+- ``scaling``: fit time, memory and predict latency of the full pipeline at
+  5k-40k rows, log-log slopes (``bench_pipeline.py``, ~15 min).
+
+The studies (text output, saved as ``docs/bench/<name>.txt`` with the
+machine and command on top): ``make_moa`` calibration, feature transformer
+speed, and, with ``--studies``, the longer two-step, Keras/TabNet and blend
+holdout studies.
+
+Run them as documented (a quiet machine, one core, one thread)::
+
+    taskset -c 0 python benchmarks/run_all.py --threads 1
+
+``--only NAME ...`` runs some of them; ``--render`` only rewrites the tables
+from the JSON files already in ``docs/bench/``; ``--smoke`` runs each at a
+tiny size into ``--outdir`` (a check that the suite works, in a few
+minutes; the test suite runs it).
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import _common
+
+HERE = Path(__file__).resolve().parent
+DOCS_PAGE = HERE.parent / "docs" / "benchmarks.md"
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+
+# name: (script, kind, full-size arguments, smoke arguments); "json" scripts
+# take --outdir and write <name>.json + <name>.png, "text" ones print.
+BENCHMARKS = {
+    "quality": ("bench_quality.py", "json", [], ["--small", "--folds", "3",
+                "--epochs", "2", "--workdir", "{outdir}/work"]),
+    "speed": ("bench_speed.py", "json", [], ["--n-samples", "2000",
+              "--n-features", "40", "--n-targets", "8", "--epochs", "2",
+              "--small"]),
+    "scaling": ("bench_pipeline.py", "json", [], ["--sizes", "600", "1200",
+                "--n-test", "200", "--small", "--epochs", "1"]),
+    "make_moa": ("bench_make_moa.py", "text", ["--skip-mlp"], ["--n-samples",
+                 "1500", "--skip-mlp"]),
+    "features": ("bench_features.py", "text", ["--breakdown"], ["--n-samples",
+                 "2000"]),
+}  # fmt: skip
+STUDIES = {
+    "twostep_speed": ("bench_twostep_speed.py", "text", ["--n-samples", "20000",
+                      "--n-features", "1000", "--epochs", "2"], ["--n-samples",
+                      "600", "--n-features", "50", "--epochs", "1", "--hidden",
+                      "64", "32"]),
+    "twostep_quality": ("bench_twostep_quality.py", "text", ["--configs", "aux",
+                        "no-pretrain", "--precisions", "bf16"], ["--n-samples",
+                        "1200", "--n-genes", "40", "--n-cells", "10",
+                        "--n-scored", "12", "--n-nonscored", "20", "--folds",
+                        "3", "--epochs", "2", "--hidden", "64", "32",
+                        "--skip-mlp"]),
+    "keras_tabnet": ("bench_keras_tabnet.py", "text", ["--epochs", "24"],
+                     ["--n-samples", "1200", "--n-genes", "40", "--n-cells",
+                      "10", "--n-scored", "12", "--n-nonscored", "20",
+                      "--n-features", "50", "--folds", "3", "--epochs", "2",
+                      "--small"]),
+    "blend_holdout": ("bench_blend_holdout.py", "text", ["--inner-folds", "3",
+                      "--epochs", "24"], ["--n-samples", "1500", "--n-test",
+                      "400", "--small", "--inner-folds", "2", "--epochs", "2"]),
+}  # fmt: skip
+THREADED = {"quality", "speed", "scaling", "features", "twostep_speed"}
+THREADED |= {"twostep_quality", "keras_tabnet", "blend_holdout"}
+
+
+def run(name, spec, args, outdir):
+    """Run one benchmark in a fresh process; return its wall seconds."""
+    script, kind, full, smoke = spec
+    argv = [a.format(outdir=outdir) for a in (smoke if args.smoke else full)]
+    if args.threads is not None and name in THREADED:
+        argv += ["--threads", str(args.threads)]
+    if kind == "json":
+        argv += ["--outdir", str(outdir)]
+    cmd = [sys.executable, str(HERE / script), *argv]
+    shown = " ".join(["python", f"benchmarks/{script}", *argv])
+    print(f"== {name}: {shown}", flush=True)
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=kind == "text", text=True)
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        if kind == "text":
+            sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
+        raise SystemExit(f"benchmark {name!r} failed (exit {proc.returncode})")
+    if kind == "text":
+        m = _common.machine()
+        header = [
+            f"$ {shown}",
+            f"# {m['date']}; {m['cpu']}, cores used {m['cores_used']} of "
+            f"{m['logical_cores']}; git {m['git_commit']}",
+            "# " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()),
+            "",
+        ]
+        out = Path(outdir) / f"{name}.txt"
+        out.write_text("\n".join(header) + proc.stdout)
+        print(proc.stdout[-1500:], flush=True)
+        print(f"wrote {out}")
+    print(f"== {name}: {seconds:.0f} s", flush=True)
+    return seconds
+
+
+# --------------------------------------------------------------------------
+# the tables of docs/benchmarks.md
+# --------------------------------------------------------------------------
+
+
+def _load(outdir, name):
+    path = Path(outdir) / f"{name}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _machine_line(payload):
+    m = payload["machine"]
+    v = m["versions"]
+    libs = ", ".join(
+        f"{k} {v[k]}"
+        for k in ("torch", "scikit-learn", "numpy", "keras", "tensorflow-cpu")
+        if k in v
+    )
+    return (
+        f"Machine: {m['cpu']}, {len(m['cores_used'] or [])} of "
+        f"{m['logical_cores']} cores used, {m['memory_gib']} GiB, "
+        f"{'GPU ' + m['gpu'] if m.get('gpu') else 'no GPU'}; "
+        f"Python {m['python']}, {libs}; git {m['git_commit']}, {m['date'][:10]}."
+    )
+
+
+def _quality(payload, image):
+    r = payload["results"]
+    lines = [
+        f"**Quality.** {r['cv']} on `make_moa({r['rows']}, n_test=0, "
+        f"random_state={r['world']['random_state']})`; {r['metric']}, out of "
+        f"fold. The nets are the ones refitted inside the blend on each "
+        f"training fold (same features and control handling); the blend's "
+        f"weights come from a drug-grouped inner CV of {r['inner_folds']} folds "
+        f"of each training fold. Keras and TabNet capped at "
+        f"{r['keras_tabnet_epochs']} epochs.",
+        "",
+        "| model | loss | / prior | gap closed | CV time (s) |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, row in sorted(r["table"].items(), key=lambda kv: -kv[1]["loss"]):
+        t = "" if row["seconds"] is None else f"{row['seconds']:.0f}"
+        bold = "**" if name.startswith("StackingBlend") else ""
+        lines.append(
+            f"| {bold}{name}{bold} | {bold}{row['loss']:.5f}{bold} | "
+            f"{row['ratio_to_prior']:.3f} | {row['gap_closed']:.2f} | {t} |"
+        )
+    verdict = "beats" if r["blend_beats_best_net"] else "does **not** beat"
+    lines += [
+        "",
+        f"The blend {verdict} its best net ({r['best_net']}). Full pipeline CV "
+        f"wall time ({len(r['fold_fit_seconds'])} fits of the whole recipe, each "
+        f"with its inner CV): "
+        f"{r['pipeline_cv_seconds'] / 60:.0f} min.",
+    ]
+    return lines + _figure_and_command(payload, image, "CV log loss of each model")
+
+
+def _speed(payload, image):
+    r = payload["results"]
+    d, peaks = r["data"], r["matmul_peak_gflops"]
+    lines = [
+        f"**Speed.** {d['n_samples']:,} rows x {d['n_features']:,} features, "
+        f"{d['n_targets']} labels, {d['n_valid']} of the rows inner "
+        f"validation, batch {d['batch_size']}, {_threads(r['threads'])}; "
+        f"median seconds per epoch (training + validation) after the first. "
+        f"Measured matmul peaks (2048^3): fp32 {peaks['fp32']:.0f}, bf16 "
+        f"{peaks['bf16']:.0f} GFLOP/s. Peak memory of the run "
+        f"{r['peak_rss_mib']:.0f} MiB.",
+        "",
+        "| net | precision | s / epoch | vs Kaggle loop | GFLOP/s | % of peak |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, row in r["methods"].items():
+        up = row.get("speedup_vs_kaggle")
+        pk = peaks[row["precision"]]
+        lines.append(
+            f"| {name} | {row['precision']} | {row['epoch_seconds']:.2f} | "
+            f"{'' if up is None else f'{up:.2f}x'} | {row['gflops']:.0f} | "
+            f"{100 * row['gflops'] / pk:.0f}% |"
+        )
+    return lines + _figure_and_command(payload, image, "seconds per epoch")
+
+
+def _scaling(payload, image):
+    r = payload["results"]
+    lines = [
+        f"**Scaling.** `make_moa_pipeline(profile={r['profile']!r})` with "
+        f"{r['inner_folds']} inner folds, every net capped at {r['epochs']} "
+        f"epochs (fit time is linear in the epochs), {_threads(r['threads'])}; "
+        f"each size in a fresh process; predict = `predict_proba` of the "
+        f"world's test rows, best of 3.",
+        "",
+        "| training rows | fit (s) | predict (s) | test rows | peak memory (MiB) "
+        "| added by the fit (MiB) |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in r["sizes"]:
+        lines.append(
+            f"| {row['n_samples']:,} | {row['fit_seconds']:.1f} | "
+            f"{row['predict_seconds']:.2f} | {row['n_test']:,} | "
+            f"{row['peak_rss_mib']:.0f} | {row['fit_memory_mib']:.0f} |"
+        )
+    lines += [
+        "",
+        f"Log-log slopes: fit time {r['fit_time_slope']:.2f}, peak memory "
+        f"{r['peak_memory_slope']:.2f}, memory added by the fit "
+        f"{r['fit_memory_slope']:.2f}.",
+    ]
+    return lines + _figure_and_command(payload, image, "fit time and memory vs rows")
+
+
+def _threads(n):
+    return "default threads" if n is None else f"{n} thread{'s' * (n != 1)}"
+
+
+def _figure_and_command(payload, image, alt):
+    return [
+        "",
+        f"![{alt}]({image})",
+        "",
+        "```bash",
+        payload["command"],
+        "```",
+        "",
+    ]
+
+
+def render(outdir):
+    """The markdown of the benchmark tables from the JSON files in ``outdir``."""
+    parts = []
+    first = None
+    for name, fn in (("quality", _quality), ("speed", _speed), ("scaling", _scaling)):
+        payload = _load(outdir, name)
+        if payload is None:
+            continue
+        first = first or payload
+        parts += fn(payload, f"bench/{name}.png")
+    if first is None:
+        return ""
+    head = [
+        _machine_line(first),
+        "Raw results (with the machine and command of each) are in "
+        "`docs/bench/*.json`; `python benchmarks/run_all.py --render` rewrites "
+        "this part from them.",
+        "",
+    ]
+    return "\n".join(head + parts).rstrip() + "\n"
+
+
+def write_docs(outdir):
+    """Replace the marked part of docs/benchmarks.md (or write results.md)."""
+    text = render(outdir)
+    if Path(outdir).resolve() != _common.DOCS_BENCH.resolve():
+        out = Path(outdir) / "results.md"
+        out.write_text(text)
+        print(f"wrote {out}")
+        return out
+    page = DOCS_PAGE.read_text()
+    if BEGIN not in page or END not in page:
+        raise SystemExit(f"{DOCS_PAGE} lacks the {BEGIN} / {END} markers")
+    head, rest = page.split(BEGIN, 1)
+    tail = rest.split(END, 1)[1]
+    DOCS_PAGE.write_text(f"{head}{BEGIN}\n{text}{END}{tail}")
+    print(f"wrote {DOCS_PAGE}")
+    return DOCS_PAGE
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    names = [*BENCHMARKS, *STUDIES]
+    parser.add_argument("--only", nargs="+", choices=names, metavar="NAME")
+    parser.add_argument("--studies", action="store_true", help="the long studies too")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes")
+    parser.add_argument("--render", action="store_true", help="only the tables")
+    parser.add_argument("--outdir", default=None, help="default: docs/bench")
+    args = parser.parse_args(argv)
+    outdir = Path(args.outdir) if args.outdir else _common.DOCS_BENCH
+    if args.smoke and args.outdir is None:
+        parser.error("--smoke writes to --outdir (not over the documented figures)")
+    outdir.mkdir(parents=True, exist_ok=True)
+    if not args.render:
+        selected = {**BENCHMARKS, **(STUDIES if args.studies else {})}
+        if args.only:
+            selected = {k: {**BENCHMARKS, **STUDIES}[k] for k in args.only}
+        total = {name: run(name, spec, args, outdir) for name, spec in selected.items()}
+        print("wall seconds:", {k: round(v) for k, v in total.items()})
+    write_docs(outdir)
+
+
+if __name__ == "__main__":
+    main()
