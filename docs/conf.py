@@ -31,7 +31,6 @@ extensions = [
     "numpydoc",
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
-    "sphinx.ext.mathjax",
 ]
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
