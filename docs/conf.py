@@ -46,7 +46,9 @@ myst_enable_extensions = ["colon_fence"]
 # -- API reference ----------------------------------------------------------
 autosummary_generate = True
 autosummary_imported_members = False
-autodoc_default_options = {"members": True, "inherited-members": False}
+# class pages (docs/_templates/autosummary/class.rst) list every method,
+# those inherited from scikit-learn included (get_params, set_output, ...)
+autodoc_default_options = {"members": True}
 autodoc_typehints = "none"
 # numpydoc renders the sections; autosummary lists the members (the
 # scikit-learn-contrib template's settings)
