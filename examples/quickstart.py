@@ -66,7 +66,7 @@ class Clipped(ClassifierMixin, BaseEstimator):
         return np.clip(multilabel_proba(self.estimator_, X), *self.clip)
 
     def predict(self, X):
-        return (self.predict_proba(X) >= 0.5).astype(int)
+        return (self.predict_proba(X) > 0.5).astype(int)
 
 
 def main():

@@ -41,7 +41,11 @@ from sklearn.utils.validation import (
 
 from .metrics import multilabel_proba
 from .model_selection import DrugMultilabelStratifiedKFold
-from .utils._validation import _as_array, check_classifier_target
+from .utils._validation import (
+    _as_array,
+    check_classifier_target,
+    labels_from_proba,
+)
 
 __all__ = ["StackingBlend", "ControlVehicleClassifier", "SeedAveragingClassifier"]
 
@@ -619,13 +623,10 @@ class StackingBlend(ClassifierMixin, MetaEstimatorMixin, _BaseComposition):
         Returns
         -------
         y_pred : ndarray of shape (n_samples, n_labels) or (n_samples,)
-            For a 2-D ``y``: ``predict_proba(X) >= 0.5`` with ``y``'s dtype.
+            For a 2-D ``y``: ``predict_proba(X) > 0.5`` with ``y``'s dtype.
             For a 1-D ``y``: the most probable class.
         """
-        proba = self.predict_proba(X)
-        if self._target_kind == "multilabel":
-            return (proba >= 0.5).astype(self._y_dtype)
-        return self.classes_[np.argmax(proba, axis=1)]
+        return labels_from_proba(self, self.predict_proba(X))
 
     # ------------------------------------------------------------- routing
     def get_metadata_routing(self):
@@ -1117,10 +1118,7 @@ class SeedAveragingClassifier(
         Returns
         -------
         y_pred : ndarray of shape (n_samples, n_labels) or (n_samples,)
-            For a 2-D ``y``: ``predict_proba(X) >= 0.5`` with ``y``'s dtype.
+            For a 2-D ``y``: ``predict_proba(X) > 0.5`` with ``y``'s dtype.
             For a 1-D ``y``: the most probable class.
         """
-        proba = self.predict_proba(X)
-        if self._target_kind == "multilabel":
-            return (proba >= 0.5).astype(self._y_dtype)
-        return self.classes_[np.argmax(proba, axis=1)]
+        return labels_from_proba(self, self.predict_proba(X))

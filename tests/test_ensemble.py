@@ -54,7 +54,7 @@ class _Spy(ClassifierMixin, BaseEstimator):
         return np.tile(self.prior_, (len(X), 1))
 
     def predict(self, X):
-        return (self.predict_proba(X) >= 0.5).astype(int)
+        return (self.predict_proba(X) > 0.5).astype(int)
 
 
 class _Constant(ClassifierMixin, BaseEstimator):
@@ -523,3 +523,29 @@ def test_seed_averaged_base_in_a_blend_gets_y_aux(log, routing):
     if routing:
         for record in log:
             np.testing.assert_array_equal(record["y_aux_ids"], record["ids"])
+
+
+class _SeededConstant(_Constant):
+    def __init__(self, random_state=None):
+        self.random_state = random_state
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        StackingBlend([("c", _Constant())], cv=3),
+        SeedAveragingClassifier(_SeededConstant(), n_seeds=2),
+    ],
+    ids=["StackingBlend", "SeedAveragingClassifier"],
+)
+def test_probability_of_exactly_one_half_predicts_zero(model):
+    """predict is proba > 0.5 (OneVsRestClassifier's rule), so predict and
+    predict_proba().round() agree even on ties, as scikit-learn checks."""
+    X, Y, groups = _world()
+    params = {"groups": groups} if isinstance(model, StackingBlend) else {}
+    model = clone(model).fit(X, Y, **params)
+    proba = model.predict_proba(X)
+    np.testing.assert_array_equal(proba, 0.5)
+    pred = model.predict(X)
+    np.testing.assert_array_equal(pred, 0)
+    np.testing.assert_array_equal(pred, proba.round().astype(int))

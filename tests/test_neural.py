@@ -130,7 +130,7 @@ def test_multilabel_shapes_and_consistency(data, n_labels):
     pred = net.predict(X)
     assert pred.shape == (len(X), n_labels)
     assert pred.dtype == Yk.dtype
-    np.testing.assert_array_equal(pred, (proba >= 0.5).astype(Yk.dtype))
+    np.testing.assert_array_equal(pred, (proba > 0.5).astype(Yk.dtype))
     assert net.n_labels_ == n_labels
     np.testing.assert_array_equal(net.classes_, np.arange(n_labels))
     assert net.n_features_in_ == X.shape[1]
@@ -769,3 +769,14 @@ def test_one_step_warm_up_does_not_crash():
         random_state=0,
     )
     assert net.fit(X, Y).predict_proba(X).shape == (100, 2)
+
+
+def test_probability_of_exactly_one_half_predicts_zero(data):
+    """A zero logit (TabNet's head has no bias) gives exactly 0.5: predict is
+    proba > 0.5, so it agrees with predict_proba().round() on such ties."""
+    X, Y, _, _ = data
+    net = tiny().fit(X, Y)
+    net.predict_proba = lambda X: np.full((len(X), Y.shape[1]), 0.5)
+    pred = net.predict(X)
+    np.testing.assert_array_equal(pred, 0)
+    assert pred.dtype == Y.dtype

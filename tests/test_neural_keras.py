@@ -174,7 +174,7 @@ def test_multilabel_fit_predict(data, fitted):
     assert proba.min() >= 0.001 and proba.max() <= 0.999  # the default clip
     pred = fitted.predict(X)
     assert pred.dtype == Y.dtype
-    np.testing.assert_array_equal(pred, (proba >= 0.5).astype(Y.dtype))
+    np.testing.assert_array_equal(pred, (proba > 0.5).astype(Y.dtype))
     np.testing.assert_array_equal(fitted.classes_, np.arange(4))
     assert fitted.n_labels_ == 4 and fitted.n_features_in_ == X.shape[1]
     assert fitted.n_aux_ == 3  # y_aux is validated, then not used

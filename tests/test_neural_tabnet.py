@@ -119,7 +119,7 @@ def test_multilabel_fit_predict(data, fitted):
     assert proba.min() >= 0.0005 and proba.max() <= 0.9995  # the default clip
     pred = fitted.predict(X)
     assert pred.dtype == Y.dtype
-    np.testing.assert_array_equal(pred, (proba >= 0.5).astype(Y.dtype))
+    np.testing.assert_array_equal(pred, (proba > 0.5).astype(Y.dtype))
     assert fitted.n_labels_ == 4 and fitted.n_aux_ == 3
     assert isinstance(fitted.model_, tabnet_engine.TabNetRegressor)
     assert fitted.model_ is fitted.models_[0]

@@ -22,7 +22,12 @@ from sklearn.base import BaseEstimator, ClassifierMixin, MultiOutputMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ..utils._validation import _as_array, _is_binary_matrix, check_classifier_target
+from ..utils._validation import (
+    _as_array,
+    _is_binary_matrix,
+    check_classifier_target,
+    labels_from_proba,
+)
 
 __all__ = ["BaseMultilabelNet"]
 
@@ -203,7 +208,7 @@ class BaseMultilabelNet(
     - ``predict_proba``: an (n, n_labels) array of P(label = 1), clipped to
       ``clip`` and always strictly inside (0, 1). For a 1-D ``y`` it is the
       usual (n, n_classes) array whose rows sum to 1.
-    - ``predict``: for a 2-D ``y``, ``predict_proba >= 0.5`` with ``y``'s
+    - ``predict``: for a 2-D ``y``, ``predict_proba > 0.5`` with ``y``'s
       dtype; for a 1-D ``y``, the class labels.
     - Persistence: fitted models are stored through
       :meth:`_serialize_model` / :meth:`_deserialize_model`, so that pickles
@@ -484,13 +489,10 @@ class BaseMultilabelNet(
         Returns
         -------
         y_pred : ndarray of shape (n_samples, n_labels) or (n_samples,)
-            For a 2-D ``y``: ``predict_proba(X) >= 0.5`` with the dtype of
+            For a 2-D ``y``: ``predict_proba(X) > 0.5`` with the dtype of
             ``y``. For a 1-D ``y``: the most probable class of ``classes_``.
         """
-        proba = self.predict_proba(X)
-        if self._target_kind == "multilabel":
-            return (proba >= 0.5).astype(self._y_dtype)
-        return self.classes_[np.argmax(proba, axis=1)]
+        return labels_from_proba(self, self.predict_proba(X))
 
     # ------------------------------------------------------------ persistence
     def __getstate__(self):

@@ -79,3 +79,17 @@ def check_classifier_target(y, owner):
             "is fine)."
         )
     return kind, arr, classes, codes
+
+
+def labels_from_proba(estimator, proba):
+    """``predict`` from ``predict_proba``, shared by every classifier here.
+
+    For a 2-D target (``estimator._target_kind == "multilabel"``), a label is
+    on where its probability is **above** 0.5 (``proba > 0.5``, the rule of
+    ``OneVsRestClassifier``), in the dtype of the fitted ``y``: a probability
+    of exactly 0.5, the output of a zero logit, predicts 0, which agrees with
+    ``proba.round()``. For a 1-D target, the most probable of ``classes_``.
+    """
+    if estimator._target_kind == "multilabel":
+        return (proba > 0.5).astype(estimator._y_dtype)
+    return estimator.classes_[np.argmax(proba, axis=1)]
