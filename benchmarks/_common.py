@@ -162,6 +162,17 @@ def pyplot():
     return plt
 
 
+def savefig(fig, name, outdir=None):
+    """Save ``fig`` as ``<outdir>/<name>.png`` (default docs/bench) and close it."""
+    import matplotlib.pyplot as plt
+
+    out = (Path(outdir) if outdir else DOCS_BENCH) / f"{name}.png"
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    print(f"wrote {out}")
+    return out
+
+
 def threads(n):
     """Limit torch (and BLAS through threadpoolctl) to ``n`` threads (None: all)."""
     if n is None:

@@ -173,7 +173,6 @@ def main(argv=None):
 
 def plot(results, outdir=None):
     """Log-log plots of fit time and peak memory against rows, with slopes."""
-    from pathlib import Path
 
     plt = _common.pyplot()
     rows = results["sizes"]
@@ -207,10 +206,7 @@ def plot(results, outdir=None):
         fontsize=9,
     )
     fig.tight_layout()
-    out = (Path(outdir) if outdir else _common.DOCS_BENCH) / "scaling.png"
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    print(f"wrote {out}")
+    _common.savefig(fig, "scaling", outdir)
 
 
 if __name__ == "__main__":

@@ -261,6 +261,11 @@ def main(argv=None):
         best_net=best_net,
         blend_beats_best_net=bool(blend_loss < loss[best_net]),
         blend_weights=[i["weights"] for i in infos],
+        fold_scores=[
+            {"StackingBlend (the recipe)": i["score"]}
+            | {labels[n]: v for n, v in i["model_scores"].items()}
+            for i in infos
+        ],
         fold_fit_seconds=[i["fit_seconds"] for i in infos],
         pipeline_cv_seconds=seconds["StackingBlend (the recipe)"],
         this_run_blend_seconds=blend_seconds,
@@ -295,10 +300,7 @@ def plot(results, outdir=None):
     ax.set_title(f"{results['cv']}, {results['rows']:,} rows", fontsize=9)
     ax.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
-    out = (Path(outdir) if outdir else _common.DOCS_BENCH) / "quality.png"
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    print(f"wrote {out}")
+    _common.savefig(fig, "quality", outdir)
 
 
 if __name__ == "__main__":

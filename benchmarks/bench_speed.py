@@ -48,7 +48,7 @@ from bench_twostep_speed import (  # noqa: E402
     HIDDEN,
     estimator_run,
     flops_per_row,
-    kaggle_loop,
+    kaggle_run,
     make_data,
     matmul_peak,
 )
@@ -119,16 +119,12 @@ def main(argv=None):
     for method in args.methods:
         t0 = time.perf_counter()
         if method == "kaggle":
-            rng = np.random.RandomState(args.seed)
-            perm = rng.permutation(len(X))
-            fit_rows, valid_rows = perm[n_valid:], perm[:n_valid]
-            durations, _ = kaggle_loop(
+            durations, _ = kaggle_run(
                 torch,
-                X[fit_rows],
-                Y[fit_rows],
-                X[valid_rows],
-                Y[valid_rows],
+                X,
+                Y,
                 X[:10],
+                n_valid=n_valid,
                 hidden=hidden,
                 epochs=args.epochs,
                 batch_size=args.batch_size,
@@ -215,7 +211,6 @@ def main(argv=None):
 
 def plot(results, outdir=None):
     """Bar chart of seconds per epoch, annotated with GFLOP/s."""
-    from pathlib import Path
 
     plt = _common.pyplot()
     rows = results["methods"]
@@ -240,10 +235,7 @@ def plot(results, outdir=None):
     )
     ax.set_xlim(0, max(secs) * 1.45)
     fig.tight_layout()
-    out = (Path(outdir) if outdir else _common.DOCS_BENCH) / "speed.png"
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    print(f"wrote {out}")
+    _common.savefig(fig, "speed", outdir)
 
 
 if __name__ == "__main__":

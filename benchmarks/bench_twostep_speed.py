@@ -147,6 +147,24 @@ def kaggle_loop(torch, X, Y, Xv, Yv, Xt, *, hidden, epochs, batch_size, seed):
     return durations, np.clip(proba, 0.0005, 0.9995)
 
 
+def kaggle_run(torch, X, Y, X_test, *, n_valid, hidden, epochs, batch_size, seed):
+    """The Kaggle loop with a random ``n_valid`` rows of ``X`` as validation."""
+    perm = np.random.RandomState(seed).permutation(len(X))
+    fit_rows, valid_rows = perm[n_valid:], perm[:n_valid]
+    return kaggle_loop(
+        torch,
+        X[fit_rows],
+        Y[fit_rows],
+        X[valid_rows],
+        Y[valid_rows],
+        X_test,
+        hidden=hidden,
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=seed,
+    )
+
+
 def estimator_run(
     X, Y, *, hidden, epochs, batch_size, seed, precision, n_valid, device="cpu"
 ):
@@ -234,16 +252,12 @@ def main(argv=None):
     results = {}
     for method in args.methods:
         if method == "kaggle":
-            rng = np.random.RandomState(args.seed)
-            perm = rng.permutation(len(X_train))
-            fit_rows, valid_rows = perm[n_valid:], perm[:n_valid]
-            durations, proba = kaggle_loop(
+            durations, proba = kaggle_run(
                 torch,
-                X_train[fit_rows],
-                Y_train[fit_rows],
-                X_train[valid_rows],
-                Y_train[valid_rows],
+                X_train,
+                Y_train,
                 X_test,
+                n_valid=n_valid,
                 hidden=hidden,
                 epochs=args.epochs,
                 batch_size=args.batch_size,

@@ -86,8 +86,8 @@ def run(name, spec, args, outdir):
     argv = [a.format(outdir=outdir) for a in (smoke if args.smoke else full)]
     if args.threads is not None and name in THREADED:
         argv += ["--threads", str(args.threads)]
-    if kind == "json":
-        argv += ["--outdir", str(outdir)]
+    if kind == "json" and Path(outdir).resolve() != _common.DOCS_BENCH.resolve():
+        argv += ["--outdir", str(outdir)]  # (the default is docs/bench)
     cmd = [sys.executable, str(HERE / script), *argv]
     shown = " ".join(["python", f"benchmarks/{script}", *argv])
     print(f"== {name}: {shown}", flush=True)
@@ -163,9 +163,22 @@ def _quality(payload, image):
             f"{row['ratio_to_prior']:.3f} | {row['gap_closed']:.2f} | {t} |"
         )
     verdict = "beats" if r["blend_beats_best_net"] else "does **not** beat"
+    folds = r.get("fold_scores") or []
+    wins = sum(
+        f["StackingBlend (the recipe)"]
+        < min(v for k, v in f.items() if not k.startswith("StackingBlend"))
+        for f in folds
+    )
+    names = list(r["blend_weights"][0])
+    mean_w = ", ".join(
+        f"{n} {sum(w[n] for w in r['blend_weights']) / len(r['blend_weights']):.2f}"
+        for n in names
+    )
     lines += [
         "",
-        f"The blend {verdict} its best net ({r['best_net']}). Full pipeline CV "
+        f"The blend {verdict} its best net ({r['best_net']})"
+        + (f", and every net in {wins} of {len(folds)} folds" if folds else "")
+        + f"; blend weights (mean over the folds): {mean_w}. Full pipeline CV "
         f"wall time ({len(r['fold_fit_seconds'])} fits of the whole recipe, each "
         f"with its inner CV): "
         f"{r['pipeline_cv_seconds'] / 60:.0f} min.",
@@ -204,7 +217,8 @@ def _scaling(payload, image):
     lines = [
         f"**Scaling.** `make_moa_pipeline(profile={r['profile']!r})` with "
         f"{r['inner_folds']} inner folds, every net capped at {r['epochs']} "
-        f"epochs (fit time is linear in the epochs), {_threads(r['threads'])}; "
+        f"epochs (the nets' part of a fit grows linearly with the epochs), "
+        f"{_threads(r['threads'])}; "
         f"each size in a fresh process; predict = `predict_proba` of the "
         f"world's test rows, best of 3.",
         "",
