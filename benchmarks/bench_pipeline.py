@@ -190,11 +190,13 @@ def plot(results, outdir=None):
         ax.loglog(n, y, "o", color=color)
         ax.loglog(grid, np.exp(a) * grid**b, "-", color=color, alpha=0.6)
         ax.plot([], [], "o-", color=color, label=f"{label}: slope {b:.2f}")
-    from matplotlib.ticker import NullFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     for ax, ylabel in zip(axes, ("fit time (s)", "memory (MiB)")):
         ax.set_xticks(n, [f"{v:,.0f}" for v in n])
         ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("training rows")
         ax.set_ylabel(ylabel)

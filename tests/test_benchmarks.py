@@ -1,0 +1,173 @@
+"""The benchmark suite runs end to end, and the docs show what its files hold.
+
+The figures themselves come from the full-size run documented in
+docs/benchmarks.md; here the suite runs at a tiny size (``--smoke``) so that
+a change that breaks a benchmark is caught. Nothing here is timed.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "benchmarks"
+
+pytest.importorskip("matplotlib")
+pytest.importorskip("torch")
+pytest.importorskip("keras")
+
+
+@pytest.fixture(scope="module")
+def run_all():
+    sys.path.insert(0, str(BENCH))
+    try:
+        import run_all
+
+        yield run_all
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH / "run_all.py"),
+            "--smoke",
+            "--only",
+            "quality",
+            "speed",
+            "scaling",
+            "--threads",
+            "1",
+            "--outdir",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return out
+
+
+@pytest.mark.parametrize("name", ["quality", "speed", "scaling"])
+def test_each_benchmark_writes_results_machine_command_and_plot(smoke, name):
+    payload = json.loads((smoke / f"{name}.json").read_text())
+    assert payload["benchmark"] == name
+    assert payload["command"].startswith("python benchmarks/")
+    machine = payload["machine"]
+    assert machine["logical_cores"] >= 1
+    assert machine["versions"]["scikit-learn"]
+    assert machine["versions"]["torch"]
+    png = (smoke / f"{name}.png").read_bytes()
+    assert png.startswith(b"\x89PNG")
+
+
+def test_quality_scores_every_model_on_the_same_rows(smoke):
+    r = json.loads((smoke / "quality.json").read_text())["results"]
+    table = r["table"]
+    for name in (
+        "constant prior",
+        "RankGauss + PCA + logistic regression",
+        "MLPClassifier",
+        "TwoStepNetClassifier",
+        "KerasNetClassifier",
+        "TabNetMultilabelClassifier",
+        "StackingBlend (the recipe)",
+        "Bayes optimum",
+    ):
+        assert name in table
+    prior, bayes = table["constant prior"]["loss"], table["Bayes optimum"]["loss"]
+    assert bayes < prior
+    for row in table.values():
+        assert row["gap_closed"] == pytest.approx(
+            (prior - row["loss"]) / (prior - bayes)
+        )
+    assert len(r["fold_fit_seconds"]) == 3
+    blend = table["StackingBlend (the recipe)"]["loss"]
+    assert r["blend_beats_best_net"] == (blend < table[r["best_net"]]["loss"])
+
+
+def test_quality_resumes_the_blend_cv(smoke, capsys):
+    """A second run reuses the finished folds of the blend's CV."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH / "bench_quality.py"),
+            "--small",
+            "--folds",
+            "3",
+            "--epochs",
+            "2",
+            "--threads",
+            "1",
+            "--skip-stock",
+            "--workdir",
+            str(smoke / "work"),
+            "--outdir",
+            str(smoke / "again"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stderr.count("loaded") == 3
+    first = json.loads((smoke / "quality.json").read_text())["results"]["table"]
+    again = json.loads((smoke / "again" / "quality.json").read_text())["results"]
+    for name in ("StackingBlend (the recipe)", "KerasNetClassifier", "Bayes optimum"):
+        assert again["table"][name]["loss"] == first[name]["loss"]
+
+
+def test_scaling_reports_slopes_of_the_measured_sizes(smoke):
+    r = json.loads((smoke / "scaling.json").read_text())["results"]
+    assert [row["n_samples"] for row in r["sizes"]] == [600, 1200]
+    for row in r["sizes"]:
+        assert row["fit_seconds"] > 0 and row["predict_seconds"] > 0
+        assert row["peak_rss_mib"] >= row["fit_memory_mib"] >= 0
+    assert isinstance(r["fit_time_slope"], float)
+
+
+def test_speed_measures_every_net_against_the_kaggle_loop(smoke):
+    r = json.loads((smoke / "speed.json").read_text())["results"]
+    methods = r["methods"]
+    assert set(methods) == {"kaggle", "twostep-fp32", "twostep-bf16", "keras", "tabnet"}
+    assert methods["kaggle"]["speedup_vs_kaggle"] == pytest.approx(1.0)
+    for row in methods.values():
+        assert row["epoch_seconds"] > 0 and row["gflops"] > 0
+    assert r["matmul_peak_gflops"]["fp32"] > 0
+
+
+def test_rendered_tables_name_every_model(smoke, run_all):
+    text = (smoke / "results.md").read_text()
+    assert "| **StackingBlend (the recipe)** |" in text
+    assert "![seconds per epoch](bench/speed.png)" in text
+    assert "python benchmarks/bench_pipeline.py" in text
+
+
+def test_docs_page_holds_the_tables_of_the_committed_results(run_all):
+    """docs/benchmarks.md shows exactly what docs/bench/*.json hold."""
+    page = (ROOT / "docs" / "benchmarks.md").read_text()
+    region = page.split(run_all.BEGIN, 1)[1].split(run_all.END, 1)[0]
+    assert region.strip() == run_all.render(run_all._common.DOCS_BENCH).strip()
+    for name in ("quality", "speed", "scaling"):
+        assert (ROOT / "docs" / "bench" / f"{name}.png").is_file()
+
+
+def test_smoke_refuses_to_overwrite_the_documented_figures():
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "run_all.py"), "--smoke"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 2
+    assert "--outdir" in proc.stderr
