@@ -27,7 +27,7 @@ stopping, 200 with patience 20); the two-step net keeps the recipe's 24 + 24.
 The blend's CV is resumable: it is kept in ``--workdir`` and an interrupted
 run resumes from its finished folds.
 
-The documented run (about 90 minutes on one core)::
+The documented run (about 50 minutes on one core)::
 
     taskset -c 0 python benchmarks/bench_quality.py --threads 1
 

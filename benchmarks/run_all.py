@@ -6,12 +6,12 @@ The core suite writes JSON (results, machine, command) and PNG plots to
 ``docs/benchmarks.md``:
 
 - ``quality``: drug-grouped 5-fold CV of the prior, stock scikit-learn, each
-  net, the blend and the Bayes optimum (``bench_quality.py``, ~90 min on one
+  net, the blend and the Bayes optimum (``bench_quality.py``, ~50 min on one
   core; resumable);
 - ``speed``: each net's epoch time vs the Kaggle loop, GFLOP/s vs the matmul
-  peak (``bench_speed.py``, ~5 min);
+  peak (``bench_speed.py``, ~2 min);
 - ``scaling``: fit time, memory and predict latency of the full pipeline at
-  5k-40k rows, log-log slopes (``bench_pipeline.py``, ~15 min).
+  5k-40k rows, log-log slopes (``bench_pipeline.py``, ~8 min).
 
 The studies (text output, saved as ``docs/bench/<name>.txt`` with the
 machine and command on top): ``make_moa`` calibration, feature transformer
