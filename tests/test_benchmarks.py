@@ -137,13 +137,47 @@ def test_scaling_reports_slopes_of_the_measured_sizes(smoke):
 
 
 def test_speed_measures_every_net_against_the_kaggle_loop(smoke):
-    r = json.loads((smoke / "speed.json").read_text())["results"]
+    payload = json.loads((smoke / "speed.json").read_text())
+    r, native = payload["results"], payload["machine"]["bf16_native"]
     methods = r["methods"]
     assert set(methods) == {"kaggle", "twostep-fp32", "twostep-bf16", "keras", "tabnet"}
     assert methods["kaggle"]["speedup_vs_kaggle"] == pytest.approx(1.0)
-    for row in methods.values():
+    for name, row in methods.items():
+        if name == "twostep-bf16" and not native:  # reported, not failed
+            assert "no native bf16" in row["unavailable"]
+            continue
         assert row["epoch_seconds"] > 0 and row["gflops"] > 0
     assert r["matmul_peak_gflops"]["fp32"] > 0
+    assert (r["matmul_peak_gflops"]["bf16"] is None) == (not native)
+
+
+def test_speed_reports_bf16_unavailable_on_a_cpu_without_it(tmp_path, run_all):
+    """On a CPU without native bf16 the bf16 row is "unavailable", not a failure."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH / "bench_speed.py"),
+            *("--n-samples", "300", "--n-features", "20", "--n-targets", "4"),
+            *("--epochs", "1", "--small", "--threads", "1"),
+            *("--methods", "kaggle", "twostep-bf16", "--outdir", str(tmp_path)),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "MOA_SKLEARN_NO_BF16": "1"},
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "twostep-bf16: unavailable" in proc.stdout
+    payload = json.loads((tmp_path / "speed.json").read_text())
+    assert payload["machine"]["bf16_native"] is False
+    assert payload["machine"]["cpu_flags"] == run_all._common.cpu_flags()
+    r = payload["results"]
+    assert r["matmul_peak_gflops"]["bf16"] is None
+    assert r["methods"]["kaggle"]["epoch_seconds"] > 0
+    text = "\n".join(run_all._speed(payload, "speed.png"))
+    assert "| twostep-bf16 | bf16 | unavailable: no native bf16" in text
+    assert "bf16 unavailable (not native here)" in text
+    assert "bf16 not native" in run_all._machine_line(payload)
 
 
 def test_rendered_tables_name_every_model(smoke, run_all):
