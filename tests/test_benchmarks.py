@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -205,3 +206,48 @@ def test_smoke_refuses_to_overwrite_the_documented_figures():
     )
     assert proc.returncode == 2
     assert "--outdir" in proc.stderr
+
+
+@pytest.fixture(scope="module")
+def baselines():
+    sys.path.insert(0, str(BENCH))
+    try:
+        import baselines
+
+        yield baselines
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+def test_plain_recipe_picks_its_epoch_on_held_out_drugs(baselines):
+    groups = np.repeat(np.arange(40), 6)
+    held = baselines.drug_holdout(groups, 0.1, seed=0)
+    assert set(groups[held]).isdisjoint(groups[~held])
+    assert len(set(groups[held])) == 4
+
+
+def test_baselines_score_both_protocols_on_the_same_world(tmp_path):
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH / "baselines.py"),
+            *("--n-samples", "600", "--small", "--epochs", "2", "--folds", "3"),
+            *("--threads", "1", "--outdir", str(tmp_path)),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    payload = json.loads((tmp_path / "baselines.json").read_text())
+    protocols = payload["results"]["protocols"]
+    assert set(protocols) == {"new-compound", "kaggle"}
+    assert "max_drug_size=None" in protocols["new-compound"]["cv"]
+    for result in protocols.values():
+        table = result["table"]
+        assert set(table) == {"prior", "logistic", "plain", "bayes"}
+        prior, bayes = table["prior"]["loss"], table["bayes"]["loss"]
+        assert bayes < prior
+        assert table["logistic"]["gap_closed"] == pytest.approx(
+            (prior - table["logistic"]["loss"]) / (prior - bayes)
+        )
