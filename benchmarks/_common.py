@@ -45,6 +45,37 @@ def _cpu_model():
     return platform.processor() or platform.machine()
 
 
+#: The instruction-set flags that decide the speed of the nets' matrix work.
+_ISA_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16")
+_ISA_FLAGS += ("avx512_fp16", "amx_tile", "amx_bf16", "amx_int8", "asimd", "sve")
+
+
+def cpu_flags():
+    """The speed-relevant instruction-set flags of this CPU (/proc/cpuinfo)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                have = set(line.split(":", 1)[1].split())
+                return [f for f in _ISA_FLAGS if f in have]
+    except OSError:
+        pass
+    return []
+
+
+def bf16_native(device="cpu"):
+    """Whether the package trains in bf16 on ``device`` here (its own check).
+
+    False where the hardware lacks native bf16 or ``MOA_SKLEARN_NO_BF16`` is set;
+    None without torch.
+    """
+    try:
+        from moa_sklearn.neural._torch_utils import bf16_supported
+
+        return bf16_supported(device)
+    except ImportError:
+        return None
+
+
 def _memory_gib():
     try:
         pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
@@ -99,6 +130,8 @@ def machine():
         affinity = None
     return dict(
         cpu=_cpu_model(),
+        cpu_flags=cpu_flags(),
+        bf16_native=bf16_native(),
         logical_cores=os.cpu_count(),
         cores_used=affinity,
         memory_gib=_memory_gib(),

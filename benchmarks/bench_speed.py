@@ -8,7 +8,9 @@ in one process, one after the other:
 - ``kaggle``: the Kaggle-notebook loop of the public two-step net
   (``DataLoader`` over a ``TensorDataset``, Adam, fp32), the reference;
 - ``twostep-fp32`` / ``twostep-bf16``: ``TwoStepNetClassifier`` with the same
-  architecture (one step, so one epoch is comparable);
+  architecture (one step, so one epoch is comparable); bf16 only where it is
+  native (else the row and the bf16 peak are reported as unavailable, as they
+  are with ``MOA_SKLEARN_NO_BF16=1``);
 - ``keras``: ``KerasNetClassifier`` with its defaults (TensorFlow backend);
 - ``tabnet``: ``TabNetMultilabelClassifier`` with its defaults.
 
@@ -54,6 +56,7 @@ from bench_twostep_speed import (  # noqa: E402
 )
 
 METHODS = ("kaggle", "twostep-fp32", "twostep-bf16", "keras", "tabnet")
+NO_BF16 = "no native bf16 on this machine"
 
 
 def _later(durations):
@@ -105,11 +108,15 @@ def main(argv=None):
         f"{args.epochs} epochs; torch threads {torch.get_num_threads()}",
         flush=True,
     )
+    bf16 = _common.bf16_native("cpu" if args.device == "cpu" else args.device)
     peaks = {
         "fp32": matmul_peak(torch, torch.float32),
-        "bf16": matmul_peak(torch, torch.bfloat16),
+        "bf16": matmul_peak(torch, torch.bfloat16) if bf16 else None,
     }
-    print(f"matmul peaks: fp32 {peaks['fp32']:.0f}, bf16 {peaks['bf16']:.0f} GFLOP/s")
+    print(
+        f"matmul peaks: fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 "
+        + (f"{peaks['bf16']:.0f} GFLOP/s" if bf16 else "unavailable (not native)")
+    )
 
     def dense_epoch_flops(sizes):
         fpr = flops_per_row(args.n_features, sizes, args.n_targets)
@@ -117,6 +124,10 @@ def main(argv=None):
 
     rows = {}
     for method in args.methods:
+        if method.endswith("bf16") and not bf16:
+            rows[method] = dict(precision="bf16", unavailable=NO_BF16)
+            print(f"{method}: unavailable ({NO_BF16})", flush=True)
+            continue
         t0 = time.perf_counter()
         if method == "kaggle":
             durations, _ = kaggle_run(
@@ -180,12 +191,15 @@ def main(argv=None):
         f"{'% fp32 pk':>10s}{'% bf16 pk':>10s}"
     )
     for method, r in rows.items():
+        if r.get("unavailable"):
+            print(f"{method:14s}  unavailable: {r['unavailable']}")
+            continue
         r["speedup_vs_kaggle"] = ref / r["epoch_seconds"] if ref else None
         up = f"{r['speedup_vs_kaggle']:.2f}x" if ref else "-"
+        of_bf16 = f"{100 * r['gflops'] / peaks['bf16']:9.0f}%" if bf16 else "       -"
         print(
             f"{method:14s}{r['epoch_seconds']:9.2f}{up:>10s}{r['gflops']:9.0f}"
-            f"{100 * r['gflops'] / peaks['fp32']:9.0f}%"
-            f"{100 * r['gflops'] / peaks['bf16']:9.0f}%"
+            f"{100 * r['gflops'] / peaks['fp32']:9.0f}%{of_bf16}"
         )
     results = dict(
         data=dict(
@@ -213,7 +227,7 @@ def plot(results, outdir=None):
     """Bar chart of seconds per epoch, annotated with GFLOP/s."""
 
     plt = _common.pyplot()
-    rows = results["methods"]
+    rows = {k: v for k, v in results["methods"].items() if not v.get("unavailable")}
     names = list(rows)
     secs = [rows[n]["epoch_seconds"] for n in names]
     fig, ax = plt.subplots(figsize=(6.4, 3.2))

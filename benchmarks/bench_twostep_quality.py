@@ -117,6 +117,11 @@ def main(argv=None):
             kw["dropouts"] = 0.25
         return TwoStepNetClassifier(**kw)
 
+    from moa_sklearn.neural._torch_utils import bf16_supported
+
+    if "bf16" in args.precisions and not bf16_supported("cpu"):
+        print("bf16: unavailable (no native bf16 on this machine); fp32 only")
+        args.precisions = [p for p in args.precisions if p != "bf16"] or ["fp32"]
     models = {}
     if not args.skip_mlp:
         models["MLPClassifier (stock, early stopping)"] = (

@@ -238,11 +238,17 @@ def main(argv=None):
         f"targets; net {hidden}, batch {args.batch_size}, {args.epochs} epoch(s)"
     )
 
+    from moa_sklearn.neural._torch_utils import bf16_supported
+
     peak32 = matmul_peak(torch, torch.float32)
-    peak16 = matmul_peak(torch, torch.bfloat16)
+    peak16 = matmul_peak(torch, torch.bfloat16) if bf16_supported("cpu") else None
     print(
-        f"matmul peaks (2048^3): fp32 {peak32:.0f} GFLOP/s, bf16 {peak16:.0f} GFLOP/s"
+        f"matmul peaks (2048^3): fp32 {peak32:.0f} GFLOP/s, bf16 "
+        + ("unavailable (not native)" if peak16 is None else f"{peak16:.0f} GFLOP/s")
     )
+    if peak16 is None and "estimator-bf16" in args.methods:
+        print("estimator-bf16: unavailable (no native bf16 on this machine)")
+        args.methods = [m for m in args.methods if m != "estimator-bf16"]
 
     fpr = flops_per_row(args.n_features, hidden, args.n_targets)
     n_fit = len(X_train) - n_valid
@@ -291,8 +297,9 @@ def main(argv=None):
         speed = f"{base / sec:.2f}x" if base else "-"
         print(
             f"{method:<16}{sec:>9.3f}{speed:>10}{gflops:>9.0f}"
-            f"{100 * gflops / peak32:>10.0f}%{100 * gflops / peak16:>10.0f}%"
-            f"{loss:>17.5f}"
+            f"{100 * gflops / peak32:>10.0f}%"
+            + (f"{100 * gflops / peak16:>10.0f}%" if peak16 else f"{'-':>11}")
+            + f"{loss:>17.5f}"
         )
     if "estimator-fp32" in results and "estimator-bf16" in results:
         a, b = results["estimator-fp32"][1], results["estimator-bf16"][1]

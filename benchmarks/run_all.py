@@ -102,7 +102,8 @@ def run(name, spec, args, outdir):
         m = _common.machine()
         header = [
             f"$ {shown}",
-            f"# {m['date']}; {m['cpu']}, cores used {m['cores_used']} of "
+            f"# {m['date']}; {m['cpu']} (flags {' '.join(m['cpu_flags'])}; "
+            f"bf16 native: {m['bf16_native']}), cores used {m['cores_used']} of "
             f"{m['logical_cores']}; git {m['git_commit']}",
             "# " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()),
             "",
@@ -133,8 +134,12 @@ def _machine_line(payload):
         for k in ("torch", "scikit-learn", "numpy", "keras", "tensorflow-cpu")
         if k in v
     )
+    flags = m.get("cpu_flags")
+    isa = "CPU flags not recorded" if flags is None else "flags " + " ".join(flags)
+    if m.get("bf16_native") is False:
+        isa += " (bf16 not native: the nets train in fp32)"
     return (
-        f"Machine: {m['cpu']}, {len(m['cores_used'] or [])} of "
+        f"Machine: {m['cpu']} ({isa}), {len(m['cores_used'] or [])} of "
         f"{m['logical_cores']} cores used, {m['memory_gib']} GiB, "
         f"{'GPU ' + m['gpu'] if m.get('gpu') else 'no GPU'}; "
         f"Python {m['python']}, {libs}; git {m['git_commit']}, {m['date'][:10]}."
@@ -194,20 +199,25 @@ def _speed(payload, image):
         f"{d['n_targets']} labels, {d['n_valid']} of the rows inner "
         f"validation, batch {d['batch_size']}, {_threads(r['threads'])}; "
         f"median seconds per epoch (training + validation) after the first. "
-        f"Measured matmul peaks (2048^3): fp32 {peaks['fp32']:.0f}, bf16 "
-        f"{peaks['bf16']:.0f} GFLOP/s. Peak memory of the run "
+        f"Measured matmul peaks (2048^3): fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 "
+        f"{_gflops(peaks.get('bf16'))}. Peak memory of the run "
         f"{r['peak_rss_mib']:.0f} MiB.",
         "",
         "| net | precision | s / epoch | vs Kaggle loop | GFLOP/s | % of peak |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for name, row in r["methods"].items():
+        if row.get("unavailable"):
+            why = row["unavailable"]
+            lines.append(f"| {name} | {row['precision']} | unavailable: {why} ||||")
+            continue
         up = row.get("speedup_vs_kaggle")
-        pk = peaks[row["precision"]]
+        pk = peaks.get(row["precision"])
+        share = "" if not pk else f"{100 * row['gflops'] / pk:.0f}%"
         lines.append(
             f"| {name} | {row['precision']} | {row['epoch_seconds']:.2f} | "
             f"{'' if up is None else f'{up:.2f}x'} | {row['gflops']:.0f} | "
-            f"{100 * row['gflops'] / pk:.0f}% |"
+            f"{share} |"
         )
     return lines + _figure_and_command(payload, image, "seconds per epoch")
 
@@ -239,6 +249,10 @@ def _scaling(payload, image):
         f"{r['fit_memory_slope']:.2f}.",
     ]
     return lines + _figure_and_command(payload, image, "fit time and memory vs rows")
+
+
+def _gflops(peak):
+    return "unavailable (not native here)" if peak is None else f"{peak:.0f} GFLOP/s"
 
 
 def _threads(n):

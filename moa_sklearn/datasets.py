@@ -310,6 +310,8 @@ _N_LATENT = 24  # dimension of the shared MoA signature space
 _N_MODES = 2  # ways in which drugs of one MoA act
 _DRUG_NOISE = 0.55  # sd of a drug's own effect, relative to a unit signature
 _VIABILITY_DRUG_NOISE = 0.4
+_MAX_COMPONENTS = 16  # mode combinations kept for a class of many targets
+_TIME_SIGN = {24: -1.0, 48: 0.0, 72: 1.0}  # the time-interaction signature's sign
 
 
 def _check_count(value, name, minimum):
@@ -339,11 +341,37 @@ class _World:
     328 distinct label vectors of lish-moa); its features are a Gaussian
     around its class mean, scaled by dose and time, plus its own drug effect and
     row noise, passed through monotone maps that make the marginals non-
-    Gaussian. Because the maps are monotone and the rest is Gaussian, the
-    posterior over classes, and hence P(target | row), is exact.
+    Gaussian. Because the maps are monotone and the rest is Gaussian given the
+    mixture component, the posterior over classes, and hence
+    P(target | row), is exact.
+
+    Three optional effects make the optimal decision boundary non-linear
+    (each 0 by default, which leaves the world as it was):
+
+    - ``opposed_modes``: the two modes of a MoA point in opposite directions
+      (at 1, exactly opposite: the class mean carries no signal, only the
+      spread does);
+    - ``variance_effect``: drugs of a MoA spread along an axis of the MoA's own
+      (a drug-level effect that is not a shift: the class covariance differs
+      from class to class, so the optimum is quadratic);
+    - ``time_interaction``: a second signature whose sign flips between 24 h
+      and 72 h, so that the effect's direction depends on ``cp_time``.
     """
 
-    def __init__(self, rng, n_genes, n_cells, n_scored, n_nonscored, signal):
+    def __init__(
+        self,
+        rng,
+        n_genes,
+        n_cells,
+        n_scored,
+        n_nonscored,
+        signal,
+        *,
+        opposed_modes=0.0,
+        variance_effect=0.0,
+        time_interaction=0.0,
+        classes=None,
+    ):
         self.n_genes, self.n_cells = n_genes, n_cells
         self.n_scored, self.n_nonscored = n_scored, n_nonscored
         n_targets = n_scored + n_nonscored
@@ -359,6 +387,9 @@ class _World:
         psi = rng.normal(size=(n_targets, _N_MODES, r))
         z = 0.7 * phi[self.family][:, None, :] + psi
         z /= np.linalg.norm(z, axis=2, keepdims=True)
+        if opposed_modes:
+            z[:, 1] = (1 - opposed_modes) * z[:, 1] - opposed_modes * z[:, 0]
+            z[:, 1] /= np.linalg.norm(z[:, 1], axis=1, keepdims=True)
         strength = np.exp(rng.normal(0.0, 0.5, size=n_targets))
         strong = rng.rand(n_targets) < 0.06
         strength[strong] *= 2.5
@@ -402,7 +433,36 @@ class _World:
             (t, d): _TIME_SCALE[t] * _DOSE_SCALE[d] for t, d in self.conditions
         }
 
-        self._make_catalogue(rng)
+        if classes is None:
+            self._make_catalogue(rng)
+        else:
+            self.classes, self.prior = classes
+            self.scored_weight = None
+
+        # The non-linear effects draw from a stream of their own, derived from
+        # (not drawn from) the world's: with or without them, a seed gives the
+        # same drugs, labels and ids; only the features differ.
+        self.time_signature = self.variance_axis = None
+        entropy = rng.get_state()[1].tolist()
+        self.effect_rng = np.random.RandomState(
+            np.random.SeedSequence(entropy).generate_state(1)[0]
+        )
+        if time_interaction:
+            u = self.effect_rng.normal(size=(n_targets, _N_MODES, r))
+            u /= np.linalg.norm(u, axis=2, keepdims=True)
+            u *= time_interaction * signal * strength[:, None, None]
+            self.time_signature = np.concatenate(
+                [u, np.zeros((n_targets, _N_MODES, 1))], axis=2
+            )
+        if variance_effect:
+            v = self.effect_rng.normal(size=(n_targets, r))
+            v /= np.linalg.norm(v, axis=1, keepdims=True)
+            v *= (variance_effect * signal * strength)[:, None]
+            # (n_targets, n_features): each target's spread axis in feature space
+            self.variance_axis = (
+                np.hstack([v, np.zeros((n_targets, 1))]) @ self.loadings
+            )
+        self._make_components(rng)
 
     def _make_catalogue(self, rng):
         """Classes of label sets and their prior probabilities."""
@@ -452,26 +512,45 @@ class _World:
         weights = np.asarray(weights)
         self.classes = classes
         self.prior = weights / weights.sum()
-        n_targets = ns + nn
+
+    def _make_components(self, rng):
+        """Mixture components: a class's combinations of its targets' modes.
+
+        A class of more than ``log2(_MAX_COMPONENTS)`` targets keeps a random
+        subset of ``_MAX_COMPONENTS`` combinations (equally likely).
+        """
+        classes = self.classes
+        n_targets = self.n_scored + self.n_nonscored
         membership = np.zeros((len(classes), n_targets))
         for k, members in enumerate(classes):
             membership[k, list(members)] = 1.0
         self.membership = membership
-        # Mixture components: one per combination of its targets' modes.
-        comp_class, comp_latent, first = [], [], []
+        comp_class, comp_modes, first = [], [], []
         for k, members in enumerate(classes):
             first.append(len(comp_class))
-            for modes in itertools.product(range(_N_MODES), repeat=len(members)):
+            if _N_MODES ** len(members) <= _MAX_COMPONENTS:
+                combos = itertools.product(range(_N_MODES), repeat=len(members))
+            else:
+                combos = rng.randint(_N_MODES, size=(_MAX_COMPONENTS, len(members)))
+            for modes in combos:
                 comp_class.append(k)
-                latent = np.zeros(self.signature.shape[2])
-                for t, m in zip(members, modes):
-                    latent += self.signature[t, m]
-                comp_latent.append(latent)
+                comp_modes.append((members, tuple(modes)))
         self.comp_class = np.asarray(comp_class)
         self.comp_first = np.asarray(first)
         self.comp_count = np.bincount(self.comp_class, minlength=len(classes))
         self.comp_prior = self.prior[self.comp_class] / self.comp_count[self.comp_class]
-        self.comp_mean = np.asarray(comp_latent) @ self.loadings  # (n_comp, p)
+
+        def means(signature):
+            latent = np.zeros((len(comp_modes), signature.shape[2]))
+            for i, (members, modes) in enumerate(comp_modes):
+                for t, m in zip(members, modes):
+                    latent[i] += signature[t, m]
+            return latent @ self.loadings  # (n_comp, n_features)
+
+        self.comp_mean = means(self.signature)
+        self.comp_time_mean = (
+            None if self.time_signature is None else means(self.time_signature)
+        )
 
     def draw_components(self, rng, drug_class):
         """A mixture component (mode combination) for each drug of a class."""
@@ -481,10 +560,22 @@ class _World:
         )
 
     def covariance(self, scale):
-        """Covariance of one row of an unseen drug of a given effect scale."""
+        """Covariance of one row of an unseen drug of a given effect scale.
+
+        Shared by every class; with ``variance_effect`` a class adds, for each
+        of its targets, the rank-one spread along the target's axis (see
+        :meth:`posterior_proba`).
+        """
         drug = (self.loadings.T * (scale * self.drug_noise) ** 2) @ self.loadings
         row = self.row_factors @ self.row_factors.T + np.diag(self.row_noise)
         return drug + row
+
+    def condition_mean(self, component, time):
+        """Mean effect (before the dose x time scale) of components at a time."""
+        mean = self.comp_mean[component]
+        if self.comp_time_mean is not None:
+            mean = mean + _TIME_SIGN[time] * self.comp_time_mean[component]
+        return mean
 
     def sample_latent_rows(self, rng, drug_class, drug_of_row, conditions):
         """Gaussian (pre-transform) features of treated rows."""
@@ -493,11 +584,20 @@ class _World:
         drug_effect = (
             rng.normal(size=(n_drugs, self.loadings.shape[0])) * self.drug_noise
         ) @ self.loadings
+        if self.variance_axis is not None:
+            # each drug's own position along the axes of its MoAs
+            spread = self.effect_rng.normal(size=(n_drugs, self.membership.shape[1]))
+            drug_effect += (spread * self.membership[drug_class]) @ self.variance_axis
         scale = np.array([self.scale[c] for c in conditions])
         base = np.array([self.baseline[c] for c in conditions]).reshape(
             len(conditions), self.row_noise.size
         )
-        mean = self.comp_mean[component[drug_of_row]] + drug_effect[drug_of_row]
+        times = np.array([c[0] for c in conditions])
+        mean = np.empty((len(conditions), self.row_noise.size))
+        for t in _TIMES:
+            rows = np.flatnonzero(times == t)
+            mean[rows] = self.condition_mean(component[drug_of_row[rows]], t)
+        mean += drug_effect[drug_of_row]
         return base + scale[:, None] * mean + self.sample_row_noise(rng, len(scale))
 
     def sample_control_rows(self, rng, conditions):
@@ -513,7 +613,13 @@ class _World:
         )
 
     def posterior_proba(self, latent, conditions):
-        """Exact P(target = 1 | row) for treated rows of unseen drugs."""
+        """Exact P(target = 1 | row) for treated rows of unseen drugs.
+
+        Per dose x time, the shared covariance whitens the rows and the
+        component means; a class's own spread (``variance_effect``) adds a
+        low-rank term to its covariance, handled exactly with the Woodbury
+        identity and the matrix determinant lemma.
+        """
         out = np.zeros((latent.shape[0], self.membership.shape[1]))
         conditions = np.asarray([f"{t}{d}" for t, d in conditions])
         log_prior = np.log(self.comp_prior)
@@ -527,15 +633,45 @@ class _World:
             centred = latent[rows] - self.baseline[(t, d)]
             # Mahalanobis distances to each class mean, through whitening
             white_x = solve_triangular(chol[0], centred.T, lower=True).T
-            white_m = solve_triangular(chol[0], scale * self.comp_mean.T, lower=True).T
+            comp_mean = self.condition_mean(np.arange(self.comp_class.size), t)
+            white_m = solve_triangular(chol[0], scale * comp_mean.T, lower=True).T
             logits = (
                 white_x @ white_m.T
                 - 0.5 * np.einsum("ij,ij->i", white_m, white_m)[None, :]
                 + log_prior[None, :]
             )
+            if self.variance_axis is not None:
+                axes = solve_triangular(
+                    chol[0], scale * self.variance_axis.T, lower=True
+                ).T  # (n_targets, n_features), whitened
+                logits += self._spread_terms(white_x, white_m, axes)
             log_post = logits - logsumexp(logits, axis=1, keepdims=True)
             out[rows] = np.exp(log_post) @ comp_membership
         return np.clip(out, 0.0, 1.0)
+
+    def _spread_terms(self, white_x, white_m, axes):
+        """Log-likelihood terms of each class's own spread (whitened space).
+
+        A component with spread axes V (whitened, one column per target of its
+        class) has covariance I + V V^T: its log density exceeds the shared
+        one's by 0.5 u^T (I + V^T V)^-1 u - 0.5 log det(I + V^T V), with
+        u = V^T (x - m).
+        """
+        projected_x = white_x @ axes.T  # (n_rows, n_targets)
+        terms = np.zeros((white_x.shape[0], self.comp_class.size))
+        for k, members in enumerate(self.classes):
+            if not members:
+                continue
+            v = axes[list(members)]  # (n_members, n_features)
+            gram = np.eye(len(members)) + v @ v.T
+            inverse = np.linalg.inv(gram)
+            _, logdet = np.linalg.slogdet(gram)
+            comps = np.flatnonzero(self.comp_class == k)
+            # u: (n_rows, n_comps, n_members)
+            u = projected_x[:, None, list(members)] - (white_m[comps] @ v.T)[None]
+            quad = np.einsum("icj,jk,ick->ic", u, inverse, u)
+            terms[:, comps] = 0.5 * quad - 0.5 * logdet
+        return terms
 
     def observe(self, latent):
         """Monotone maps: heavy-tailed genes; cells with a left tail, floor at -10."""
@@ -571,16 +707,99 @@ def _conditions_of(rng, sizes):
     return rows
 
 
+def _check_effect(value, name, upper=None):
+    bad = not isinstance(value, numbers.Real) or isinstance(value, bool)
+    if bad or not np.isfinite(value) or value < 0 or (upper and value > upper):
+        bounds = f"in [0, {upper}]" if upper else ">= 0"
+        raise ValueError(f"{name} must be a finite float {bounds}, got {value!r}.")
+    return float(value)
+
+
+def _label_table(table):
+    """Rows, drugs and label classes of a lish-moa label table (``labels_from``).
+
+    Returns the treated rows' drug index, the classes (tuples of target
+    indices, one per distinct label vector of the treated drugs) with their
+    prior (share of drugs), and each drug's class.
+    """
+    needed = ("data", "target", "target_aux", "groups")
+    if not all(hasattr(table, k) for k in needed):
+        raise TypeError(
+            "labels_from must be the Bunch that load_moa returns (with data, "
+            f"target, target_aux and groups), got {type(table).__name__}."
+        )
+    data, groups = table.data, pd.Series(table.groups)
+    labels = pd.concat([table.target, table.target_aux], axis=1)
+    n = len(data)
+    if len(labels) != n or len(groups) != n:
+        raise ValueError("labels_from: data, targets and groups have different rows.")
+    missing = [c for c in CATEGORICAL_COLUMNS if c not in data.columns]
+    if missing:
+        raise ValueError(f"labels_from: data lacks the column(s) {missing}.")
+    if n == 0:
+        raise ValueError("labels_from: the label table has no rows.")
+    values = labels.to_numpy()
+    if not np.isin(values, (0, 1)).all():
+        raise ValueError("labels_from: the targets must be 0/1.")
+    conditions = list(zip(data["cp_time"].to_numpy(), data["cp_dose"].to_numpy()))
+    odd = sorted({c for c in conditions if c[0] not in _TIMES or c[1] not in _DOSES})
+    if odd:
+        raise ValueError(
+            f"labels_from: cp_time must be in {_TIMES} and cp_dose in {_DOSES}; "
+            f"found {odd[:3]}."
+        )
+    control = (data["cp_type"] == CONTROL).to_numpy()
+    if values[control].any():
+        raise ValueError("labels_from: control rows (ctl_vehicle) must have no label.")
+    drug_ids, drug_of_row = np.unique(groups.to_numpy()[~control], return_inverse=True)
+    # one label vector per drug: its rows' majority (labels are constant within
+    # a drug in lish-moa, so this is simply the drug's labels)
+    sums = np.zeros((drug_ids.size, values.shape[1]))
+    np.add.at(sums, drug_of_row, values[~control])
+    drug_labels = (2 * sums >= np.bincount(drug_of_row)[:, None]).astype(np.int8)
+    vectors, drug_class, counts = np.unique(
+        drug_labels, axis=0, return_inverse=True, return_counts=True
+    )
+    classes = [tuple(np.flatnonzero(v)) for v in vectors]
+    return dict(
+        control=control,
+        conditions=conditions,
+        drug_of_row=drug_of_row,
+        drug_class=drug_class.ravel(),
+        drug_labels=drug_labels,
+        classes=classes,
+        prior=counts / counts.sum(),
+    )
+
+
+def _sample_part(world, rng, drug_class, drug_of_row, conditions, ctl_conditions):
+    """Latent features, Bayes probabilities and labels of treated + control rows."""
+    n_targets = world.membership.shape[1]
+    trt = world.sample_latent_rows(rng, drug_class, drug_of_row, conditions)
+    ctl = world.sample_control_rows(rng, ctl_conditions)
+    proba = np.zeros((trt.shape[0] + ctl.shape[0], n_targets))
+    if trt.shape[0]:
+        proba[: trt.shape[0]] = world.posterior_proba(trt, conditions)
+    labels = np.vstack(
+        [world.membership[drug_class[drug_of_row]], np.zeros((len(ctl), n_targets))]
+    ).astype(np.int64)
+    return np.vstack([trt, ctl]), proba[:, : world.n_scored], labels
+
+
 def make_moa(
-    n_samples=23814,
+    n_samples=None,
     *,
     n_test=3982,
     n_genes=772,
     n_cells=100,
-    n_scored=206,
-    n_nonscored=402,
+    n_scored=None,
+    n_nonscored=None,
     signal=1.3,
-    control_fraction=0.078,
+    opposed_modes=0.0,
+    variance_effect=0.0,
+    time_interaction=0.0,
+    control_fraction=None,
+    labels_from=None,
     random_state=None,
 ):
     """Generate a synthetic lish-moa world whose optimal predictions are known.
@@ -602,27 +821,55 @@ def make_moa(
       kill cells; effects scaled by dose and time; each drug has an effect of
       its own besides its class's, so drugs of one MoA differ.
 
-    Features are Gaussian given the class before monotone per-column maps, so
-    ``bayes_proba``, the posterior P(scored target = 1 | row) for a row of an
-    unseen drug, is exact: no model can beat it on new drugs but by chance.
+    Features are Gaussian given the class's mixture component before monotone
+    per-column maps, so ``bayes_proba``, the posterior P(scored target = 1 |
+    row) for a row of an unseen drug, is exact: no model can beat it on new
+    drugs but by chance. ``opposed_modes``, ``variance_effect`` and
+    ``time_interaction`` make that optimum less linear (they keep it exact).
+
+    With ``labels_from``, the rows, drugs, doses, times and labels are those of
+    a real label table (the Bunch of :func:`load_moa`): only the features are
+    replaced by synthetic ones, drawn for each drug from its label vector's
+    class, the classes being the table's distinct label vectors with their
+    share of the drugs as prior. The test rows are new 6-row drugs whose label
+    vectors are drawn from that prior.
 
     Parameters
     ----------
-    n_samples : int, default=23814
-        Number of training rows (lish-moa's size by default).
+    n_samples : int or None, default=None
+        Number of training rows: 23,814 (lish-moa's size) by default; with
+        ``labels_from``, the table's (another value is an error).
     n_test : int, default=3982
         Number of test rows, from drugs not in the training rows; 0 for none.
     n_genes, n_cells : int, default=772, 100
         Number of ``g-`` and ``c-`` columns.
-    n_scored, n_nonscored : int, default=206, 402
-        Number of scored and nonscored (auxiliary) targets.
+    n_scored, n_nonscored : int or None, default=None
+        Number of scored and nonscored (auxiliary) targets: 206 and 402 by
+        default; with ``labels_from``, the table's.
     signal : float, default=1.3
         Strength of the MoA signatures; 0 makes features independent of the
         labels (the constant prior is then optimal). The default is calibrated
         so that a well-tuned net reaches about the real data's ratio to the
         prior (see ``benchmarks/bench_make_moa.py``).
-    control_fraction : float, default=0.078
-        Fraction of ``ctl_vehicle`` rows.
+    opposed_modes : float in [0, 1], default=0.0
+        How far the two modes of a MoA (the two ways its drugs act) point in
+        opposite directions; at 1 the class's mean effect is zero and only the
+        spread of its drugs tells it apart (no linear model can use it).
+    variance_effect : float, default=0.0
+        Spread of the drugs of a MoA along an axis of the MoA's own, relative
+        to its signature: a drug-level effect that is not a shift, so that
+        classes differ in covariance and the optimal boundary is quadratic.
+    time_interaction : float, default=0.0
+        Strength, relative to the signature, of a second signature whose sign
+        flips from 24 h to 72 h (0 at 48 h): the effect's direction depends
+        on ``cp_time``.
+    control_fraction : float or None, default=None
+        Fraction of ``ctl_vehicle`` rows: 0.078 by default; with
+        ``labels_from``, the table's (applied to the test rows).
+    labels_from : Bunch or None, default=None
+        A lish-moa label table, as :func:`load_moa` returns it (``data`` with
+        ``cp_type``, ``cp_time``, ``cp_dose``; ``target``, ``target_aux``,
+        ``groups``): keep its rows, drugs and labels, replace the features.
     random_state : int, RandomState instance or None, default=None
         Seed; the same int gives the same world.
 
@@ -648,15 +895,54 @@ def make_moa(
     ...     world.test_target, prior.clip(1e-3, None) + 0 * world.test_bayes_proba)
     >>> bayes < const
     True
+
+    The same drugs and labels with other features (``labels_from``):
+
+    >>> again = make_moa(labels_from=world, n_test=0, n_genes=30, n_cells=10,
+    ...                  variance_effect=1.0, random_state=1)
+    >>> again.target.equals(world.target), again.data.shape
+    (True, (2000, 43))
     """
-    n_samples = _check_count(n_samples, "n_samples", 12)
+    table = None if labels_from is None else _label_table(labels_from)
+    defaults = dict(n_samples=23814, n_scored=206, n_nonscored=402)
+    defaults["control_fraction"] = 0.078
+    if table is not None:
+        given = dict(
+            n_samples=n_samples,
+            n_scored=n_scored,
+            n_nonscored=n_nonscored,
+            control_fraction=control_fraction,
+        )
+        defaults = dict(
+            n_samples=len(labels_from.data),
+            n_scored=labels_from.target.shape[1],
+            n_nonscored=labels_from.target_aux.shape[1],
+            control_fraction=float(table["control"].mean()),
+        )
+        clash = {k: v for k, v in given.items() if v is not None and v != defaults[k]}
+        if clash:
+            raise ValueError(
+                f"with labels_from, {sorted(clash)} come from the label table "
+                f"({', '.join(f'{k}={defaults[k]!r}' for k in sorted(clash))}): "
+                "leave them out."
+            )
+    n_samples = defaults["n_samples"] if n_samples is None else n_samples
+    n_scored = defaults["n_scored"] if n_scored is None else n_scored
+    n_nonscored = defaults["n_nonscored"] if n_nonscored is None else n_nonscored
+    if control_fraction is None:
+        control_fraction = defaults["control_fraction"]
+    n_samples = _check_count(n_samples, "n_samples", 12 if table is None else 1)
     n_test = _check_count(n_test, "n_test", 0)
     n_genes = _check_count(n_genes, "n_genes", 1)
     n_cells = _check_count(n_cells, "n_cells", 1)
     n_scored = _check_count(n_scored, "n_scored", 1)
     n_nonscored = _check_count(n_nonscored, "n_nonscored", 0)
-    if not isinstance(signal, numbers.Real) or not np.isfinite(signal) or signal < 0:
-        raise ValueError(f"signal must be a finite float >= 0, got {signal!r}.")
+    signal = _check_effect(signal, "signal")
+    effects = dict(
+        opposed_modes=_check_effect(opposed_modes, "opposed_modes", upper=1),
+        variance_effect=_check_effect(variance_effect, "variance_effect"),
+        time_interaction=_check_effect(time_interaction, "time_interaction"),
+    )
     if not isinstance(control_fraction, numbers.Real) or not (
         0 <= control_fraction < 0.5
     ):
@@ -664,7 +950,18 @@ def make_moa(
             f"control_fraction must be in [0, 0.5), got {control_fraction!r}."
         )
     rng = check_random_state(random_state)
-    world = _World(rng, n_genes, n_cells, n_scored, n_nonscored, float(signal))
+    classes = None if table is None else (table["classes"], table["prior"])
+    world = _World(
+        rng, n_genes, n_cells, n_scored, n_nonscored, signal, classes=classes, **effects
+    )
+    if table is None:
+        return _synthetic_world(world, rng, n_samples, n_test, control_fraction)
+    return _world_from_labels(world, rng, labels_from, table, n_test, control_fraction)
+
+
+def _synthetic_world(world, rng, n_samples, n_test, control_fraction):
+    """The rows of a world of the synthetic catalogue (training and test)."""
+    n_scored = world.n_scored
     single_class = {c[0]: k for k, c in enumerate(world.classes) if len(c) == 1}
 
     # --- training drugs ---
@@ -699,47 +996,102 @@ def make_moa(
         (sizes, drug_class, n_ctl, ids[: sizes.size]),
         (test_sizes, test_class, n_test_ctl, ids[sizes.size : -1]),
     ):
-        drug_of_row = np.repeat(np.arange(part_sizes.size), part_sizes)
-        conditions = _conditions_of(rng, part_sizes)
-        ctl_conditions = _conditions_of(rng, [n_part_ctl])[:n_part_ctl]
-        trt = world.sample_latent_rows(rng, classes, drug_of_row, conditions)
-        ctl = world.sample_control_rows(rng, ctl_conditions)
-        latent = np.vstack([trt, ctl])
-        proba = np.zeros((latent.shape[0], n_scored + n_nonscored))
-        if trt.shape[0]:
-            proba[: trt.shape[0]] = world.posterior_proba(trt, conditions)
-        labels = np.vstack(
-            [
-                world.membership[classes[drug_of_row]],
-                np.zeros((n_part_ctl, n_scored + n_nonscored)),
-            ]
-        ).astype(np.int64)
-        cond = conditions + ctl_conditions
         parts.append(
-            dict(
-                latent=latent,
-                proba=proba[:, :n_scored],
-                labels=labels,
-                cp_type=np.r_[
-                    np.full(trt.shape[0], "trt_cp"), np.full(n_part_ctl, CONTROL)
-                ],
-                cp_time=np.array([c[0] for c in cond], dtype=np.int64),
-                cp_dose=np.array([c[1] for c in cond]),
-                drug=np.r_[
-                    np.asarray(drug_ids, dtype=object)[drug_of_row],
-                    np.full(n_part_ctl, ids[-1], dtype=object),
-                ],
-            )
+            _part_rows(world, rng, part_sizes, classes, n_part_ctl, drug_ids, ids[-1])
         )
-
-    gene_names = [f"g-{i}" for i in range(n_genes)]
-    cell_names = [f"c-{i}" for i in range(n_cells)]
-    target_names = [f"moa_{i:03d}" for i in range(n_scored)]
-    aux_names = [f"aux_{i:03d}" for i in range(n_nonscored)]
     sig_ids = _hex_ids(rng, n_samples + n_test, prefix="id_")
+    return _world_bunch(world, rng, parts, [sig_ids[:n_samples], sig_ids[n_samples:]])
 
-    def frames(part, sig):
-        order = rng.permutation(part["latent"].shape[0])
+
+def _part_rows(world, rng, sizes, classes, n_ctl, drug_ids, control_id):
+    """Treated rows of drugs of given sizes and classes, then ``n_ctl`` controls."""
+    drug_of_row = np.repeat(np.arange(sizes.size), sizes)
+    conditions = _conditions_of(rng, sizes)
+    ctl_conditions = _conditions_of(rng, [n_ctl])[:n_ctl]
+    latent, proba, labels = _sample_part(
+        world, rng, classes, drug_of_row, conditions, ctl_conditions
+    )
+    cond = conditions + ctl_conditions
+    n_trt = len(conditions)
+    return dict(
+        latent=latent,
+        proba=proba,
+        labels=labels,
+        cp_type=np.r_[np.full(n_trt, "trt_cp"), np.full(n_ctl, CONTROL)],
+        cp_time=np.array([c[0] for c in cond], dtype=np.int64),
+        cp_dose=np.array([c[1] for c in cond]),
+        drug=np.r_[
+            np.asarray(drug_ids, dtype=object)[drug_of_row],
+            np.full(n_ctl, control_id, dtype=object),
+        ],
+    )
+
+
+def _world_from_labels(world, rng, labels_from, table, n_test, control_fraction):
+    """A world that keeps a label table's rows, drugs and labels (``labels_from``)."""
+    control = table["control"]
+    conditions = table["conditions"]
+    trt_conditions = [c for c, ctl in zip(conditions, control) if not ctl]
+    ctl_conditions = [c for c, ctl in zip(conditions, control) if ctl]
+    latent, proba, labels = _sample_part(
+        world,
+        rng,
+        table["drug_class"],
+        table["drug_of_row"],
+        trt_conditions,
+        ctl_conditions,
+    )
+    # back to the table's row order (treated rows first in the sample)
+    order = np.r_[np.flatnonzero(~control), np.flatnonzero(control)]
+    rows = np.empty_like(order)
+    rows[order] = np.arange(order.size)
+    data = labels_from.data
+    groups = pd.Series(labels_from.groups).to_numpy()
+    train = dict(
+        latent=latent[rows],
+        proba=proba[rows],
+        labels=labels[rows],
+        cp_type=data["cp_type"].to_numpy(),
+        cp_time=data["cp_time"].to_numpy().astype(np.int64),
+        cp_dose=data["cp_dose"].to_numpy(),
+        drug=groups.astype(object),
+    )
+    n_test_ctl = int(round(control_fraction * n_test))
+    test_sizes = _drug_sizes(rng, n_test - n_test_ctl) if n_test else np.zeros(0, int)
+    test_class = rng.choice(len(world.classes), size=test_sizes.size, p=world.prior)
+    taken = set(map(str, groups)) | set(map(str, data.index))
+    ids = [i for i in _hex_ids(rng, test_sizes.size + 1 + len(taken)) if i not in taken]
+    test = _part_rows(
+        world, rng, test_sizes, test_class, n_test_ctl, ids[: test_sizes.size], ids[-1]
+    )
+    sig_ids = [
+        i for i in _hex_ids(rng, n_test + len(taken), prefix="id_") if i not in taken
+    ][:n_test]
+    return _world_bunch(
+        world,
+        rng,
+        [train, test],
+        [list(data.index), sig_ids],
+        names=(list(labels_from.target.columns), list(labels_from.target_aux.columns)),
+        shuffle_train=False,
+    )
+
+
+def _world_bunch(world, rng, parts, sig_ids, names=None, shuffle_train=True):
+    """The Bunch of :func:`make_moa` from the training and test parts."""
+    n_scored = world.n_scored
+    gene_names = [f"g-{i}" for i in range(world.n_genes)]
+    cell_names = [f"c-{i}" for i in range(world.n_cells)]
+    if names is None:
+        names = (
+            [f"moa_{i:03d}" for i in range(n_scored)],
+            [f"aux_{i:03d}" for i in range(world.n_nonscored)],
+        )
+    target_names, aux_names = names
+
+    def frames(part, sig, shuffle=True):
+        n = part["latent"].shape[0]
+        order = rng.permutation(n) if shuffle else np.arange(n)
         index = pd.Index(np.asarray(sig, dtype=object)[: order.size], name="sig_id")
         data = pd.DataFrame(
             world.observe(part["latent"][order]),
@@ -756,7 +1108,7 @@ def make_moa(
         groups = pd.Series(part["drug"][order], index=index, name="drug_id")
         return data, target, aux, bayes, groups
 
-    data, target, aux, bayes, groups = frames(parts[0], sig_ids[:n_samples])
+    data, target, aux, bayes, groups = frames(parts[0], sig_ids[0], shuffle_train)
     world_bunch = Bunch(
         data=data,
         target=target,
@@ -768,10 +1120,8 @@ def make_moa(
         bayes_proba=bayes,
         DESCR="Synthetic lish-moa world generated by moa_sklearn.datasets.make_moa.",
     )
-    if n_test:
-        t_data, t_target, t_aux, t_bayes, t_groups = frames(
-            parts[1], sig_ids[n_samples:]
-        )
+    if parts[1]["latent"].shape[0]:
+        t_data, t_target, t_aux, t_bayes, t_groups = frames(parts[1], sig_ids[1])
         world_bunch.update(
             test_data=t_data,
             test_target=t_target,

@@ -48,9 +48,13 @@ class DrugMultilabelStratifiedKFold(BaseCrossValidator):
     ----------
     n_splits : int, default=5
         Number of folds, at least 2.
-    max_drug_size : int, default=18
+    max_drug_size : int or None, default=18
         Drugs with at most this many rows are kept whole; larger drugs are
-        split by row.
+        split by row (the Kaggle protocol: comparable with the competition's
+        CV figures, optimistic for new compounds since the large drugs are
+        partly memorised). None keeps every drug whole, the control vehicle
+        included (the new-compound protocol: each test fold holds drugs that
+        training never saw).
     shuffle : bool, default=True
         Shuffle before stratifying (iterative stratification breaks ties at
         random, so ``shuffle=False`` still uses ``random_state``).
@@ -100,13 +104,14 @@ class DrugMultilabelStratifiedKFold(BaseCrossValidator):
             raise ValueError(
                 f"n_splits must be an integer >= 2, got {self.n_splits!r}."
             )
-        if (
+        if self.max_drug_size is not None and (
             not isinstance(self.max_drug_size, numbers.Integral)
             or isinstance(self.max_drug_size, bool)
             or self.max_drug_size < 1
         ):
             raise ValueError(
-                f"max_drug_size must be a positive integer, got {self.max_drug_size!r}."
+                "max_drug_size must be a positive integer or None, got "
+                f"{self.max_drug_size!r}."
             )
 
     def get_n_splits(self, X=None, y=None, groups=None):
@@ -157,7 +162,10 @@ class DrugMultilabelStratifiedKFold(BaseCrossValidator):
 
         drug_codes, row_drug = np.unique(groups, return_inverse=True)
         sizes = np.bincount(row_drug)
-        small = sizes <= self.max_drug_size
+        if self.max_drug_size is None:  # new-compound protocol: all drugs whole
+            small = np.ones(sizes.size, dtype=bool)
+        else:
+            small = sizes <= self.max_drug_size
         fold_of_row = np.full(n_samples, -1, dtype=np.int64)
         seed = self._seed()
 
@@ -165,10 +173,14 @@ class DrugMultilabelStratifiedKFold(BaseCrossValidator):
         small_drugs = np.flatnonzero(small)
         if small_drugs.size:
             if small_drugs.size < self.n_splits:
+                kept = (
+                    "drugs are given"
+                    if self.max_drug_size is None
+                    else f"drugs have at most max_drug_size={self.max_drug_size} rows"
+                )
                 raise ValueError(
-                    f"Only {small_drugs.size} drugs have at most max_drug_size="
-                    f"{self.max_drug_size} rows; at least n_splits={self.n_splits} "
-                    "are needed to put one in each fold."
+                    f"Only {small_drugs.size} {kept}; at least n_splits="
+                    f"{self.n_splits} are needed to put one in each fold."
                 )
             sums = np.zeros((drug_codes.size, Y.shape[1]))
             np.add.at(sums, row_drug, Y)

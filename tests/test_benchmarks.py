@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -137,13 +138,47 @@ def test_scaling_reports_slopes_of_the_measured_sizes(smoke):
 
 
 def test_speed_measures_every_net_against_the_kaggle_loop(smoke):
-    r = json.loads((smoke / "speed.json").read_text())["results"]
+    payload = json.loads((smoke / "speed.json").read_text())
+    r, native = payload["results"], payload["machine"]["bf16_native"]
     methods = r["methods"]
     assert set(methods) == {"kaggle", "twostep-fp32", "twostep-bf16", "keras", "tabnet"}
     assert methods["kaggle"]["speedup_vs_kaggle"] == pytest.approx(1.0)
-    for row in methods.values():
+    for name, row in methods.items():
+        if name == "twostep-bf16" and not native:  # reported, not failed
+            assert "no native bf16" in row["unavailable"]
+            continue
         assert row["epoch_seconds"] > 0 and row["gflops"] > 0
     assert r["matmul_peak_gflops"]["fp32"] > 0
+    assert (r["matmul_peak_gflops"]["bf16"] is None) == (not native)
+
+
+def test_speed_reports_bf16_unavailable_on_a_cpu_without_it(tmp_path, run_all):
+    """On a CPU without native bf16 the bf16 row is "unavailable", not a failure."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH / "bench_speed.py"),
+            *("--n-samples", "300", "--n-features", "20", "--n-targets", "4"),
+            *("--epochs", "1", "--small", "--threads", "1"),
+            *("--methods", "kaggle", "twostep-bf16", "--outdir", str(tmp_path)),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "MOA_SKLEARN_NO_BF16": "1"},
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "twostep-bf16: unavailable" in proc.stdout
+    payload = json.loads((tmp_path / "speed.json").read_text())
+    assert payload["machine"]["bf16_native"] is False
+    assert payload["machine"]["cpu_flags"] == run_all._common.cpu_flags()
+    r = payload["results"]
+    assert r["matmul_peak_gflops"]["bf16"] is None
+    assert r["methods"]["kaggle"]["epoch_seconds"] > 0
+    text = "\n".join(run_all._speed(payload, "speed.png"))
+    assert "| twostep-bf16 | bf16 | unavailable: no native bf16" in text
+    assert "bf16 unavailable (not native here)" in text
+    assert "bf16 not native" in run_all._machine_line(payload)
 
 
 def test_rendered_tables_name_every_model(smoke, run_all):
@@ -171,3 +206,48 @@ def test_smoke_refuses_to_overwrite_the_documented_figures():
     )
     assert proc.returncode == 2
     assert "--outdir" in proc.stderr
+
+
+@pytest.fixture(scope="module")
+def baselines():
+    sys.path.insert(0, str(BENCH))
+    try:
+        import baselines
+
+        yield baselines
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+def test_plain_recipe_picks_its_epoch_on_held_out_drugs(baselines):
+    groups = np.repeat(np.arange(40), 6)
+    held = baselines.drug_holdout(groups, 0.1, seed=0)
+    assert set(groups[held]).isdisjoint(groups[~held])
+    assert len(set(groups[held])) == 4
+
+
+def test_baselines_score_both_protocols_on_the_same_world(tmp_path):
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH / "baselines.py"),
+            *("--n-samples", "600", "--small", "--epochs", "2", "--folds", "3"),
+            *("--threads", "1", "--outdir", str(tmp_path)),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    payload = json.loads((tmp_path / "baselines.json").read_text())
+    protocols = payload["results"]["protocols"]
+    assert set(protocols) == {"new-compound", "kaggle"}
+    assert "max_drug_size=None" in protocols["new-compound"]["cv"]
+    for result in protocols.values():
+        table = result["table"]
+        assert set(table) == {"prior", "logistic", "plain", "bayes"}
+        prior, bayes = table["prior"]["loss"], table["bayes"]["loss"]
+        assert bayes < prior
+        assert table["logistic"]["gap_closed"] == pytest.approx(
+            (prior - table["logistic"]["loss"]) / (prior - bayes)
+        )

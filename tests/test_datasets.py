@@ -4,6 +4,7 @@ import pytest
 from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import QuantileTransformer
+from sklearn.utils import Bunch
 
 from moa_sklearn.datasets import load_moa, make_moa, write_moa
 from moa_sklearn.metrics import columnwise_log_loss, mean_columnwise_log_loss
@@ -212,6 +213,176 @@ def test_deterministic_and_seed_dependent():
 def test_make_moa_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         make_moa(**kwargs)
+
+
+def _rankgauss_lr(world, C=0.05):
+    """Logistic regression per target on RankGauss features + condition one-hots."""
+    cols = [c for c in world.data.columns if c[:2] in ("g-", "c-")]
+    qt = QuantileTransformer(n_quantiles=100, output_distribution="normal")
+
+    def design(frame, fit=False):
+        gc = qt.fit_transform(frame[cols]) if fit else qt.transform(frame[cols])
+        cond = np.column_stack(
+            [frame.cp_time == 24, frame.cp_time == 48, frame.cp_dose == "D1"]
+        )
+        return np.hstack([gc, cond])
+
+    A, B = design(world.data, fit=True), design(world.test_data)
+    Y = world.target.to_numpy()
+    P = np.column_stack(
+        [
+            LogisticRegression(C=C, max_iter=500).fit(A, Y[:, j]).predict_proba(B)[:, 1]
+            for j in range(Y.shape[1])
+        ]
+    )
+    return np.clip(P, 1e-4, 1 - 1e-4)
+
+
+def _gap_closed(world, P):
+    Y, Yt = world.target.to_numpy(), world.test_target.to_numpy()
+    prior = mean_columnwise_log_loss(
+        Yt, np.clip(np.tile(Y.mean(0), (len(Yt), 1)), 1e-4, 1)
+    )
+    bayes = mean_columnwise_log_loss(Yt, world.test_bayes_proba.to_numpy())
+    return (prior - mean_columnwise_log_loss(Yt, P)) / (prior - bayes)
+
+
+NONLINEAR = dict(opposed_modes=0.7, variance_effect=1.0, time_interaction=0.7)
+
+
+@pytest.fixture(scope="module")
+def small_worlds():
+    kw = dict(n_samples=5000, n_test=5000, n_genes=60, n_cells=20, n_scored=8)
+    kw.update(n_nonscored=8, random_state=1)
+    return make_moa(**kw), make_moa(**kw, **NONLINEAR)
+
+
+def test_nonlinear_effects_keep_bayes_exact_and_calibrated(small_worlds):
+    _, w = small_worlds
+    Yt, bayes = w.test_target.to_numpy(), w.test_bayes_proba.to_numpy()
+    assert bayes.mean() == pytest.approx(Yt.mean(), rel=0.1)
+    bins = np.digitize(bayes.ravel(), [0.02, 0.2, 0.6])
+    for b in range(4):
+        sel = bins == b
+        assert bayes.ravel()[sel].mean() == pytest.approx(
+            Yt.ravel()[sel].mean(), abs=0.03 + 0.15 * bayes.ravel()[sel].mean()
+        )
+    # a fitted model does not beat the posterior on unseen drugs
+    assert 0 < _gap_closed(w, _rankgauss_lr(w)) < 1
+
+
+def test_nonlinear_effects_change_only_the_features(small_worlds):
+    plain, nonlinear = small_worlds
+    for key in ("target", "target_aux", "groups", "test_target", "test_groups"):
+        assert plain[key].equals(nonlinear[key]), key
+    assert plain.data.index.equals(nonlinear.data.index)
+    assert not plain.data.equals(nonlinear.data)
+
+
+def test_nonlinear_effects_leave_a_linear_model_further_behind(small_worlds):
+    plain, nonlinear = small_worlds
+    linear_share = _gap_closed(plain, _rankgauss_lr(plain))
+    assert _gap_closed(nonlinear, _rankgauss_lr(nonlinear)) < 0.5 * linear_share
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"opposed_modes": 1.5}, "opposed_modes"),
+        ({"variance_effect": -1.0}, "variance_effect"),
+        ({"time_interaction": float("inf")}, "time_interaction"),
+        ({"variance_effect": True}, "variance_effect"),
+    ],
+)
+def test_nonlinear_effects_bad_values(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        make_moa(n_samples=100, **kwargs)
+
+
+# ------------------------------------------------------- make_moa(labels_from=)
+@pytest.fixture(scope="module")
+def label_table():
+    """A small label table of our own, with a few drugs of many labels."""
+    w = make_moa(
+        n_samples=1800,
+        n_test=0,
+        n_genes=8,
+        n_cells=4,
+        n_scored=10,
+        n_nonscored=6,
+        random_state=3,
+    )
+    treated = (w.data["cp_type"] != "ctl_vehicle").to_numpy()
+    drugs = w.groups[treated].unique()[:3]
+    many = np.zeros(16, dtype=int)
+    many[[0, 2, 3, 5, 7, 11, 13]] = 1  # 7 labels: more modes than are kept
+    for drug in drugs:
+        rows = (w.groups == drug).to_numpy()
+        w.target.loc[rows] = many[:10]
+        w.target_aux.loc[rows] = many[10:]
+    return w
+
+
+def test_labels_from_keeps_rows_drugs_and_labels(label_table):
+    t = label_table
+    w = make_moa(labels_from=t, n_test=600, n_genes=30, n_cells=10, random_state=0)
+    for key in ("target", "target_aux", "groups"):
+        assert w[key].equals(t[key]), key
+    assert w.data.index.equals(t.data.index)
+    assert w.data[["cp_type", "cp_time", "cp_dose"]].equals(
+        t.data[["cp_type", "cp_time", "cp_dose"]]
+    )
+    assert w.data.shape == (len(t.data), 3 + 30 + 10)
+    ctl = (w.data["cp_type"] == "ctl_vehicle").to_numpy()
+    assert (w.bayes_proba.to_numpy()[ctl] == 0).all()
+    # test rows: new drugs and ids, label vectors seen in the table
+    assert not w.test_groups.isin(t.groups).any()
+    assert not w.test_data.index.isin(t.data.index).any()
+    seen = {tuple(r) for r in np.hstack([t.target, t.target_aux])}
+    assert {tuple(r) for r in np.hstack([w.test_target, w.test_target_aux])} <= seen
+
+
+def test_labels_from_bayes_is_exact(label_table):
+    w = make_moa(
+        labels_from=label_table,
+        n_test=6000,
+        n_genes=40,
+        n_cells=10,
+        random_state=0,
+        **NONLINEAR,
+    )
+    Y = np.hstack([w.test_target, w.test_target_aux])[:, :10]
+    bayes = w.test_bayes_proba.to_numpy()
+    assert bayes.mean() == pytest.approx(Y.mean(), rel=0.1)
+    # the targets of the 7-label drugs (whose class keeps 16 of its 128 mode
+    # combinations) are as frequent as predicted where the posterior is sure
+    for j in (0, 7):
+        sure = bayes[:, j] > 0.8
+        assert sure.sum() > 20
+        assert Y[sure, j].mean() == pytest.approx(bayes[sure, j].mean(), abs=0.08)
+
+
+def test_labels_from_is_deterministic(label_table):
+    kw = dict(labels_from=label_table, n_test=60, n_genes=6, n_cells=3)
+    a, b = make_moa(**kw, random_state=4), make_moa(**kw, random_state=4)
+    assert a.data.equals(b.data) and a.test_data.equals(b.test_data)
+
+
+def test_labels_from_bad_tables(label_table):
+    with pytest.raises(ValueError, match=r"\['n_samples'\] come from the label table"):
+        make_moa(labels_from=label_table, n_samples=100)
+    with pytest.raises(TypeError, match="the Bunch that load_moa returns"):
+        make_moa(labels_from=label_table.target)
+    bad = Bunch(**label_table)
+    ctl = (bad.data["cp_type"] == "ctl_vehicle").to_numpy()
+    bad.target = bad.target.copy()
+    bad.target.iloc[np.flatnonzero(ctl)[0], 0] = 1
+    with pytest.raises(ValueError, match="control rows"):
+        make_moa(labels_from=bad)
+    bad = Bunch(**label_table)
+    bad.data = bad.data.drop(columns="cp_dose")
+    with pytest.raises(ValueError, match="lacks the column"):
+        make_moa(labels_from=bad)
 
 
 def test_bayes_columnwise_losses_long_tailed(full_world):

@@ -46,6 +46,30 @@ def test_large_drugs_split_by_row(drugs_and_labels):
         assert set(big) <= set(groups[test])
 
 
+def test_new_compound_protocol_keeps_every_drug_whole(drugs_and_labels):
+    """max_drug_size=None: no drug, however large, is on both sides of a split."""
+    X, Y, groups, sizes = drugs_and_labels
+    cv = DrugMultilabelStratifiedKFold(5, max_drug_size=None, random_state=0)
+    seen = np.zeros(len(X), dtype=int)
+    for train, test in cv.split(X, Y, groups):
+        seen[test] += 1
+        assert not set(groups[train]) & set(groups[test])
+    np.testing.assert_array_equal(seen, 1)
+    # the same drugs as the Kaggle protocol's folds would split are now whole
+    kaggle = DrugMultilabelStratifiedKFold(5, random_state=0)
+    assert any(
+        set(groups[train]) & set(groups[test])
+        for train, test in kaggle.split(X, Y, groups)
+    )
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, "18", True])
+def test_bad_max_drug_size(drugs_and_labels, bad):
+    X, Y, groups, _ = drugs_and_labels
+    with pytest.raises(ValueError, match="max_drug_size must be a positive integer"):
+        list(DrugMultilabelStratifiedKFold(3, max_drug_size=bad).split(X, Y, groups))
+
+
 def test_stratification_as_even_as_multilabel_kfold(drugs_and_labels):
     X, Y, groups, sizes = drugs_and_labels
     small_rows = np.isin(groups, np.flatnonzero(sizes <= 18))

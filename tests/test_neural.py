@@ -318,6 +318,22 @@ def test_precision_resolution(data, monkeypatch):
     assert proba.shape == Y.shape and np.isfinite(proba).all()
 
 
+def test_no_bf16_environment_variable_forces_fp32(data, monkeypatch):
+    """MOA_SKLEARN_NO_BF16 makes any machine behave as one without bf16."""
+    X, Y, _, _ = data
+    monkeypatch.setenv(_torch_utils.NO_BF16_ENV, "1")
+    assert not _torch_utils.bf16_supported("cpu")
+    assert _torch_utils.resolve_precision("auto", "cpu") is None
+    with pytest.raises(ValueError, match="no native bf16"):
+        tiny(precision="bf16").fit(X, Y)
+    # "auto" still trains (in fp32) and predicts
+    proba = tiny(precision="auto").fit(X, Y).predict_proba(X)
+    assert proba.shape == Y.shape and np.isfinite(proba).all()
+    for off in ("0", "", "false"):
+        monkeypatch.setenv(_torch_utils.NO_BF16_ENV, off)
+        assert not _torch_utils.bf16_disabled()
+
+
 # -------------------------------------------------------- the two steps
 def test_pretraining_uses_y_aux(data):
     X, Y, Y_aux, _ = data

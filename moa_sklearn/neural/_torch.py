@@ -325,7 +325,9 @@ class TwoStepNetClassifier(BaseMultilabelNet):
         hardware supports it natively (CPUs with AVX512-BF16 or AMX, GPUs
         from Ampere on), else fp32; "fp32" never autocasts. Prediction is
         always fp32. In drug-grouped CV on a make_moa world, bf16 training
-        was within 0.9% of fp32's log loss (slightly better, in fact).
+        was within 0.9% of fp32's log loss (slightly better, in fact). The
+        environment variable ``MOA_SKLEARN_NO_BF16=1`` makes every device
+        count as lacking native bf16 (as on an AVX2-only CPU).
     device : {"auto", "cpu", "cuda"} or str, default="auto"
         "auto" uses CUDA when available. A model trained on GPU loads on a
         CPU-only machine.

@@ -6,6 +6,7 @@ resolves a device), never by ``import moa_sklearn.neural``.
 
 import contextlib
 import io
+import os
 
 from ._base import _TORCH_EXTRA
 
@@ -69,8 +70,25 @@ def device_for_loading(device):
     return "cpu"
 
 
+#: Set this environment variable to 1 to treat every device as lacking native
+#: bf16 (``precision="auto"`` then trains in fp32, ``"bf16"`` raises): the way to
+#: run the package, its tests and its benchmarks as on a CPU without AVX512-BF16.
+NO_BF16_ENV = "MOA_SKLEARN_NO_BF16"
+
+
+def bf16_disabled():
+    """Whether :data:`NO_BF16_ENV` turns native bf16 off in this process."""
+    return os.environ.get(NO_BF16_ENV, "").strip().lower() not in ("", "0", "false")
+
+
 def bf16_supported(device):
-    """Whether bf16 matrix products run natively on ``device``."""
+    """Whether bf16 matrix products run natively on ``device``.
+
+    False wherever the environment variable ``MOA_SKLEARN_NO_BF16`` is set to a
+    true value (1, yes, true), whatever the hardware.
+    """
+    if bf16_disabled():
+        return False
     torch = import_torch()
     if str(device).startswith("cuda"):
         return bool(torch.cuda.is_bf16_supported())
