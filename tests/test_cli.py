@@ -375,3 +375,20 @@ def test_console_script_is_declared():
     (script,) = found
     assert script.value == "moa_sklearn.cli:main"
     assert script.load() is cli.main
+
+
+def test_ctrl_c_in_a_net_exits_130_and_records_nothing(work, ctrl_c_at_epoch, capsys):
+    """A real SIGINT inside the two-step net's training (skorch would swallow
+    it): cv exits 130 without recording the fold, fit without a model file."""
+    from moa_sklearn.neural import _torch as torch_engine
+
+    ctrl_c_at_epoch(
+        torch_engine._KeepBestEpoch, lambda cb, net, **kw: len(net.history), at=2
+    )
+    out = work / "interrupted"
+    assert cli.main(cli_args(work, "cv", "interrupted")) == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert not list(out.glob("fold_*")) and not list(out.glob("*.tmp*"))
+    assert not (out / "cv_summary.json").exists()
+    assert cli.main(cli_args(work, "fit", "interrupted.joblib")) == 130
+    assert not list(work.glob("interrupted.joblib*"))

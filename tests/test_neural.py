@@ -780,3 +780,44 @@ def test_probability_of_exactly_one_half_predicts_zero(data):
     pred = net.predict(X)
     np.testing.assert_array_equal(pred, 0)
     assert pred.dtype == Y.dtype
+
+
+# ------------------------------------------------------------- interruption
+@pytest.mark.parametrize("step", ["pretrain", "finetune"])
+def test_ctrl_c_during_fit_propagates(data, ctrl_c_at_epoch, step):
+    """skorch's partial_fit swallows KeyboardInterrupt; the net must not."""
+    X, Y, Y_aux, _ = data
+    calls = []
+
+    def epoch_of(callback, net, **kwargs):
+        calls.append(net.module_.config["n_outputs"])
+        # pretrain has 4 + 3 outputs, fine-tuning 4
+        n_outputs = 7 if step == "pretrain" else 4
+        return len(net.history) if calls[-1] == n_outputs else None
+
+    ctrl_c_at_epoch(torch_engine._KeepBestEpoch, epoch_of, at=2)
+    net = tiny()
+    with pytest.raises(KeyboardInterrupt):
+        net.fit(X, Y, y_aux=Y_aux)
+    assert not hasattr(net, "models_")  # nothing half-trained looks fitted
+    assert (7 in calls) and ((4 in calls) == (step == "finetune"))
+
+
+def test_ctrl_c_from_a_timer_stops_fit(data):
+    """A real Ctrl-C from another thread, during a fit far longer than it."""
+    import os
+    import signal
+    import threading
+
+    if sys.platform == "win32":  # pragma: no cover
+        pytest.skip("os.kill(pid, SIGINT) ends the process on Windows")
+    X, Y, _, _ = data
+    net = tiny(pretrain=False, epochs_finetune=100_000)
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            net.fit(X, Y)
+    finally:
+        timer.cancel()
+    assert not hasattr(net, "models_")

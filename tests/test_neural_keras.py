@@ -598,3 +598,15 @@ def test_clone_params_and_tags(data, fitted):
     assert tags.estimator_type == "classifier"
     assert tags.classifier_tags.multi_label and tags.target_tags.multi_output
     assert not tags.input_tags.allow_nan
+
+
+def test_ctrl_c_during_fit_propagates(data, ctrl_c_at_epoch):
+    """Ctrl-C during Keras' fit reaches the caller; nothing looks fitted."""
+    X, Y, _, _ = data
+    ctrl_c_at_epoch(
+        keras_engine._EpochLog, lambda cb, epoch, logs=None: epoch + 1, at=2
+    )
+    net = tiny(epochs=50)
+    with pytest.raises(KeyboardInterrupt):
+        net.fit(X, Y)
+    assert not hasattr(net, "models_")
