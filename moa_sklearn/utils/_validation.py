@@ -93,3 +93,66 @@ def labels_from_proba(estimator, proba):
     if estimator._target_kind == "multilabel":
         return (proba > 0.5).astype(estimator._y_dtype)
     return estimator.classes_[np.argmax(proba, axis=1)]
+
+
+def check_base_proba(proba, *, n_samples, n_outputs, owner, name):
+    """Check the probabilities that a base estimator hands to a meta-estimator.
+
+    Every meta-estimator of the package (``StackingBlend``,
+    ``SeedAveragingClassifier``, ``ControlVehicleClassifier``) passes the
+    ``predict_proba`` output of its base estimators through here once, where
+    it enters, so that a broken base estimator is named at once instead of
+    turning every blended probability (the good models' included) into NaN.
+
+    Parameters
+    ----------
+    proba : array-like
+        The (already label-aligned) output of the base estimator.
+    n_samples, n_outputs : int
+        The expected shape.
+    owner : str
+        The meta-estimator's class name.
+    name : str
+        The base estimator, as the user knows it (e.g. ``"'knn'
+        (KNeighborsClassifier)"``).
+
+    Returns
+    -------
+    proba : ndarray of shape (n_samples, n_outputs), float64, in [0, 1]
+
+    Raises
+    ------
+    ValueError
+        For another shape, NaN or infinity, or values outside [0, 1]; the
+        message names the meta-estimator, the base estimator and the fault.
+    """
+    where = f"{owner}: the predict_proba of the base estimator {name}"
+    expected = f"({n_samples}, {n_outputs})"
+    try:
+        arr = np.asarray(proba, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{where} returned a {type(proba).__name__} that is not an array of "
+            f"numbers; expected probabilities of shape {expected}."
+        ) from None
+    if arr.shape != (n_samples, n_outputs):
+        raise ValueError(
+            f"{where} returned shape {arr.shape}; expected {expected} "
+            f"({n_samples} rows, {n_outputs} probabilities per row)."
+        )
+    finite = np.isfinite(arr)
+    if not finite.all():
+        n_nan = int(np.isnan(arr).sum())
+        n_inf = int((~finite).sum()) - n_nan
+        raise ValueError(
+            f"{where} returned {n_nan} NaN and {n_inf} infinite value(s) (of "
+            f"{arr.size}); probabilities must be finite numbers in [0, 1]."
+        )
+    low, high = arr.min(initial=0.0), arr.max(initial=1.0)
+    # a little float round-off (e.g. 1 + 1e-16 from a softmax) is tolerated
+    if low < -1e-9 or high > 1 + 1e-9:
+        raise ValueError(
+            f"{where} returned values outside [0, 1] (min {low:.6g}, max "
+            f"{high:.6g}): probabilities are needed, not scores or logits."
+        )
+    return np.clip(arr, 0.0, 1.0, out=arr)
