@@ -45,6 +45,7 @@ from .utils._validation import (
     _as_array,
     check_base_proba,
     check_classifier_target,
+    check_n_samples,
     labels_from_proba,
 )
 
@@ -118,6 +119,7 @@ def _check_X(estimator, X, reset):
     allowed, any dtype, NaN left to the inner estimators).
     """
     if isinstance(X, pd.DataFrame):
+        check_n_samples(X, type(estimator).__name__)
         validate_data(estimator, X, skip_check_array=True, reset=reset)
         return X
     return validate_data(

@@ -635,6 +635,12 @@ def test_non_numeric_columns(data):
     Xf["cp_type"] = "trt_cp"
     with pytest.raises(ValueError, match=r"numeric features.*'cp_type'"):
         tiny().fit(Xf, Y)
+    # the same values as an array (no column names): the columns by index
+    with pytest.raises(ValueError, match=r"numeric features.*column\(s\) \[6\]"):
+        tiny().fit(Xf.to_numpy(), Y)
+    net = tiny().fit(X, Y)
+    with pytest.raises(ValueError, match=r"column\(s\) \[5\].*'trt_cp'"):
+        net.predict_proba(Xf.to_numpy()[:, 1:])
 
 
 @pytest.mark.parametrize(

@@ -25,6 +25,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ..utils._validation import (
     _as_array,
     _is_binary_matrix,
+    _non_numeric_array_columns,
     check_classifier_target,
     labels_from_proba,
 )
@@ -87,8 +88,17 @@ def _per_layer_dropouts(dropouts, n_layers, layers):
 
 
 def _check_numeric_frame(X, estimator_name):
-    """Raise a clear error for a DataFrame with non-numeric columns."""
+    """Raise a clear error for a DataFrame (or array) with non-numeric columns."""
     if not isinstance(X, pd.DataFrame):
+        bad = _non_numeric_array_columns(X)
+        if bad:
+            raise ValueError(
+                f"{estimator_name} needs numeric features, but column(s) "
+                f"{bad[:10]} of X hold non-numeric values (e.g. "
+                f"{np.asarray(X)[0, bad[0]]!r}). Encode them first, e.g. with "
+                "make_moa_features on a DataFrame with lish-moa's column names, "
+                "or CategoricalEncoder(columns=<their indices>) on an array."
+            )
         return
     bad = [
         col

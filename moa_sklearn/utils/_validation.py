@@ -14,6 +14,40 @@ def _as_array(a):
     return np.asarray(a)
 
 
+def check_n_samples(X, owner):
+    """Raise scikit-learn's error for a DataFrame (or array) with no rows.
+
+    ``validate_data`` says "Found array with 0 sample(s)" for arrays; the
+    DataFrame paths that skip it (meta-estimators that pass a raw DataFrame
+    on, the categorical encoder) call this so that the same words, naming
+    ``owner``, come from the estimator the user called.
+    """
+    if X.shape[0] == 0:
+        raise ValueError(
+            f"Found array with 0 sample(s) (shape={tuple(X.shape)}) while a "
+            f"minimum of 1 is required by {owner}."
+        )
+
+
+def _non_numeric_array_columns(X):
+    """Indices of the columns of an object / string array that hold non-numbers.
+
+    [] for anything else (a DataFrame, a numeric or sparse array).
+    """
+    if isinstance(X, (pd.DataFrame, pd.Series)) or not hasattr(X, "__array__"):
+        return []
+    X = np.asarray(X)
+    if X.dtype.kind not in "OUS" or X.ndim != 2:
+        return []
+    bad = []
+    for j in range(X.shape[1]):
+        try:
+            X[:, j].astype(np.float64)
+        except (TypeError, ValueError):
+            bad.append(j)
+    return bad
+
+
 def _is_binary_matrix(Y):
     """True for a numeric (or bool) array holding only 0 and 1."""
     if Y.dtype.kind not in "biuf":
