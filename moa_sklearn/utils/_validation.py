@@ -30,7 +30,7 @@ def check_n_samples(X, owner):
 
 
 def _non_numeric_array_columns(X):
-    """Indices of the columns of an object / string array that hold non-numbers.
+    """Indices of the columns of an object / string array that hold strings.
 
     [] for anything else (a DataFrame, a numeric or sparse array).
     """
@@ -43,8 +43,10 @@ def _non_numeric_array_columns(X):
     for j in range(X.shape[1]):
         try:
             X[:, j].astype(np.float64)
-        except (TypeError, ValueError):
+        except ValueError:  # strings; other objects keep numpy's TypeError
             bad.append(j)
+        except TypeError:
+            pass
     return bad
 
 
