@@ -865,8 +865,6 @@ def _parser():
 
 def main(argv=None):
     """Run the ``moa-sklearn`` command; return the exit status."""
-    # TensorFlow's C++ start-up logs would drown the progress lines
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     args = _parser().parse_args(argv)
     try:
         return args.func(args) or 0
