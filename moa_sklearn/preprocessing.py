@@ -52,7 +52,11 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import QuantileTransformer
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from .utils._validation import _non_numeric_array_columns, check_n_samples
+from .utils._validation import (
+    _non_numeric_array_columns,
+    check_n_samples,
+    nonfinite_error,
+)
 
 __all__ = [
     "CategoricalEncoder",
@@ -245,6 +249,9 @@ def _validate_numeric(estimator, X, *, reset, copy=False):
     try:
         return validate_data(estimator, X, reset=reset, dtype=np.float64, copy=copy)
     except (ValueError, TypeError) as exc:
+        named = nonfinite_error(exc, X, type(estimator).__name__)
+        if named is not None:
+            raise named from None
         non_numeric = _non_numeric_columns(X)
         if non_numeric:
             raise ValueError(
@@ -478,6 +485,9 @@ class CategoricalEncoder(TransformerMixin, BaseEstimator):
                 estimator=self,
             )
         except (ValueError, TypeError) as exc:
+            named = nonfinite_error(exc, part, "CategoricalEncoder")
+            if named is not None:
+                raise named from None
             non_numeric = _non_numeric_columns(part)
             if non_numeric:
                 raise ValueError(

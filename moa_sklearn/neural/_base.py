@@ -28,6 +28,7 @@ from ..utils._validation import (
     _non_numeric_array_columns,
     check_classifier_target,
     labels_from_proba,
+    nonfinite_error,
 )
 
 __all__ = ["BaseMultilabelNet"]
@@ -315,9 +316,15 @@ class BaseMultilabelNet(
 
     def _validate_X(self, X, *, reset):
         _check_numeric_frame(X, type(self).__name__)
-        X = validate_data(
-            self, X, reset=reset, dtype=[np.float64, np.float32], order="C"
-        )
+        try:
+            X = validate_data(
+                self, X, reset=reset, dtype=[np.float64, np.float32], order="C"
+            )
+        except ValueError as exc:
+            named = nonfinite_error(exc, X, type(self).__name__)
+            if named is None:
+                raise
+            raise named from None
         return X.astype(np.float32, copy=False)
 
     def _encode_targets(self, y):
@@ -386,15 +393,21 @@ class BaseMultilabelNet(
         """
         self._check_params()
         _check_numeric_frame(X, type(self).__name__)
-        X, y_checked = validate_data(
-            self,
-            X,
-            y,
-            multi_output=True,
-            dtype=[np.float64, np.float32],
-            order="C",
-            y_numeric=False,
-        )
+        try:
+            X, y_checked = validate_data(
+                self,
+                X,
+                y,
+                multi_output=True,
+                dtype=[np.float64, np.float32],
+                order="C",
+                y_numeric=False,
+            )
+        except ValueError as exc:
+            named = nonfinite_error(exc, X, type(self).__name__)
+            if named is None:
+                raise
+            raise named from None
         # y as given (keeps DataFrame column names and dtypes)
         y = y if isinstance(y, pd.DataFrame) else y_checked
         X = X.astype(np.float32, copy=False)

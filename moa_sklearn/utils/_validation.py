@@ -50,6 +50,38 @@ def _non_numeric_array_columns(X):
     return bad
 
 
+def nonfinite_error(exc, X, owner):
+    """validate_data's "Input X contains NaN" error, with the columns named.
+
+    Returns a ValueError that names the columns of ``X`` holding NaN or
+    infinity (by name for a DataFrame, by index for an array), or None when
+    ``exc`` is not about NaN / infinity in X (then re-raise ``exc``).
+    """
+    message = str(exc)
+    if "Input X contains" not in message:
+        return None
+    try:
+        if isinstance(X, pd.DataFrame):
+            arr, names = X.to_numpy(dtype=np.float64), list(X.columns)
+        else:
+            arr = np.asarray(X, dtype=np.float64)
+            names = list(range(arr.shape[1])) if arr.ndim == 2 else None
+    except (TypeError, ValueError):
+        return None
+    if names is None:
+        return None
+    finite = np.isfinite(arr)
+    bad = [n for n, ok in zip(names, finite.all(axis=0)) if not ok]
+    if not bad:
+        return None
+    more = f" and {len(bad) - 10} more" if len(bad) > 10 else ""
+    return ValueError(
+        f"Input X contains NaN or infinity in column(s) {bad[:10]}{more} "
+        f"({int((~finite).sum())} cell(s)); {owner} does not accept missing or "
+        "infinite values: impute or drop them first."
+    )
+
+
 def _is_binary_matrix(Y):
     """True for a numeric (or bool) array holding only 0 and 1."""
     if Y.dtype.kind not in "biuf":
