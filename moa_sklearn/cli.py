@@ -863,17 +863,25 @@ def _parser():
     return parser
 
 
+def _after_interrupt(args):
+    """What an interrupted command left behind (every file is written whole)."""
+    if args.command == "cv":
+        return (
+            "finished folds are saved, the fold being fitted is not; run the "
+            "same command again to resume."
+        )
+    if args.command == "make-data":
+        return "the files written so far are whole; run it again to write all."
+    return "no output was written (an existing file is left as it was)."
+
+
 def main(argv=None):
     """Run the ``moa-sklearn`` command; return the exit status."""
     args = _parser().parse_args(argv)
     try:
         return args.func(args) or 0
     except KeyboardInterrupt:
-        print(
-            "moa-sklearn: interrupted; finished work is saved (run the same "
-            "command again to resume).",
-            file=sys.stderr,
-        )
+        print(f"moa-sklearn: interrupted; {_after_interrupt(args)}", file=sys.stderr)
         return 130
     except (CLIError, OSError, ValueError, ImportError) as e:
         if args.debug:

@@ -387,10 +387,13 @@ def test_ctrl_c_in_a_net_exits_130_and_records_nothing(work, ctrl_c_at_epoch, ca
     )
     out = work / "interrupted"
     assert cli.main(cli_args(work, "cv", "interrupted")) == 130
-    assert "interrupted" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "interrupted; finished folds are saved" in err and "resume" in err
+    assert "Traceback" not in err
     assert not list(out.glob("fold_*")) and not list(out.glob("*.tmp*"))
     assert not (out / "cv_summary.json").exists()
     assert cli.main(cli_args(work, "fit", "interrupted.joblib")) == 130
+    assert "interrupted; no output was written" in capsys.readouterr().err
     assert not list(work.glob("interrupted.joblib*"))
 
 
