@@ -1,5 +1,9 @@
 """StackingBlend and ControlVehicleClassifier: weights, OOF, routing, controls."""
 
+import os
+import signal
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -560,6 +564,8 @@ class _Broken(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
 
     def fit(self, X, y):
+        if self.fault == "ctrl_c":  # a real Ctrl-C while this base model fits
+            os.kill(os.getpid(), signal.SIGINT)
         y = np.asarray(y)
         if y.ndim == 2:
             self.n_out_ = y.shape[1]
@@ -667,3 +673,18 @@ def test_broken_base_estimator_with_1d_target(small_xy, fault):
     ):
         with pytest.raises(ValueError, match=type(meta).__name__):
             meta.fit(X, y).predict_proba(X)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT ends the process")
+def test_ctrl_c_in_a_base_estimator_propagates(small_xy):
+    X, Y = small_xy
+    good = ("knn", KNeighborsClassifier(5))
+    for meta in (
+        StackingBlend([good, ("broken", _Broken("ctrl_c"))], cv=3, random_state=0),
+        StackingBlend([("broken", _Broken("ctrl_c"))], cv=None, weights="uniform"),
+        SeedAveragingClassifier(_Broken("ctrl_c"), n_seeds=2, random_state=0),
+        ControlVehicleClassifier(_Broken("ctrl_c"), column=None),
+    ):
+        with pytest.raises(KeyboardInterrupt):
+            meta.fit(X, Y)
+        assert not any(hasattr(meta, a) for a in ("estimators_", "estimator_"))
