@@ -263,15 +263,19 @@ def _build_pipeline(settings):
     return pipe
 
 
-def _load(folder):
-    from .datasets import load_moa
-
+def _check_data_folder(folder):
     folder = Path(folder)
     if not folder.exists():
         raise CLIError(f"data folder {str(folder)!r} does not exist.")
     if not folder.is_dir():
         raise CLIError(f"{str(folder)!r} is not a folder.")
-    return load_moa(folder)
+    return folder
+
+
+def _load(folder):
+    from .datasets import load_moa
+
+    return load_moa(_check_data_folder(folder))
 
 
 def _load_truth(folder, index):
@@ -438,6 +442,7 @@ def _cmd_cv(args):
     from .model_selection import DrugMultilabelStratifiedKFold
 
     settings = _settings(args)
+    _check_data_folder(args.folder)
     cvdir = _writable_folder(args.output, "output")
     moa = _load(args.folder)
     truth = _load_truth(args.folder, moa.data.index)
@@ -555,6 +560,7 @@ def _cmd_fit(args):
     import sklearn
 
     settings = _settings(args)
+    _check_data_folder(args.folder)
     out = _writable_file(args.output, "model file")
     moa = _load(args.folder)
     _log(f"fitting on {moa.data.shape[0]} rows ({settings['profile']} profile) ...")

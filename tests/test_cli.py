@@ -265,6 +265,7 @@ def test_clear_errors(work, tmp_path, capsys):
     cfg = str(work / "cfg.json")
     err = error_of(capsys, ["cv", str(tmp_path / "nope"), "-o", str(tmp_path / "o")])
     assert "does not exist" in err
+    assert not (tmp_path / "o").exists()  # no output folder for a wrong input
     err = error_of(capsys, ["fit", str(tmp_path / "nope"), "-o", str(tmp_path / "m")])
     assert "does not exist" in err
 
