@@ -300,8 +300,11 @@ def write_moa(data, folder):
     def write(frame, name):
         # write to a temporary name, then rename: a crash never leaves half a file
         tmp = folder / (name + ".tmp")
-        frame.to_csv(tmp, index_label="sig_id")
-        tmp.replace(folder / name)
+        try:
+            frame.to_csv(tmp, index_label="sig_id")
+            tmp.replace(folder / name)
+        finally:  # an error or Ctrl-C leaves no temporary file behind
+            tmp.unlink(missing_ok=True)
 
     write(data.data, TRAIN_FEATURES)
     write(data.target, TRAIN_SCORED)

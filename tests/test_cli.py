@@ -528,3 +528,18 @@ def test_header_only_data_file(work, tmp_path, capsys, name):
     argv = ["cv", str(folder), "-o", str(tmp_path / "cv"), "--config"]
     err = error_of(capsys, [*argv, str(work / "cfg.json")])
     assert f"{name}: the file has no rows" in err
+
+
+def test_make_data_on_a_full_disk(tmp_path, capsys, monkeypatch):
+    import errno
+    import os
+
+    def disk_full(self, path, **kwargs):
+        with open(path, "w") as f:
+            f.write("sig_id,half")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", disk_full)
+    err = error_of(capsys, ["make-data", str(tmp_path / "d"), *MAKE])
+    assert "No space left on device" in err and len(err.strip().splitlines()) == 1
+    assert not [p for p in (tmp_path / "d").rglob("*") if p.is_file()]
