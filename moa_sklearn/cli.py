@@ -655,10 +655,10 @@ def _cmd_predict(args):
     from .datasets import SAMPLE_SUBMISSION, TEST_FEATURES, _read_csv
 
     header = _read_model_header(args.model)
-    out = _writable_file(args.output, "output")
     folder = Path(args.folder)
     if not folder.exists():
         raise CLIError(f"data folder {str(folder)!r} does not exist.")
+    out = _writable_file(args.output, "output")
     if folder.is_file():
         folder, name = folder.parent, folder.name
     else:
