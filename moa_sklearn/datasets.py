@@ -222,8 +222,12 @@ def load_moa(folder):
     if drug.shape[1] != 1:
         extra = [c for c in drug.columns if c != "drug_id"]
         raise ValueError(f"{TRAIN_DRUG}: unexpected column(s) {extra}.")
-    if drug["drug_id"].isna().any():
-        raise ValueError(f"{TRAIN_DRUG}: some drug_id values are missing.")
+    missing_drug = drug["drug_id"].isna()
+    if missing_drug.any():
+        raise ValueError(
+            f"{TRAIN_DRUG}: {int(missing_drug.sum())} drug_id value(s) are missing "
+            f"(NaN or empty), e.g. for sig_id {list(drug.index[missing_drug][:3])}."
+        )
 
     result = Bunch(
         data=features,

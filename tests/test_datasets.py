@@ -321,6 +321,11 @@ def _edit(folder, name, change):
         ),
         (
             "train_drug.csv",
+            lambda f: f.iloc.__setitem__((1, 1), np.nan),
+            r"train_drug.csv: 1 drug_id value\(s\) are missing .* \['id_",
+        ),
+        (
+            "train_drug.csv",
             lambda f: f.rename(columns={"drug_id": "drug"}),
             "train_drug.csv: column 'drug_id' is missing",
         ),

@@ -688,3 +688,15 @@ def test_ctrl_c_in_a_base_estimator_propagates(small_xy):
         with pytest.raises(KeyboardInterrupt):
             meta.fit(X, Y)
         assert not any(hasattr(meta, a) for a in ("estimators_", "estimator_"))
+
+
+def test_nan_in_y_names_the_column(small_xy):
+    X, Y = small_xy
+    Y = pd.DataFrame(Y.astype(float), columns=["a", "b", "c"])
+    Y.iloc[4, 1] = np.nan
+    for meta in (
+        StackingBlend([("knn", KNeighborsClassifier(5))], cv=3),
+        SeedAveragingClassifier(_Broken("none"), n_seeds=2, random_state=0),
+    ):
+        with pytest.raises(ValueError, match=r"y contains NaN in column\(s\) \['b'\]"):
+            meta.fit(X, Y)

@@ -831,3 +831,13 @@ def test_ctrl_c_from_a_timer_stops_fit(data):
     finally:
         timer.cancel()
     assert not hasattr(net, "models_")
+
+
+def test_nan_in_y_names_the_column(data):
+    X, Y, _, _ = data
+    Yf = pd.DataFrame(Y.astype(float), columns=["w", "x", "y", "z"])
+    Yf.iloc[5, 2] = np.nan
+    with pytest.raises(ValueError, match=r"y contains NaN in column\(s\) \['y'\]"):
+        tiny().fit(X, Yf)
+    with pytest.raises(ValueError, match=r"y contains NaN in column\(s\) \[2\]"):
+        tiny().fit(X, Yf.to_numpy())

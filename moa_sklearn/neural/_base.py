@@ -404,6 +404,9 @@ class BaseMultilabelNet(
                 y_numeric=False,
             )
         except ValueError as exc:
+            if "Input y contains" in str(exc) and _as_array(y).ndim == 2:
+                # names the label columns that hold NaN
+                check_classifier_target(y, type(self).__name__)
             named = nonfinite_error(exc, X, type(self).__name__)
             if named is None:
                 raise

@@ -124,6 +124,16 @@ def check_classifier_target(y, owner):
         )
         arr = arr.ravel()
     if arr.ndim == 2:
+        if arr.dtype.kind == "f" and np.isnan(arr).any():
+            bad = np.flatnonzero(np.isnan(arr).any(axis=0))
+            names = (
+                list(y.columns[bad]) if isinstance(y, pd.DataFrame) else bad.tolist()
+            )
+            raise ValueError(
+                f"{owner}: y contains NaN in column(s) {list(names)[:5]}"
+                f"{' and more' if len(bad) > 5 else ''} "
+                f"({int(np.isnan(arr).sum())} cell(s)); labels must be 0 or 1."
+            )
         if not _is_binary_matrix(arr):
             raise ValueError(
                 f"{owner}: a 2-D y must be a 0/1 label indicator matrix of shape "
