@@ -40,6 +40,11 @@ from . import __version__
 __all__ = ["main"]
 
 MODEL_FORMAT = "moa-sklearn-model"
+# first line of a model file: the format and its version; then one line of
+# JSON (the header: versions, feature and target names, settings), then the
+# joblib pickle of the pipeline. ``predict`` reads the header alone to check
+# the test file before it unpickles the nets (which imports their engines).
+_MODEL_MAGIC = b"moa-sklearn-model 1\n"
 CV_FORMAT = "moa-sklearn-cv"
 TRUTH_FOLDER = "truth"
 
@@ -103,7 +108,11 @@ def _log(message):
 
 
 def _atomic_write(path, write):
-    """Call ``write(file)`` on a temporary file, then rename it to ``path``."""
+    """Call ``write(file)`` on a temporary file, then rename it to ``path``.
+
+    An ``OSError`` (no permission, disk full, ...) becomes a :class:`CLIError`
+    naming the file; the temporary file is removed in every case.
+    """
     path = Path(path)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     try:
@@ -112,9 +121,54 @@ def _atomic_write(path, write):
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        raise CLIError(f"cannot write {str(path)!r}: {_os_reason(e)}.") from None
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
+def _os_reason(e):
+    """The reason of an OSError, without its errno prefix."""
+    return e.strerror or str(e)
+
+
+def _writable_folder(folder, what):
+    """Create ``folder`` if needed and check that files can be written there."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise CLIError(f"{what} {str(folder)!r} exists and is not a folder.")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".moa-sklearn-probe{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as e:
+        raise CLIError(
+            f"{what} {str(folder)!r} cannot be written: {_os_reason(e)}."
+        ) from None
+    return folder
+
+
+def _writable_file(path, what):
+    """Check, before any work, that ``path`` can be written (atomically).
+
+    ``path`` must not be a folder; its folder is created when missing.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise CLIError(f"{what} {str(path)!r} is a folder; give a file name.")
+    parent = path.parent
+    if parent.exists() and not parent.is_dir():
+        raise CLIError(
+            f"{what} {str(path)!r}: {str(parent)!r} is a file, not a folder."
+        )
+    _writable_folder(parent, f"the folder of the {what}")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise CLIError(f"{what} {str(path)!r} exists and is read-only.")
+    return path
 
 
 def _write_json(path, obj):
@@ -209,15 +263,19 @@ def _build_pipeline(settings):
     return pipe
 
 
-def _load(folder):
-    from .datasets import load_moa
-
+def _check_data_folder(folder):
     folder = Path(folder)
     if not folder.exists():
         raise CLIError(f"data folder {str(folder)!r} does not exist.")
     if not folder.is_dir():
         raise CLIError(f"{str(folder)!r} is not a folder.")
-    return load_moa(folder)
+    return folder
+
+
+def _load(folder):
+    from .datasets import load_moa
+
+    return load_moa(_check_data_folder(folder))
 
 
 def _load_truth(folder, index):
@@ -239,6 +297,8 @@ def _load_truth(folder, index):
 def _cmd_make_data(args):
     from .datasets import make_moa, write_moa
 
+    _writable_folder(args.folder, "data folder")
+    _writable_folder(Path(args.folder) / TRUTH_FOLDER, "truth folder")
     world = make_moa(
         args.n_samples,
         n_test=args.n_test,
@@ -382,12 +442,10 @@ def _cmd_cv(args):
     from .model_selection import DrugMultilabelStratifiedKFold
 
     settings = _settings(args)
+    _check_data_folder(args.folder)
+    cvdir = _writable_folder(args.output, "output")
     moa = _load(args.folder)
     truth = _load_truth(args.folder, moa.data.index)
-    cvdir = Path(args.output)
-    if cvdir.exists() and not cvdir.is_dir():
-        raise CLIError(f"output {str(cvdir)!r} exists and is not a folder.")
-    cvdir.mkdir(parents=True, exist_ok=True)
     for stale in cvdir.glob("*.tmp*"):
         stale.unlink()
 
@@ -502,12 +560,9 @@ def _cmd_fit(args):
     import sklearn
 
     settings = _settings(args)
+    _check_data_folder(args.folder)
+    out = _writable_file(args.output, "model file")
     moa = _load(args.folder)
-    out = Path(args.output)
-    if out.is_dir():
-        raise CLIError(f"output {str(out)!r} is a folder; give a file name.")
-    if not out.parent.is_dir():
-        raise CLIError(f"the folder of {str(out)!r} does not exist.")
     _log(f"fitting on {moa.data.shape[0]} rows ({settings['profile']} profile) ...")
     t0 = time.perf_counter()
     with sklearn.config_context(enable_metadata_routing=True):
@@ -518,53 +573,98 @@ def _cmd_fit(args):
             groups=moa.groups.to_numpy(),
             y_aux=moa.target_aux.to_numpy(),
         )
-    payload = dict(
+    header = dict(
         format=MODEL_FORMAT,
         version=__version__,
-        pipeline=pipe,
         feature_names=list(moa.feature_names),
         target_names=list(moa.target_names),
         settings=json.loads(json.dumps(settings, default=_json_default)),
     )
-    _atomic_write(out, lambda f: joblib.dump(payload, f))
+
+    def write(f):
+        f.write(_MODEL_MAGIC)
+        f.write(json.dumps(header, default=_json_default).encode() + b"\n")
+        joblib.dump(pipe, f)
+
+    _atomic_write(out, write)
     _log(f"fitted in {time.perf_counter() - t0:.1f} s -> {str(out)!r}")
     return 0
 
 
-def _load_model(path):
-    import joblib
+def _not_a_model(path):
+    return CLIError(
+        f"{str(path)!r} is not a moa-sklearn model file (or it was written by an "
+        "incompatible version of moa-sklearn); write one with "
+        "`moa-sklearn fit FOLDER -o MODEL`."
+    )
 
+
+def _read_model_header(path):
+    """The JSON header of a model file, read without unpickling anything."""
     path = Path(path)
     if not path.is_file():
         raise CLIError(f"model file {str(path)!r} does not exist.")
     try:
-        payload = joblib.load(path)
-    except Exception as e:  # any unpickling failure: not a model file
+        with open(path, "rb") as f:
+            magic = f.read(len(_MODEL_MAGIC))
+            line = f.readline(1 << 24) if magic == _MODEL_MAGIC else b""
+    except OSError as e:
         raise CLIError(
-            f"{str(path)!r} is not a moa-sklearn model file (it cannot be loaded: "
-            f"{type(e).__name__}: {e})."
+            f"model file {str(path)!r} cannot be read: {_os_reason(e)}."
         ) from None
-    if not (isinstance(payload, dict) and payload.get("format") == MODEL_FORMAT):
+    try:
+        header = json.loads(line)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        header = None
+    keys = ("format", "version", "feature_names", "target_names")
+    if not (
+        isinstance(header, dict)
+        and header.get("format") == MODEL_FORMAT
+        and all(k in header for k in keys)
+    ):
+        raise _not_a_model(path)
+    return header
+
+
+def _load_pipeline(path):
+    """The fitted pipeline of a model file (unpickles it: imports the engines)."""
+    import joblib
+
+    try:
+        with open(path, "rb") as f:
+            f.read(len(_MODEL_MAGIC))
+            f.readline(1 << 24)
+            pipeline = joblib.load(f)
+    except ImportError as e:
         raise CLIError(
-            f"{str(path)!r} is not a moa-sklearn model file (write one with "
-            "`moa-sklearn fit FOLDER -o MODEL`)."
-        )
-    return payload
+            f"the model {str(path)!r} needs an engine that cannot be imported "
+            f"here ({e})."
+        ) from None
+    except OSError as e:
+        raise CLIError(
+            f"model file {str(path)!r} cannot be read: {_os_reason(e)}."
+        ) from None
+    except Exception:  # any unpickling failure: a damaged or foreign file
+        raise _not_a_model(path) from None
+    if not hasattr(pipeline, "predict_proba"):
+        raise _not_a_model(path)
+    return pipeline
 
 
 def _cmd_predict(args):
     from .datasets import SAMPLE_SUBMISSION, TEST_FEATURES, _read_csv
 
-    payload = _load_model(args.model)
+    header = _read_model_header(args.model)
     folder = Path(args.folder)
     if not folder.exists():
         raise CLIError(f"data folder {str(folder)!r} does not exist.")
+    out = _writable_file(args.output, "output")
     if folder.is_file():
         folder, name = folder.parent, folder.name
     else:
         name = TEST_FEATURES
     test = _read_csv(folder, name)
-    expected = payload["feature_names"]
+    expected = header["feature_names"]
     columns = list(test.columns)
     if columns != expected:
         missing = [c for c in expected if c not in columns]
@@ -577,15 +677,14 @@ def _cmd_predict(args):
             f"{name}: its columns differ from those the model was fitted on "
             f"({detail}; {len(columns)} columns, expected {len(expected)})."
         )
-    if payload.get("version") != __version__:
+    if header.get("version") != __version__:
         _log(
-            f"warning: the model was written by moa-sklearn {payload.get('version')}, "
+            f"warning: the model was written by moa-sklearn {header.get('version')}, "
             f"this is {__version__}."
         )
-    targets = payload["target_names"]
-    proba = payload["pipeline"].predict_proba(test)
-    submission = pd.DataFrame(proba, index=test.index, columns=targets)
+    targets = header["target_names"]
     sample = folder / SAMPLE_SUBMISSION
+    order = None
     if name == TEST_FEATURES and sample.is_file():
         order = _read_csv(folder, SAMPLE_SUBMISSION)
         if sorted(order.columns) != sorted(targets):
@@ -596,10 +695,11 @@ def _cmd_predict(args):
             raise CLIError(
                 f"{SAMPLE_SUBMISSION}: its sig_id values differ from {name}'s."
             )
+    # every check done: now unpickle the nets (imports their engines)
+    proba = _load_pipeline(args.model).predict_proba(test)
+    submission = pd.DataFrame(proba, index=test.index, columns=targets)
+    if order is not None:
         submission = submission.loc[order.index, list(order.columns)]
-    out = Path(args.output)
-    if not out.parent.is_dir():
-        raise CLIError(f"the folder of {str(out)!r} does not exist.")
     text = submission.to_csv(index_label="sig_id")
     _atomic_write(out, lambda f: f.write(text.encode()))
     _log(f"wrote {submission.shape[0]} rows x {submission.shape[1]} targets -> {out}")
@@ -642,6 +742,13 @@ def _cmd_report(args):
     if not cvdir.is_dir():
         raise CLIError(f"CV folder {str(cvdir)!r} does not exist.")
     config = _read_json(cvdir / "config.json", "CV settings file")
+    out = Path(args.output) if args.output else cvdir / "report.html"
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise CLIError(
+            f"report {str(out)!r}: the report is HTML (with SVG plots, no "
+            "plotting library needed); name it *.html."
+        )
+    _writable_file(out, "report")
     n_folds = config.get("settings", {}).get("folds")
     folds = []
     for k in range(n_folds or 0):
@@ -652,14 +759,6 @@ def _cmd_report(args):
         raise CLIError(f"{str(cvdir)!r} holds no finished fold; run `cv` first.")
     summary_path = cvdir / "cv_summary.json"
     summary = _read_json(summary_path, "CV summary") if summary_path.is_file() else None
-    out = Path(args.output) if args.output else cvdir / "report.html"
-    if out.suffix.lower() not in (".html", ".htm"):
-        raise CLIError(
-            f"report {str(out)!r}: the report is HTML (with SVG plots, no "
-            "plotting library needed); name it *.html."
-        )
-    if not out.parent.is_dir():
-        raise CLIError(f"the folder of {str(out)!r} does not exist.")
     html = write_report(folds, n_folds, summary)
     _atomic_write(out, lambda f: f.write(html.encode()))
     _log(f"report of {len(folds)}/{n_folds} folds -> {str(out)!r}")
@@ -770,21 +869,27 @@ def _parser():
     return parser
 
 
+def _after_interrupt(args):
+    """What an interrupted command left behind (every file is written whole)."""
+    if args.command == "cv":
+        return (
+            "finished folds are saved, the fold being fitted is not; run the "
+            "same command again to resume."
+        )
+    if args.command == "make-data":
+        return "the files written so far are whole; run it again to write all."
+    return "no output was written (an existing file is left as it was)."
+
+
 def main(argv=None):
     """Run the ``moa-sklearn`` command; return the exit status."""
-    # TensorFlow's C++ start-up logs would drown the progress lines
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     args = _parser().parse_args(argv)
     try:
         return args.func(args) or 0
     except KeyboardInterrupt:
-        print(
-            "moa-sklearn: interrupted; finished work is saved (run the same "
-            "command again to resume).",
-            file=sys.stderr,
-        )
+        print(f"moa-sklearn: interrupted; {_after_interrupt(args)}", file=sys.stderr)
         return 130
-    except (CLIError, FileNotFoundError, ValueError, ImportError) as e:
+    except (CLIError, OSError, ValueError, ImportError) as e:
         if args.debug:
             raise
         print(f"moa-sklearn: error: {e}", file=sys.stderr)

@@ -53,8 +53,18 @@ def _read_csv(folder, name, required=True):
         return None
     try:
         frame = pd.read_csv(path, **_READ_CSV_KWARGS)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+    except pd.errors.EmptyDataError:
+        raise ValueError(
+            f"{name}: the file is empty (no header, no rows), in folder "
+            f"{str(folder)!r}."
+        ) from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as e:
         raise ValueError(f"{name}: cannot be read as CSV ({e}).") from None
+    if len(frame) == 0:
+        raise ValueError(
+            f"{name}: the file has no rows (only a header line), in folder "
+            f"{str(folder)!r}."
+        )
     if "sig_id" not in frame.columns:
         raise ValueError(f"{name}: column 'sig_id' is missing.")
     duplicated = frame["sig_id"].duplicated()
@@ -98,8 +108,14 @@ def _check_feature_columns(frame, name):
     non_numeric = [c for c in numeric if not pd.api.types.is_numeric_dtype(values[c])]
     if non_numeric:
         raise ValueError(f"{name}: non-numeric values in column(s) {non_numeric[:5]}.")
-    if not np.isfinite(values.to_numpy(dtype=np.float64)).all():
-        raise ValueError(f"{name}: the feature columns contain NaN or infinity.")
+    finite = np.isfinite(values.to_numpy(dtype=np.float64))
+    if not finite.all():
+        bad = [c for c, ok in zip(numeric, finite.all(axis=0)) if not ok]
+        raise ValueError(
+            f"{name}: NaN or infinite values in column(s) {bad[:5]}"
+            f"{f' and {len(bad) - 5} more' if len(bad) > 5 else ''} "
+            f"({int((~finite).sum())} cell(s))."
+        )
     return list(frame.columns)
 
 
@@ -107,10 +123,20 @@ def _check_targets(frame, name):
     values = frame.to_numpy()
     if frame.shape[1] == 0:
         raise ValueError(f"{name}: no target columns besides sig_id.")
+    missing = frame.isna().any()
+    if missing.any():
+        bad = list(missing.index[missing.to_numpy()])
+        raise ValueError(
+            f"{name}: targets must be 0 or 1; column(s) {bad[:5]} hold NaN "
+            f"(empty cells) in {int(frame[bad].isna().any(axis=1).sum())} row(s)."
+        )
     if not np.isin(values, (0, 1)).all():
         bad = [c for c in frame.columns if not frame[c].isin((0, 1)).all()]
+        values = pd.unique(frame[bad].to_numpy().ravel()).tolist()
+        shown = [v for v in values if v not in (0, 1)][:3]
         raise ValueError(
-            f"{name}: targets must be 0 or 1; column(s) {bad[:5]} hold other values."
+            f"{name}: targets must be 0 or 1; column(s) {bad[:5]} hold other "
+            f"values (e.g. {shown})."
         )
     return frame.astype(np.int64)
 
@@ -196,8 +222,12 @@ def load_moa(folder):
     if drug.shape[1] != 1:
         extra = [c for c in drug.columns if c != "drug_id"]
         raise ValueError(f"{TRAIN_DRUG}: unexpected column(s) {extra}.")
-    if drug["drug_id"].isna().any():
-        raise ValueError(f"{TRAIN_DRUG}: some drug_id values are missing.")
+    missing_drug = drug["drug_id"].isna()
+    if missing_drug.any():
+        raise ValueError(
+            f"{TRAIN_DRUG}: {int(missing_drug.sum())} drug_id value(s) are missing "
+            f"(NaN or empty), e.g. for sig_id {list(drug.index[missing_drug][:3])}."
+        )
 
     result = Bunch(
         data=features,
@@ -274,8 +304,11 @@ def write_moa(data, folder):
     def write(frame, name):
         # write to a temporary name, then rename: a crash never leaves half a file
         tmp = folder / (name + ".tmp")
-        frame.to_csv(tmp, index_label="sig_id")
-        tmp.replace(folder / name)
+        try:
+            frame.to_csv(tmp, index_label="sig_id")
+            tmp.replace(folder / name)
+        finally:  # an error or Ctrl-C leaves no temporary file behind
+            tmp.unlink(missing_ok=True)
 
     write(data.data, TRAIN_FEATURES)
     write(data.target, TRAIN_SCORED)

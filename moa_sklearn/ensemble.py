@@ -39,11 +39,13 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from .metrics import multilabel_proba
+from .metrics import _label_proba
 from .model_selection import DrugMultilabelStratifiedKFold
 from .utils._validation import (
     _as_array,
+    check_base_proba,
     check_classifier_target,
+    check_n_samples,
     labels_from_proba,
 )
 
@@ -73,24 +75,36 @@ def _check_target(y, owner):
     return y, kind, np.eye(classes.size)[codes], classes
 
 
-def _aligned_proba(estimator, X, kind, classes):
+def _aligned_proba(estimator, X, kind, classes, *, owner, name):
     """Probabilities of a fitted base estimator as (n, n_outputs).
 
     Multilabel: P(label = 1) per label (:func:`~moa_sklearn.metrics.
     multilabel_proba`). 1-D targets: the columns of the estimator's
-    ``classes_`` placed at the blend's ``classes`` (0 for a class the
-    estimator did not see in its training fold).
+    ``classes_`` placed at the meta-estimator's ``classes`` (0 for a class
+    the estimator did not see in its training fold).
+
+    This is where every base estimator's output enters a meta-estimator of
+    this module: it is checked here, once (shape, NaN/inf, [0, 1]), and an
+    error names ``owner`` (the meta-estimator) and ``name`` (the base).
     """
+    n_samples = _num_samples(X)
+    raw = estimator.predict_proba(X)
     if kind == "multilabel":
-        proba = multilabel_proba(estimator, X)
-        if proba.shape[1] != classes.size:
-            raise ValueError(
-                f"{type(estimator).__name__} predicted {proba.shape[1]} labels, "
-                f"expected {classes.size}."
-            )
-        return proba
-    proba = np.asarray(estimator.predict_proba(X), dtype=np.float64)
+        try:
+            proba = _label_proba(estimator, raw)
+        except (ValueError, TypeError, IndexError):
+            proba = raw  # the check below says what is wrong with it
+        return check_base_proba(
+            proba,
+            n_samples=n_samples,
+            n_outputs=classes.size,
+            owner=owner,
+            name=name,
+        )
     est_classes = np.asarray(getattr(estimator, "classes_", classes))
+    proba = check_base_proba(
+        raw, n_samples=n_samples, n_outputs=est_classes.size, owner=owner, name=name
+    )
     out = np.zeros((proba.shape[0], classes.size))
     pos = np.searchsorted(classes, est_classes)
     out[:, pos] = proba
@@ -105,6 +119,7 @@ def _check_X(estimator, X, reset):
     allowed, any dtype, NaN left to the inner estimators).
     """
     if isinstance(X, pd.DataFrame):
+        check_n_samples(X, type(estimator).__name__)
         validate_data(estimator, X, skip_check_array=True, reset=reset)
         return X
     return validate_data(
@@ -169,7 +184,12 @@ def _simplex_weights(P, y, eps):
     return candidates[int(np.argmin(losses))]
 
 
-def _fit_fold(estimator, X, y, train, test, params, kind, classes):
+def _base_name(name, estimator):
+    """A base estimator as the error messages name it."""
+    return f"{name!r} ({type(estimator).__name__})"
+
+
+def _fit_fold(estimator, X, y, train, test, params, kind, classes, name):
     """Fit a clone on ``train`` rows, return its probabilities on ``test`` rows."""
     est = clone(estimator)
     est.fit(
@@ -177,7 +197,14 @@ def _fit_fold(estimator, X, y, train, test, params, kind, classes):
         _safe_indexing(y, train),
         **_check_method_params(X, params, indices=train),
     )
-    return _aligned_proba(est, _safe_indexing(X, test), kind, classes)
+    return _aligned_proba(
+        est,
+        _safe_indexing(X, test),
+        kind,
+        classes,
+        owner="StackingBlend",
+        name=_base_name(name, est) + " on an inner CV fold",
+    )
 
 
 def _fit_all(estimator, X, y, params):
@@ -523,8 +550,8 @@ class StackingBlend(ClassifierMixin, MetaEstimatorMixin, _BaseComposition):
             folds = list(cv.split(X, _as_array(y), split_groups))
 
         jobs = [
-            delayed(_fit_fold)(e, X, y, train, test, params, kind, classes)
-            for e, params in zip(estimators, est_params)
+            delayed(_fit_fold)(e, X, y, train, test, params, kind, classes, name)
+            for name, e, params in zip(names, estimators, est_params)
             for train, test in folds
         ]
         jobs += [
@@ -607,8 +634,15 @@ class StackingBlend(ClassifierMixin, MetaEstimatorMixin, _BaseComposition):
         X = _check_X(self, X, reset=False)
         P = np.stack(
             [
-                _aligned_proba(e, X, self._target_kind, self.classes_)
-                for e in self.estimators_
+                _aligned_proba(
+                    e,
+                    X,
+                    self._target_kind,
+                    self.classes_,
+                    owner=type(self).__name__,
+                    name=_base_name(name, e),
+                )
+                for name, e in self.named_estimators_.items()
             ]
         )
         return self._finish(_blend(P, self.target_weights_), self._target_kind)
@@ -920,9 +954,19 @@ class ControlVehicleClassifier(
         return proba
 
     def _inner_proba(self, X):
+        kind = "multilabel" if self._multilabel else "classes"
+        classes = np.arange(self._n_outputs) if self._multilabel else self.classes_
+        proba = _aligned_proba(
+            self.estimator_,
+            X,
+            kind,
+            classes,
+            owner=type(self).__name__,
+            name=f"({type(self.estimator_).__name__})",
+        )
         if self._multilabel:
-            return np.clip(multilabel_proba(self.estimator_, X), _EPS, 1 - _EPS)
-        return np.asarray(self.estimator_.predict_proba(X), dtype=np.float64)
+            return np.clip(proba, _EPS, 1 - _EPS)
+        return proba
 
     def predict(self, X):
         """Predicted labels (0 for every label of a control row).
@@ -1099,8 +1143,15 @@ class SeedAveragingClassifier(
         X = _check_X(self, X, reset=False)
         proba = np.mean(
             [
-                _aligned_proba(e, X, self._target_kind, self.classes_)
-                for e in self.estimators_
+                _aligned_proba(
+                    e,
+                    X,
+                    self._target_kind,
+                    self.classes_,
+                    owner=type(self).__name__,
+                    name=f"({type(e).__name__}) with seed {seed}",
+                )
+                for e, seed in zip(self.estimators_, self.seeds_)
             ],
             axis=0,
         )

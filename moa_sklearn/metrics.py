@@ -140,7 +140,11 @@ def multilabel_proba(estimator, X):
     -------
     proba : ndarray of shape (n_samples, n_labels)
     """
-    proba = estimator.predict_proba(X)
+    return _label_proba(estimator, estimator.predict_proba(X))
+
+
+def _label_proba(estimator, proba):
+    """:func:`multilabel_proba` of an output of ``estimator.predict_proba``."""
     if isinstance(proba, list):
         classes = getattr(estimator, "classes_", None)
         columns = []

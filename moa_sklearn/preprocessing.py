@@ -52,6 +52,12 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import QuantileTransformer
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
+from .utils._validation import (
+    _non_numeric_array_columns,
+    check_n_samples,
+    nonfinite_error,
+)
+
 __all__ = [
     "CategoricalEncoder",
     "RankGauss",
@@ -229,12 +235,23 @@ def _non_numeric_columns(X):
     ]
 
 
+def _not_a_number(value):
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return True
+    return False
+
+
 def _validate_numeric(estimator, X, *, reset, copy=False):
     """validate_data for numeric, finite, dense X, with a clearer message for
     DataFrames that still hold string columns."""
     try:
         return validate_data(estimator, X, reset=reset, dtype=np.float64, copy=copy)
     except (ValueError, TypeError) as exc:
+        named = nonfinite_error(exc, X, type(estimator).__name__)
+        if named is not None:
+            raise named from None
         non_numeric = _non_numeric_columns(X)
         if non_numeric:
             raise ValueError(
@@ -242,6 +259,15 @@ def _validate_numeric(estimator, X, *, reset, copy=False):
                 f"{non_numeric[:5]} are not numeric: encode them first with "
                 "CategoricalEncoder (make_moa_features does), or drop them."
             ) from exc
+        if not isinstance(X, pd.DataFrame):
+            bad = _non_numeric_array_columns(X)
+            if bad:
+                raise ValueError(
+                    f"{type(estimator).__name__} needs numeric columns, but "
+                    f"column(s) {bad[:5]} of X hold non-numeric values (e.g. "
+                    f"{np.asarray(X)[0, bad[0]]!r}): encode them first with "
+                    "CategoricalEncoder (make_moa_features does), or drop them."
+                ) from exc
         raise
 
 
@@ -432,12 +458,8 @@ class CategoricalEncoder(TransformerMixin, BaseEstimator):
     def _validate(self, X, reset):
         """``(get_column, numeric passthrough array)`` of a checked X."""
         if isinstance(X, pd.DataFrame):
+            check_n_samples(X, type(self).__name__)
             validate_data(self, X, skip_check_array=True, reset=reset)
-            if X.shape[0] == 0:
-                raise ValueError(
-                    "Found array with 0 sample(s) (shape=(0, "
-                    f"{X.shape[1]})) while a minimum of 1 is required."
-                )
 
             def get(j):
                 return X.iloc[:, j].to_numpy()
@@ -463,6 +485,9 @@ class CategoricalEncoder(TransformerMixin, BaseEstimator):
                 estimator=self,
             )
         except (ValueError, TypeError) as exc:
+            named = nonfinite_error(exc, part, "CategoricalEncoder")
+            if named is not None:
+                raise named from None
             non_numeric = _non_numeric_columns(part)
             if non_numeric:
                 raise ValueError(
@@ -471,7 +496,37 @@ class CategoricalEncoder(TransformerMixin, BaseEstimator):
                     " add them to `columns`, or drop them (e.g. set sig_id as the "
                     "index)."
                 ) from exc
+            if frame is None:
+                bad = _non_numeric_array_columns(part)
+                if bad:
+                    raise self._array_error(rest[bad], part[:, bad[0]]) from exc
             raise
+
+    def _array_error(self, columns, values):
+        """The error for string values in an array (no column names)."""
+        example = next(
+            (v for v in values if _not_a_number(v)), values[0] if len(values) else ""
+        )
+        found = (
+            f"column(s) {columns[:5].tolist()} of X hold non-numeric values "
+            f"(e.g. {example!r})"
+        )
+        if isinstance(self.columns, str) and self.columns == "auto":
+            return ValueError(
+                f"CategoricalEncoder (the 'encode' step of make_moa_features): "
+                f"{found}, but X is an array, which has no column names, so "
+                "the categorical columns (cp_type, cp_time, cp_dose) and the "
+                "g-/c- groups cannot be found by name. Pass a DataFrame with "
+                "lish-moa's column names (as load_moa and make_moa return, or "
+                "pd.DataFrame(X, columns=feature_names)), or give the columns "
+                "explicitly: columns= (categorical= in make_moa_features) as "
+                "column indices, and groups= as column indices of the encoded "
+                "output."
+            )
+        return ValueError(
+            f"CategoricalEncoder encodes the columns {self._encoded_names()} and "
+            f"needs the others numeric, but {found}: add them to `columns`."
+        )
 
     def _encoded_names(self):
         names = getattr(self, "feature_names_in_", None)

@@ -1,4 +1,6 @@
 import os
+import signal
+import sys
 
 # Keep the heavy engines quiet and small on a 2-core machine.
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -21,3 +23,29 @@ def small_world():
         n_nonscored=10,
         random_state=0,
     )
+
+
+@pytest.fixture
+def ctrl_c_at_epoch(monkeypatch):
+    """Press Ctrl-C (a real SIGINT to this process) at the end of an epoch.
+
+    ``ctrl_c_at_epoch(callback_class, epoch_of, at=2)`` patches
+    ``callback_class.on_epoch_end`` (a callback of one of the package's
+    engines) so that, once ``epoch_of(self, *args, **kwargs)`` (the 1-based
+    number of the epoch that ends) equals ``at``, the process sends itself
+    SIGINT, which Python turns into a ``KeyboardInterrupt`` right there.
+    """
+    if sys.platform == "win32":  # pragma: no cover
+        pytest.skip("os.kill(pid, SIGINT) ends the process on Windows")
+
+    def install(callback_class, epoch_of, at=2):
+        original = callback_class.on_epoch_end
+
+        def on_epoch_end(self, *args, **kwargs):
+            original(self, *args, **kwargs)
+            if epoch_of(self, *args, **kwargs) == at:
+                os.kill(os.getpid(), signal.SIGINT)
+
+        monkeypatch.setattr(callback_class, "on_epoch_end", on_epoch_end)
+
+    return install

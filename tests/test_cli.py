@@ -265,6 +265,7 @@ def test_clear_errors(work, tmp_path, capsys):
     cfg = str(work / "cfg.json")
     err = error_of(capsys, ["cv", str(tmp_path / "nope"), "-o", str(tmp_path / "o")])
     assert "does not exist" in err
+    assert not (tmp_path / "o").exists()  # no output folder for a wrong input
     err = error_of(capsys, ["fit", str(tmp_path / "nope"), "-o", str(tmp_path / "m")])
     assert "does not exist" in err
 
@@ -375,3 +376,170 @@ def test_console_script_is_declared():
     (script,) = found
     assert script.value == "moa_sklearn.cli:main"
     assert script.load() is cli.main
+
+
+def test_ctrl_c_in_a_net_exits_130_and_records_nothing(work, ctrl_c_at_epoch, capsys):
+    """A real SIGINT inside the two-step net's training (skorch would swallow
+    it): cv exits 130 without recording the fold, fit without a model file."""
+    from moa_sklearn.neural import _torch as torch_engine
+
+    ctrl_c_at_epoch(
+        torch_engine._KeepBestEpoch, lambda cb, net, **kw: len(net.history), at=2
+    )
+    out = work / "interrupted"
+    assert cli.main(cli_args(work, "cv", "interrupted")) == 130
+    err = capsys.readouterr().err
+    assert "interrupted; finished folds are saved" in err and "resume" in err
+    assert "Traceback" not in err
+    assert not list(out.glob("fold_*")) and not list(out.glob("*.tmp*"))
+    assert not (out / "cv_summary.json").exists()
+    assert cli.main(cli_args(work, "fit", "interrupted.joblib")) == 130
+    assert "interrupted; no output was written" in capsys.readouterr().err
+    assert not list(work.glob("interrupted.joblib*"))
+
+
+@pytest.fixture(scope="module")
+def model_file(work):
+    model = work / "model.joblib"
+    if not model.is_file():
+        assert cli.main(cli_args(work, "fit", "model.joblib")) == 0
+    return model
+
+
+def test_unwritable_outputs_are_refused_before_any_work(
+    work, cv_run, model_file, tmp_path, capsys, monkeypatch
+):
+    """Every output location is checked first: a file where a folder is
+    expected, a folder where a file is expected, a folder under a file."""
+
+    def no_work(*args, **kwargs):  # pragma: no cover - fails the test if reached
+        raise AssertionError("the work started before the output was checked")
+
+    monkeypatch.setattr(cli, "_load", no_work)
+    monkeypatch.setattr(cli, "_load_pipeline", no_work)
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    data = str(work / "data")
+    cfg = ["--config", str(work / "cfg.json")]
+    cases = [
+        (["cv", data, "-o", str(a_file), *cfg], "is not a folder"),
+        (["cv", data, "-o", str(a_file / "cv"), *cfg], "cannot be written"),
+        (["fit", data, "-o", str(tmp_path), *cfg], "is a folder"),
+        (["fit", data, "-o", str(a_file / "m.joblib"), *cfg], "is a file, not a"),
+        (["predict", str(model_file), data, "-o", str(tmp_path)], "is a folder"),
+        (["predict", str(model_file), data, "-o", str(a_file / "s.csv")], "a file"),
+        (["report", str(cv_run), "-o", str(a_file / "r.html")], "is a file, not a"),
+        (["make-data", str(a_file), *MAKE], "is not a folder"),
+    ]
+    for argv, match in cases:
+        err = error_of(capsys, argv)
+        assert match in err and len(err.strip().splitlines()) == 1, (argv, err)
+    assert a_file.read_text() == "x"
+
+
+def test_missing_output_folders_are_created(work, model_file, tmp_path, capsys):
+    out = tmp_path / "new" / "deeper" / "submission.csv"
+    argv = ["predict", str(model_file), str(work / "data"), "-o", str(out)]
+    assert cli.main(argv) == 0
+    assert pd.read_csv(out).shape == (60, 7)
+
+
+def test_an_os_error_while_writing_is_a_one_line_error(
+    work, model_file, tmp_path, capsys, monkeypatch
+):
+    """E.g. a full disk: 'moa-sklearn: error: cannot write ...', exit 2, no
+    traceback and no temporary file left."""
+    import errno
+    import os
+
+    def disk_full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(cli.os, "fsync", disk_full)
+    out = tmp_path / "sub.csv"
+    argv = ["predict", str(model_file), str(work / "data"), "-o", str(out)]
+    err = error_of(capsys, argv)
+    assert "cannot write" in err and "No space left on device" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_that_is_not_a_model(work, model_file, tmp_path, capsys):
+    import joblib
+
+    data = str(work / "data")
+    for name, content in [
+        ("random.joblib", np.random.RandomState(0).bytes(2000)),
+        ("empty.joblib", b""),
+        ("text.joblib", b"moa-sklearn-model 1\nnot json\n"),
+        ("cut.joblib", model_file.read_bytes()[:3000]),  # header, half a pickle
+    ]:
+        (tmp_path / name).write_bytes(content)
+    joblib.dump({"a": 1}, tmp_path / "other.joblib")
+    joblib.dump(np.arange(200), tmp_path / "array.joblib")
+    for path in sorted(tmp_path.iterdir()):
+        err = error_of(capsys, ["predict", str(path), data, "-o", str(tmp_path / "s")])
+        assert "is not a moa-sklearn model file (or it was written by an " in err
+        assert "incompatible version" in err
+        assert "KeyError" not in err and "Error:" not in err, err
+    assert not (tmp_path / "s").exists()
+
+
+def test_predict_checks_the_test_file_before_unpickling_the_model(
+    work, model_file, tmp_path, capsys, monkeypatch
+):
+    def no_unpickling(path):  # pragma: no cover - fails the test if reached
+        raise AssertionError("the model was unpickled before the checks")
+
+    monkeypatch.setattr(cli, "_load_pipeline", no_unpickling)
+    test = pd.read_csv(work / "data" / "test_features.csv")
+    folder = tmp_path / "other"
+    folder.mkdir()
+    test.drop(columns=["c-1"]).to_csv(folder / "test_features.csv", index=False)
+    err = error_of(capsys, ["predict", str(model_file), str(folder)])
+    assert "missing ['c-1']" in err
+    # a header-only test file: the file has no rows
+    test.iloc[:0].to_csv(folder / "test_features.csv", index=False)
+    err = error_of(capsys, ["predict", str(model_file), str(folder)])
+    assert "test_features.csv: the file has no rows" in err
+    # a header-only features file given directly
+    test.iloc[:0].to_csv(folder / "features.csv", index=False)
+    err = error_of(capsys, ["predict", str(model_file), str(folder / "features.csv")])
+    assert "features.csv: the file has no rows" in err
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "train_features.csv",
+        "train_targets_scored.csv",
+        "train_targets_nonscored.csv",
+        "train_drug.csv",
+        "test_features.csv",
+        "sample_submission.csv",
+    ],
+)
+def test_header_only_data_file(work, tmp_path, capsys, name):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for f in (work / "data").glob("*.csv"):
+        (folder / f.name).write_bytes(f.read_bytes())
+    header = (folder / name).read_text().splitlines()[0]
+    (folder / name).write_text(header + "\n")
+    argv = ["cv", str(folder), "-o", str(tmp_path / "cv"), "--config"]
+    err = error_of(capsys, [*argv, str(work / "cfg.json")])
+    assert f"{name}: the file has no rows" in err
+
+
+def test_make_data_on_a_full_disk(tmp_path, capsys, monkeypatch):
+    import errno
+    import os
+
+    def disk_full(self, path, **kwargs):
+        with open(path, "w") as f:
+            f.write("sig_id,half")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", disk_full)
+    err = error_of(capsys, ["make-data", str(tmp_path / "d"), *MAKE])
+    assert "No space left on device" in err and len(err.strip().splitlines()) == 1
+    assert not [p for p in (tmp_path / "d").rglob("*") if p.is_file()]

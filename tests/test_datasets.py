@@ -457,12 +457,28 @@ def _edit(folder, name, change):
         (
             "train_features.csv",
             lambda f: f.loc.__setitem__((0, "g-0"), np.nan),
-            "train_features.csv: the feature columns contain NaN",
+            r"train_features.csv: NaN or infinite values in column\(s\) \['g-0'\]",
+        ),
+        (
+            "train_features.csv",
+            lambda f: f.loc.__setitem__((3, "c-2"), np.inf),
+            r"NaN or infinite values in column\(s\) \['c-2'\] \(1 cell",
+        ),
+        (
+            "train_targets_scored.csv",
+            lambda f: f.iloc.__setitem__((2, 3), np.nan),
+            r"train_targets_scored.csv: .* column\(s\) \['moa_002'\] hold NaN",
+        ),
+        (
+            "train_targets_nonscored.csv",
+            lambda f: f.iloc.__setitem__((2, 1), np.nan),
+            r"train_targets_nonscored.csv: .* \['aux_000'\] hold NaN .* 1 row",
         ),
         (
             "train_targets_scored.csv",
             lambda f: f.iloc.__setitem__((0, 1), 2),
-            "train_targets_scored.csv: targets must be 0 or 1",
+            r"train_targets_scored.csv: targets must be 0 or 1; column\(s\) "
+            r"\['moa_000'\] hold other values \(e.g. \[2\]\)",
         ),
         (
             "train_targets_nonscored.csv",
@@ -473,6 +489,11 @@ def _edit(folder, name, change):
             "train_drug.csv",
             lambda f: f.iloc.__setitem__((1, 0), f.iloc[0, 0]),
             "train_drug.csv: 1 duplicate sig_id",
+        ),
+        (
+            "train_drug.csv",
+            lambda f: f.iloc.__setitem__((1, 1), np.nan),
+            r"train_drug.csv: 1 drug_id value\(s\) are missing .* \['id_",
         ),
         (
             "train_drug.csv",
@@ -507,3 +528,30 @@ def test_missing_file(folder, name):
 def test_missing_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_moa(tmp_path / "nope")
+
+
+_FILES = [
+    "train_features.csv",
+    "train_targets_scored.csv",
+    "train_targets_nonscored.csv",
+    "train_drug.csv",
+    "test_features.csv",
+    "sample_submission.csv",
+]
+
+
+@pytest.mark.parametrize("name", _FILES)
+def test_header_only_file_has_no_rows(folder, name):
+    """A file with its header and no row is said to have no rows (not e.g.
+    'non-numeric values' for the empty feature columns)."""
+    header = (folder / name).read_text().splitlines()[0]
+    (folder / name).write_text(header + "\n")
+    with pytest.raises(ValueError, match=rf"{name}: the file has no rows"):
+        load_moa(folder)
+
+
+@pytest.mark.parametrize("name", ["train_features.csv", "sample_submission.csv"])
+def test_empty_file(folder, name):
+    (folder / name).write_text("")
+    with pytest.raises(ValueError, match=rf"{name}: the file is empty"):
+        load_moa(folder)

@@ -1,5 +1,9 @@
 """StackingBlend and ControlVehicleClassifier: weights, OOF, routing, controls."""
 
+import os
+import signal
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -549,3 +553,150 @@ def test_probability_of_exactly_one_half_predicts_zero(model):
     pred = model.predict(X)
     np.testing.assert_array_equal(pred, 0)
     np.testing.assert_array_equal(pred, proba.round().astype(int))
+
+
+# ------------------------------------------- base models that misbehave
+class _Broken(ClassifierMixin, BaseEstimator):
+    """A classifier whose predict_proba is broken in one way (``fault``)."""
+
+    def __init__(self, fault="nan", random_state=None):
+        self.fault = fault
+        self.random_state = random_state
+
+    def fit(self, X, y):
+        if self.fault == "ctrl_c":  # a real Ctrl-C while this base model fits
+            os.kill(os.getpid(), signal.SIGINT)
+        y = np.asarray(y)
+        if y.ndim == 2:
+            self.n_out_ = y.shape[1]
+            self.classes_ = np.arange(self.n_out_)
+        else:
+            self.classes_ = np.unique(y)
+            self.n_out_ = self.classes_.size
+        return self
+
+    def predict_proba(self, X):
+        n = len(X)
+        p = np.full((n, self.n_out_), 1.0 / self.n_out_)
+        if self.fault == "nan":
+            p[n // 2, 0] = np.nan
+        elif self.fault == "inf":
+            p[0, -1] = np.inf
+        elif self.fault == "logits":
+            p[0, 0] = 2.5
+        elif self.fault == "rows":
+            p = p[:-1]
+        elif self.fault == "columns":
+            p = p[:, :-1]
+        elif self.fault == "ragged":
+            return [np.ones((n, 2)), np.ones((n - 1, 2))]
+        return p
+
+
+_FAULTS = {
+    "nan": "1 NaN",
+    "inf": "infinite",
+    "logits": "outside [0, 1]",
+    "rows": "shape",
+    "columns": "shape",
+    "ragged": "",
+}
+
+
+@pytest.fixture(scope="module")
+def small_xy():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(60, 4))
+    Y = (rng.uniform(size=(60, 3)) < 0.4).astype(int)
+    Y[:, 2] = X[:, 0] > 0
+    return X, Y
+
+
+@pytest.mark.parametrize("fault", sorted(_FAULTS))
+@pytest.mark.parametrize("first", [True, False])
+def test_blend_names_a_broken_base_estimator(small_xy, fault, first):
+    X, Y = small_xy
+    good = ("knn", KNeighborsClassifier(5))
+    bad = ("broken", _Broken(fault))
+    blend = StackingBlend([bad, good] if first else [good, bad], cv=3, random_state=0)
+    with pytest.raises(ValueError, match="StackingBlend") as info:
+        blend.fit(X, Y)
+    message = str(info.value)
+    assert "'broken' (_Broken)" in message and _FAULTS[fault] in message
+    assert "KNeighbors" not in message and "left" not in message
+
+
+def test_blend_checks_base_outputs_at_predict_time(small_xy):
+    X, Y = small_xy
+    blend = StackingBlend(
+        [("knn", KNeighborsClassifier(5)), ("broken", _Broken("none"))],
+        cv=None,
+        weights="uniform",
+    ).fit(X, Y)
+    assert np.isfinite(blend.predict_proba(X)).all()
+    blend.named_estimators_["broken"].fault = "nan"
+    with pytest.raises(ValueError, match=r"'broken' \(_Broken\) returned 1 NaN"):
+        blend.predict_proba(X)
+
+
+@pytest.mark.parametrize("fault", sorted(_FAULTS))
+def test_seed_averaging_names_a_broken_base_estimator(small_xy, fault):
+    X, Y = small_xy
+    avg = SeedAveragingClassifier(_Broken(fault), n_seeds=2, random_state=0)
+    with pytest.raises(ValueError, match="SeedAveragingClassifier") as info:
+        avg.fit(X, Y).predict_proba(X)
+    assert "(_Broken) with seed" in str(info.value)
+    assert _FAULTS[fault] in str(info.value)
+
+
+@pytest.mark.parametrize("fault", sorted(_FAULTS))
+@pytest.mark.parametrize("column", [None, 0])
+def test_control_vehicle_names_a_broken_base_estimator(small_xy, fault, column):
+    X, Y = small_xy
+    X = X.copy()
+    X[::5, 0] = -1.0  # every fifth row is a control row
+    Y = Y.copy()
+    Y[::5] = 0
+    clf = ControlVehicleClassifier(_Broken(fault), column=column, control=-1.0)
+    with pytest.raises(ValueError, match=r"ControlVehicleClassifier.*\(_Broken\)"):
+        clf.fit(X, Y).predict_proba(X)
+
+
+@pytest.mark.parametrize("fault", ["nan", "logits", "columns"])
+def test_broken_base_estimator_with_1d_target(small_xy, fault):
+    X, Y = small_xy
+    y = Y[:, 2]
+    for meta in (
+        StackingBlend([("broken", _Broken(fault))], cv=3, random_state=0),
+        SeedAveragingClassifier(_Broken(fault), n_seeds=2, random_state=0),
+        ControlVehicleClassifier(_Broken(fault), column=None),
+    ):
+        with pytest.raises(ValueError, match=type(meta).__name__):
+            meta.fit(X, y).predict_proba(X)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT ends the process")
+def test_ctrl_c_in_a_base_estimator_propagates(small_xy):
+    X, Y = small_xy
+    good = ("knn", KNeighborsClassifier(5))
+    for meta in (
+        StackingBlend([good, ("broken", _Broken("ctrl_c"))], cv=3, random_state=0),
+        StackingBlend([("broken", _Broken("ctrl_c"))], cv=None, weights="uniform"),
+        SeedAveragingClassifier(_Broken("ctrl_c"), n_seeds=2, random_state=0),
+        ControlVehicleClassifier(_Broken("ctrl_c"), column=None),
+    ):
+        with pytest.raises(KeyboardInterrupt):
+            meta.fit(X, Y)
+        assert not any(hasattr(meta, a) for a in ("estimators_", "estimator_"))
+
+
+def test_nan_in_y_names_the_column(small_xy):
+    X, Y = small_xy
+    Y = pd.DataFrame(Y.astype(float), columns=["a", "b", "c"])
+    Y.iloc[4, 1] = np.nan
+    for meta in (
+        StackingBlend([("knn", KNeighborsClassifier(5))], cv=3),
+        SeedAveragingClassifier(_Broken("none"), n_seeds=2, random_state=0),
+    ):
+        with pytest.raises(ValueError, match=r"y contains NaN in column\(s\) \['b'\]"):
+            meta.fit(X, Y)

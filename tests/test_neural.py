@@ -599,10 +599,14 @@ def test_nan_and_inf_in_X(data, bad):
     X, Y, _, _ = data
     Xb = X.copy()
     Xb[3, 2] = bad
-    with pytest.raises(ValueError, match="NaN|infinity"):
+    with pytest.raises(
+        ValueError, match=r"NaN or infinity in column\(s\) \[2\] \(1 cell"
+    ):
         tiny().fit(Xb, Y)
     net = tiny().fit(X, Y)
-    with pytest.raises(ValueError, match="NaN|infinity"):
+    with pytest.raises(
+        ValueError, match=r"NaN or infinity in column\(s\) \[2\] \(1 cell"
+    ):
         net.predict_proba(Xb)
 
 
@@ -651,6 +655,12 @@ def test_non_numeric_columns(data):
     Xf["cp_type"] = "trt_cp"
     with pytest.raises(ValueError, match=r"numeric features.*'cp_type'"):
         tiny().fit(Xf, Y)
+    # the same values as an array (no column names): the columns by index
+    with pytest.raises(ValueError, match=r"numeric features.*column\(s\) \[6\]"):
+        tiny().fit(Xf.to_numpy(), Y)
+    net = tiny().fit(X, Y)
+    with pytest.raises(ValueError, match=r"column\(s\) \[5\].*'trt_cp'"):
+        net.predict_proba(Xf.to_numpy()[:, 1:])
 
 
 @pytest.mark.parametrize(
@@ -796,3 +806,54 @@ def test_probability_of_exactly_one_half_predicts_zero(data):
     pred = net.predict(X)
     np.testing.assert_array_equal(pred, 0)
     assert pred.dtype == Y.dtype
+
+
+# ------------------------------------------------------------- interruption
+@pytest.mark.parametrize("step", ["pretrain", "finetune"])
+def test_ctrl_c_during_fit_propagates(data, ctrl_c_at_epoch, step):
+    """skorch's partial_fit swallows KeyboardInterrupt; the net must not."""
+    X, Y, Y_aux, _ = data
+    calls = []
+
+    def epoch_of(callback, net, **kwargs):
+        calls.append(net.module_.config["n_outputs"])
+        # pretrain has 4 + 3 outputs, fine-tuning 4
+        n_outputs = 7 if step == "pretrain" else 4
+        return len(net.history) if calls[-1] == n_outputs else None
+
+    ctrl_c_at_epoch(torch_engine._KeepBestEpoch, epoch_of, at=2)
+    net = tiny()
+    with pytest.raises(KeyboardInterrupt):
+        net.fit(X, Y, y_aux=Y_aux)
+    assert not hasattr(net, "models_")  # nothing half-trained looks fitted
+    assert (7 in calls) and ((4 in calls) == (step == "finetune"))
+
+
+def test_ctrl_c_from_a_timer_stops_fit(data):
+    """A real Ctrl-C from another thread, during a fit far longer than it."""
+    import os
+    import signal
+    import threading
+
+    if sys.platform == "win32":  # pragma: no cover
+        pytest.skip("os.kill(pid, SIGINT) ends the process on Windows")
+    X, Y, _, _ = data
+    net = tiny(pretrain=False, epochs_finetune=100_000)
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            net.fit(X, Y)
+    finally:
+        timer.cancel()
+    assert not hasattr(net, "models_")
+
+
+def test_nan_in_y_names_the_column(data):
+    X, Y, _, _ = data
+    Yf = pd.DataFrame(Y.astype(float), columns=["w", "x", "y", "z"])
+    Yf.iloc[5, 2] = np.nan
+    with pytest.raises(ValueError, match=r"y contains NaN in column\(s\) \['y'\]"):
+        tiny().fit(X, Yf)
+    with pytest.raises(ValueError, match=r"y contains NaN in column\(s\) \[2\]"):
+        tiny().fit(X, Yf.to_numpy())

@@ -541,9 +541,13 @@ def test_nan_and_inf_in_X(data, fitted, bad):
     X, Y, _, _ = data
     Xb = X.copy()
     Xb[3, 2] = bad
-    with pytest.raises(ValueError, match="NaN|infinity"):
+    with pytest.raises(
+        ValueError, match=r"NaN or infinity in column\(s\) \[2\] \(1 cell"
+    ):
         tiny().fit(Xb, Y)
-    with pytest.raises(ValueError, match="NaN|infinity"):
+    with pytest.raises(
+        ValueError, match=r"NaN or infinity in column\(s\) \[2\] \(1 cell"
+    ):
         fitted.predict_proba(Xb)
 
 
@@ -598,3 +602,87 @@ def test_clone_params_and_tags(data, fitted):
     assert tags.estimator_type == "classifier"
     assert tags.classifier_tags.multi_label and tags.target_tags.multi_output
     assert not tags.input_tags.allow_nan
+
+
+def test_ctrl_c_during_fit_propagates(data, ctrl_c_at_epoch):
+    """Ctrl-C during Keras' fit reaches the caller; nothing looks fitted."""
+    X, Y, _, _ = data
+    ctrl_c_at_epoch(
+        keras_engine._EpochLog, lambda cb, epoch, logs=None: epoch + 1, at=2
+    )
+    net = tiny(epochs=50)
+    with pytest.raises(KeyboardInterrupt):
+        net.fit(X, Y)
+    assert not hasattr(net, "models_")
+
+
+# ------------------------------------------------------------ quiet engine
+def test_a_library_fit_prints_no_engine_noise():
+    """As a library (no TF_CPP_MIN_LOG_LEVEL set): no TensorFlow banner at
+    import, no use_unbounded_threadpool line per fit; a real warning of the
+    user's code still shows."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(
+                """
+                import sys, warnings
+                import numpy as np
+                from moa_sklearn.neural import KerasNetClassifier
+                rng = np.random.RandomState(0)
+                X = rng.normal(size=(60, 4))
+                Y = (rng.uniform(size=(60, 2)) < 0.3).astype(int)
+                for seed in range(2):
+                    KerasNetClassifier(hidden_sizes=(8,), dropouts=0.1, epochs=2,
+                                       device="cpu", random_state=seed).fit(X, Y)
+                warnings.warn("a real warning")
+                print("ok")
+                """
+            ),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert res.returncode == 0, res.stderr
+    assert "ok" in res.stdout
+    for noise in ("use_unbounded_threadpool", "oneDNN", "absl::InitializeLog"):
+        assert noise not in res.stderr, res.stderr
+    assert "a real warning" in res.stderr
+
+
+def test_quiet_engine_logs_drops_only_the_noise(capfd, monkeypatch):
+    from moa_sklearn.neural._quiet import quiet_engine_logs
+
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    lines = [
+        b"WARNING: All log messages before absl::InitializeLog() is called are "
+        b"written to STDERR\n",
+        b"I0000 00:00:1796192161.259106    6479 port.cc:153] oneDNN custom "
+        b"operations are on.\n",
+        b"To enable the following instructions: AVX2 FMA, in other operations\n",
+        b"E0000 00:00:1796193015.019186    4371 node_def_util.cc:682] NodeDef "
+        b"mentions attribute use_unbounded_threadpool which is not in the op\n",
+    ]
+    real = [
+        b"W0000 00:00:1796193015.0 4371 gpu.cc:12] a real warning\n",
+        b"E0000 00:00:1796193015.0 4371 op.cc:12] a real error\n",
+    ]
+    with pytest.raises(KeyboardInterrupt):
+        with quiet_engine_logs():
+            with quiet_engine_logs():  # nested: the outer one filters
+                for line in lines + real:
+                    os.write(2, line)
+            raise KeyboardInterrupt
+    err = capfd.readouterr().err
+    assert err.encode() == b"".join(real)
+    os.write(2, lines[0])  # fd 2 is restored, unfiltered outside the block
+    assert capfd.readouterr().err.encode() == lines[0]
+    # TF_CPP_MIN_LOG_LEVEL=0 asks for every line
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")
+    with quiet_engine_logs():
+        os.write(2, lines[3])
+    assert capfd.readouterr().err.encode() == lines[3]

@@ -250,10 +250,10 @@ def test_nan_and_inf_raise_at_fit_and_transform(transformer, bad):
     X = _raw_frame() if raw else _numeric_frame()
     X_bad = X.copy()
     X_bad.loc[X_bad.index[3], "g-2"] = bad
-    with pytest.raises(ValueError, match="NaN|infinity"):
+    with pytest.raises(ValueError, match=r"NaN or infinity in column\(s\) \['g-2'\]"):
         clone(transformer).fit(X_bad)
     est = clone(transformer).fit(X)
-    with pytest.raises(ValueError, match="NaN|infinity"):
+    with pytest.raises(ValueError, match=r"NaN or infinity in column\(s\) \['g-2'\]"):
         est.transform(X_bad)
 
 
@@ -660,3 +660,24 @@ def test_grid_search_over_two_transformers_with_drug_splitter(moa_world):
     )
     proba = search.predict_proba(moa_world.test_data)
     assert len(proba) == Y.shape[1]
+
+
+def test_recipe_on_a_raw_array_says_what_to_pass():
+    """The raw 875 columns as an array (strings inside): no column names, so
+    the recipe cannot find cp_type / g- / c-; the error says so and what to
+    pass, instead of numpy's "could not convert string to float"."""
+    X = _raw_frame(n=40).to_numpy()
+    with pytest.raises(ValueError) as info:
+        make_moa_features().fit(X)
+    message = str(info.value)
+    assert "column(s) [0, 2] of X hold non-numeric values (e.g. " in message
+    assert "no column names" in message and "cp_type" in message
+    assert "DataFrame with lish-moa's column names" in message
+    assert "could not convert" not in message
+    # a step that needs numbers names the string columns of an array too
+    with pytest.raises(ValueError, match=r"RankGauss needs numeric.*\[0, 2\]"):
+        RankGauss().fit(X)
+    # explicit categorical columns of an array are fine
+    assert CategoricalEncoder(columns=[0, 1, 2]).fit(X).transform(X).shape[0] == 40
+    with pytest.raises(ValueError, match=r"encodes the columns \[1\].*\[0, 2\]"):
+        CategoricalEncoder(columns=[1]).fit(X)

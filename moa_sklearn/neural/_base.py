@@ -25,8 +25,10 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ..utils._validation import (
     _as_array,
     _is_binary_matrix,
+    _non_numeric_array_columns,
     check_classifier_target,
     labels_from_proba,
+    nonfinite_error,
 )
 
 __all__ = ["BaseMultilabelNet"]
@@ -87,8 +89,17 @@ def _per_layer_dropouts(dropouts, n_layers, layers):
 
 
 def _check_numeric_frame(X, estimator_name):
-    """Raise a clear error for a DataFrame with non-numeric columns."""
+    """Raise a clear error for a DataFrame (or array) with non-numeric columns."""
     if not isinstance(X, pd.DataFrame):
+        bad = _non_numeric_array_columns(X)
+        if bad:
+            raise ValueError(
+                f"{estimator_name} needs numeric features, but column(s) "
+                f"{bad[:10]} of X hold non-numeric values (e.g. "
+                f"{np.asarray(X)[0, bad[0]]!r}). Encode them first, e.g. with "
+                "make_moa_features on a DataFrame with lish-moa's column names, "
+                "or CategoricalEncoder(columns=<their indices>) on an array."
+            )
         return
     bad = [
         col
@@ -305,9 +316,15 @@ class BaseMultilabelNet(
 
     def _validate_X(self, X, *, reset):
         _check_numeric_frame(X, type(self).__name__)
-        X = validate_data(
-            self, X, reset=reset, dtype=[np.float64, np.float32], order="C"
-        )
+        try:
+            X = validate_data(
+                self, X, reset=reset, dtype=[np.float64, np.float32], order="C"
+            )
+        except ValueError as exc:
+            named = nonfinite_error(exc, X, type(self).__name__)
+            if named is None:
+                raise
+            raise named from None
         return X.astype(np.float32, copy=False)
 
     def _encode_targets(self, y):
@@ -376,15 +393,24 @@ class BaseMultilabelNet(
         """
         self._check_params()
         _check_numeric_frame(X, type(self).__name__)
-        X, y_checked = validate_data(
-            self,
-            X,
-            y,
-            multi_output=True,
-            dtype=[np.float64, np.float32],
-            order="C",
-            y_numeric=False,
-        )
+        try:
+            X, y_checked = validate_data(
+                self,
+                X,
+                y,
+                multi_output=True,
+                dtype=[np.float64, np.float32],
+                order="C",
+                y_numeric=False,
+            )
+        except ValueError as exc:
+            if "Input y contains" in str(exc) and _as_array(y).ndim == 2:
+                # names the label columns that hold NaN
+                check_classifier_target(y, type(self).__name__)
+            named = nonfinite_error(exc, X, type(self).__name__)
+            if named is None:
+                raise
+            raise named from None
         # y as given (keeps DataFrame column names and dtypes)
         y = y if isinstance(y, pd.DataFrame) else y_checked
         X = X.astype(np.float32, copy=False)

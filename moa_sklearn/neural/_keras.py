@@ -20,11 +20,14 @@ from ._base import (
     _is_real,
     _per_layer_dropouts,
 )
+from ._quiet import quiet_engine_logs
 
 _KERAS_EXTRA = 'pip install "moa-sklearn[keras]"'
 
 try:
-    import keras
+    # TensorFlow's start-up banner (C++ logs) is dropped, its warnings kept
+    with quiet_engine_logs():
+        import keras
 except ImportError as exc:  # Keras, or the backend it is set to, is missing
     raise ImportError(
         "KerasNetClassifier needs Keras 3 and a backend for it (TensorFlow by "
@@ -617,7 +620,12 @@ class KerasNetClassifier(BaseMultilabelNet):
     def _fit_one(self, X, Y, X_valid, Y_valid, *, Y_aux, Y_aux_valid, seed, device):
         validation = X_valid is not None
         monitor = "val_loss" if validation else "loss"
-        with _seeded(seed), keras.device(device), warnings.catch_warnings():
+        with (
+            quiet_engine_logs(),
+            _seeded(seed),
+            keras.device(device),
+            warnings.catch_warnings(),
+        ):
             # Keras (3.15) converts TensorFlow variables with np.array, which
             # NumPy >= 2 flags on every epoch; nothing the caller can act on
             warnings.filterwarnings(

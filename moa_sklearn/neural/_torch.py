@@ -206,12 +206,39 @@ class _TensorBatches:
             yield X.index_select(0, idx), y.index_select(0, idx)
 
 
+class _Interrupted(BaseException):
+    """Carries a ``KeyboardInterrupt`` past skorch's ``partial_fit``.
+
+    skorch's ``NeuralNet.partial_fit`` catches ``KeyboardInterrupt`` around its
+    training loop and returns as if training had finished; inside this
+    package's ``fit`` that would turn Ctrl-C into a half-trained net that
+    looks fitted. :class:`_FastNeuralNet` wraps the interrupt in this class
+    (which skorch does not catch) and unwraps it again.
+    """
+
+
 class _FastNeuralNet(NeuralNet):
-    """skorch NeuralNet that trains under optional autocast, loss in fp32."""
+    """skorch NeuralNet that trains under optional autocast, loss in fp32.
+
+    A ``KeyboardInterrupt`` (Ctrl-C) during training propagates out of
+    ``fit`` / ``partial_fit`` instead of ending training quietly.
+    """
 
     def __init__(self, *args, autocast_dtype=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.autocast_dtype = autocast_dtype
+
+    def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        try:
+            return super().fit_loop(X, y, epochs, **fit_params)
+        except KeyboardInterrupt as exc:
+            raise _Interrupted() from exc
+
+    def partial_fit(self, X, y=None, classes=None, **fit_params):
+        try:
+            return super().partial_fit(X, y, classes, **fit_params)
+        except _Interrupted as exc:
+            raise exc.__cause__ from None
 
     def infer(self, x, **fit_params):
         with autocast(self.device, self.autocast_dtype):
