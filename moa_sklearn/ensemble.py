@@ -39,6 +39,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from .exceptions import _warn_without_groups
 from .metrics import multilabel_proba
 from .model_selection import DrugMultilabelStratifiedKFold
 from .utils._validation import (
@@ -210,10 +211,12 @@ class StackingBlend(ClassifierMixin, MetaEstimatorMixin, _BaseComposition):
     cv : int, cross-validation splitter or None, default=5
         The inner CV of the OOF predictions. An int ``k`` is
         ``DrugMultilabelStratifiedKFold(k, random_state=random_state)``, the
-        drug-grouped splitter; without ``groups`` each row is then its own
-        group (rows of one drug are treated as independent, which leaks:
-        pass ``groups``). A splitter receives ``groups`` in ``split`` and
-        must partition the rows (each row in one test fold). ``None``: no
+        drug-grouped splitter; without ``groups`` it treats each row as its
+        own drug (the rows of one drug land on both sides, which leaks) and
+        a :class:`~moa_sklearn.exceptions.DrugLeakageWarning` says how to
+        pass them. Another splitter receives ``groups`` (or None) in
+        ``split`` as is and must partition the rows (each row in one test
+        fold). ``None``: no
         inner CV, with fixed ``weights`` (``'uniform'`` or an array): the
         base classifiers are only fitted once, on all rows, and the ``oof_*``
         attributes are None.
@@ -512,7 +515,8 @@ class StackingBlend(ClassifierMixin, MetaEstimatorMixin, _BaseComposition):
                     "estimators whose fit names it; to reach others (e.g. a step "
                     "of a Pipeline), enable routing and use set_fit_request."
                 )
-        if split_groups is None:
+        if split_groups is None and isinstance(cv, DrugMultilabelStratifiedKFold):
+            _warn_without_groups(type(self).__name__, "inner CV")
             split_groups = np.arange(n)
         split_y = Y.astype(np.int8)
         if cv is None:

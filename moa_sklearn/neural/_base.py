@@ -22,6 +22,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, MultiOutputMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ..exceptions import _warn_without_groups
 from ..utils._validation import (
     _as_array,
     _is_binary_matrix,
@@ -367,7 +368,11 @@ class BaseMultilabelNet(
             metadata routing is on.
         groups : array-like of shape (n_samples,), default=None
             Drug id of each row. When given, the inner validation split keeps
-            the rows of a drug together (see the class docstring).
+            the rows of a drug together (see the class docstring). Without
+            it, an inner validation split (``validation_fraction`` > 0)
+            draws rows at random and a
+            :class:`~moa_sklearn.exceptions.DrugLeakageWarning` says how to
+            pass the drug ids.
 
         Returns
         -------
@@ -412,6 +417,10 @@ class BaseMultilabelNet(
             train, valid = _inner_validation_split(
                 Y, groups, self.validation_fraction, seed
             )
+            if i == 0 and groups is None and valid is not None:
+                _warn_without_groups(
+                    type(self).__name__, "inner validation split (best epoch)"
+                )
             if self.verbose:
                 n_valid = 0 if valid is None else valid.size
                 print(
