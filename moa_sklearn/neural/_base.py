@@ -62,13 +62,33 @@ def _check_hidden_sizes(hidden_sizes):
     return hs
 
 
-def _per_layer_dropouts(dropouts, n_layers, layers):
+def _auto_dropouts(profile, n_layers):
+    """The recipe's dropout ``profile`` stretched over ``n_layers`` layers.
+
+    Linear interpolation of the profile (first layer to last) at
+    ``n_layers`` evenly spaced points: the profile itself when ``n_layers ==
+    len(profile)``, its first value for one layer, its first and last values
+    for two layers, and so on.
+    """
+    profile = np.asarray(profile, dtype=np.float64)
+    if n_layers == 1:
+        return [float(profile[0])]
+    at = np.linspace(0.0, 1.0, n_layers)
+    grid = np.linspace(0.0, 1.0, profile.size)
+    return [round(float(p), 6) for p in np.interp(at, grid, profile)]
+
+
+def _per_layer_dropouts(dropouts, n_layers, layers, profile=None):
     """``dropouts`` as a list of ``n_layers`` floats in [0, 1).
 
     One float is used for every layer; a sequence must have one float per
-    layer. ``layers`` describes the layers in the error message.
+    layer; ``"auto"`` stretches the recipe's ``profile`` over the layers
+    (:func:`_auto_dropouts`). ``layers`` describes the layers in the error
+    message.
     """
     d = dropouts
+    if isinstance(d, str) and d == "auto" and profile is not None:
+        return _auto_dropouts(profile, n_layers)
     if _is_real(d):
         d = [float(d)] * n_layers
     elif isinstance(d, (str, bytes)) or not hasattr(d, "__len__"):
@@ -81,8 +101,8 @@ def _per_layer_dropouts(dropouts, n_layers, layers):
         or not all(_is_real(p) and 0 <= p < 1 for p in d)
     ):
         raise ValueError(
-            f"dropouts must be a float in [0, 1) or one such float per {layers}, "
-            f"got {dropouts!r}."
+            f"dropouts must be 'auto', a float in [0, 1) or one such float per "
+            f"{layers}, got {dropouts!r}."
         )
     return [float(p) for p in d]
 
