@@ -715,10 +715,15 @@ class ControlVehicleClassifier(
     label of a control row; the other rows get the classifier's
     probabilities.
 
-    Control rows are those whose ``column`` equals ``control``: the raw
-    column (``column="cp_type"``, ``control="ctl_vehicle"``, on a raw
-    DataFrame) or an encoded indicator (``column="cp_type_ctl_vehicle"``,
-    ``control=1``, after :func:`~moa_sklearn.preprocessing.make_moa_features`).
+    Control rows are those whose ``column`` equals ``control``
+    (:meth:`control_mask`); by default the raw lish-moa column,
+    ``cp_type == "ctl_vehicle"``, so that the classifier (e.g. a ``Pipeline``
+    of feature steps and a blend, as in
+    :func:`~moa_sklearn.recipes.make_moa_pipeline`) never sees a control row,
+    in ``fit`` or in ``predict``: it works the same whether or not the
+    training rows hold controls, and no feature step meets an unseen
+    ``cp_type``. Any other column works too, e.g. an encoded indicator
+    (``column="cp_type_ctl_vehicle"``, ``control=1``).
 
     Parameters
     ----------
@@ -786,6 +791,25 @@ class ControlVehicleClassifier(
         self.column = column
         self.control = control
         self.control_proba = control_proba
+
+    def control_mask(self, X):
+        """Boolean mask of the control rows of ``X``.
+
+        The one place where control rows are recognised: ``X[column] ==
+        control`` (by default the raw ``cp_type == 'ctl_vehicle'``), whether
+        or not the training rows held controls.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+
+        Returns
+        -------
+        mask : ndarray of bool of shape (n_samples,)
+            True on the control rows; all False with ``column=None``.
+        """
+        mask = self._control_mask(X)
+        return np.zeros(_num_samples(X), dtype=bool) if mask is None else mask
 
     def _control_mask(self, X):
         """Boolean mask of the control rows (None without control handling)."""

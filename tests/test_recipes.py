@@ -68,16 +68,17 @@ def _pipe(models=("twostep",), **kwargs):
 
 def test_structure_and_parameter_names():
     pipe = _pipe()
-    assert list(pipe.named_steps) == ["features", "model"]
-    model = pipe.named_steps["model"]
-    assert isinstance(model, ControlVehicleClassifier)
-    assert model.column == "cp_type_ctl_vehicle" and model.control == 1
-    assert isinstance(model.estimator, StackingBlend)
+    # the control rows are recognised on the raw frame, before any feature step
+    assert isinstance(pipe, ControlVehicleClassifier)
+    assert pipe.column == "cp_type" and pipe.control == "ctl_vehicle"
+    assert list(pipe.estimator.named_steps) == ["features", "model"]
+    assert isinstance(pipe.estimator.named_steps["model"], StackingBlend)
     params = pipe.get_params()
-    assert params["model__estimator__twostep__hidden_sizes"] == (16,)
-    assert params["model__estimator__twostep__random_state"] == 0
-    assert params["features__pca__n_components"] == FEATURES["n_components"]
-    assert params["model__estimator__cv"] == 2
+    assert params["estimator__model__twostep__hidden_sizes"] == (16,)
+    assert params["estimator__model__twostep__random_state"] == 0
+    assert params["estimator__features__pca__n_components"] == FEATURES["n_components"]
+    assert params["estimator__model__cv"] == 2
+    assert _pipe(control_column=None).column is None
 
 
 def test_profiles():
@@ -88,10 +89,10 @@ def test_profiles():
     default = TwoStepNetClassifier()
     q = quick.get_params()
     f = full.get_params()
-    assert q["model__estimator__twostep__epochs_pretrain"] < default.epochs_pretrain
-    assert f["model__estimator__twostep__hidden_sizes"] == default.hidden_sizes
-    assert f["features__pca__n_components"] == "auto"
-    assert (q["model__estimator__cv"], f["model__estimator__cv"]) == (3, 5)
+    assert q["estimator__model__twostep__epochs_pretrain"] < default.epochs_pretrain
+    assert f["estimator__model__twostep__hidden_sizes"] == default.hidden_sizes
+    assert f["estimator__features__pca__n_components"] == "auto"
+    assert (q["estimator__model__cv"], f["estimator__model__cv"]) == (3, 5)
 
 
 @pytest.mark.parametrize(
@@ -113,7 +114,7 @@ def test_auto_leaves_out_missing_engines_but_explicit_raises(monkeypatch):
     monkeypatch.setattr(recipes, "_installed", lambda name: name != "keras")
     with pytest.warns(UserWarning, match="keras"):
         pipe = make_moa_pipeline("auto")
-    names = [n for n, _ in pipe.named_steps["model"].estimator.estimators]
+    names = [n for n, _ in pipe.estimator.named_steps["model"].estimators]
     assert names == ["twostep", "tabnet"]
 
 
@@ -121,13 +122,13 @@ def test_routing_requests_only_when_routing_is_on():
     off = _pipe()  # routing off: nothing requested, and no error
     sklearn.set_config(enable_metadata_routing=True)
     on = _pipe()
-    net = on.named_steps["model"].estimator.estimators[0][1]
+    net = on.estimator.named_steps["model"].estimators[0][1]
     requests = net.get_metadata_routing().fit.requests
     assert requests["y_aux"] is True and requests["groups"] is True
-    net_off = off.named_steps["model"].estimator.estimators[0][1]
+    net_off = off.estimator.named_steps["model"].estimators[0][1]
     assert net_off.get_metadata_routing().fit.requests["y_aux"] is None
     unrequested = _pipe(route_metadata=False)
-    net_un = unrequested.named_steps["model"].estimator.estimators[0][1]
+    net_un = unrequested.estimator.named_steps["model"].estimators[0][1]
     assert net_un.get_metadata_routing().fit.requests["y_aux"] is None
 
 
@@ -137,7 +138,7 @@ def test_three_nets_fit_and_controls_at_the_floor(world):
     X, Y = world.data, world.target
     pipe = _pipe(models=("twostep", "keras", "tabnet"))
     pipe.fit(X, Y, model__groups=world.groups, model__y_aux=world.target_aux)
-    blend = pipe.named_steps["model"].estimator_
+    blend = pipe.estimator_.named_steps["model"]
     assert list(blend.named_estimators_) == ["twostep", "keras", "tabnet"]
     assert (blend.weights_ >= 0).all() and blend.weights_.sum() == pytest.approx(1)
     assert blend.named_estimators_["twostep"].n_aux_ == world.target_aux.shape[1]
@@ -165,7 +166,7 @@ def test_cross_validate_with_routing_reaches_inner_cv_and_nets(world):
     )
     assert (result["test_score"] < 0).all()
     for fitted in result["estimator"]:
-        net = fitted.named_steps["model"].estimator_.named_estimators_["twostep"]
+        net = fitted.estimator_.named_steps["model"].named_estimators_["twostep"]
         assert net.n_aux_ == world.target_aux.shape[1]
 
 
@@ -177,6 +178,7 @@ def test_cross_val_score_without_routing(world):
         groups=world.groups,
         cv=DrugMultilabelStratifiedKFold(3, random_state=0),
         scoring=neg_mean_columnwise_log_loss,
+        params={"model__groups": world.groups},
     )
     assert scores.shape == (3,) and np.isfinite(scores).all()
 
@@ -186,8 +188,11 @@ def test_grid_search_over_a_feature_and_a_net_parameter(world):
     search = GridSearchCV(
         _pipe(),
         {
-            "features__pca__n_components": [{"g": 4, "c": 2}, {"g": 8, "c": 3}],
-            "model__estimator__twostep__hidden_sizes": [(8,), (16,)],
+            "estimator__features__pca__n_components": [
+                {"g": 4, "c": 2},
+                {"g": 8, "c": 3},
+            ],
+            "estimator__model__twostep__hidden_sizes": [(8,), (16,)],
         },
         cv=DrugMultilabelStratifiedKFold(2, random_state=0),
         scoring=neg_mean_columnwise_log_loss,
