@@ -295,16 +295,18 @@ class StackingBlend(ClassifierMixin, MetaEstimatorMixin, _BaseComposition):
 
     Examples
     --------
+    >>> import numpy as np
     >>> from sklearn.datasets import make_multilabel_classification
     >>> from sklearn.dummy import DummyClassifier
     >>> from sklearn.neighbors import KNeighborsClassifier
     >>> from moa_sklearn.ensemble import StackingBlend
     >>> X, Y = make_multilabel_classification(n_samples=120, n_classes=3,
     ...                                       random_state=0)
+    >>> drugs = np.repeat(np.arange(30), 4)  # the drug id of each row
     >>> blend = StackingBlend(
     ...     [("knn", KNeighborsClassifier(10)),
     ...      ("prior", DummyClassifier(strategy="prior"))],
-    ...     cv=3, random_state=0).fit(X, Y)
+    ...     cv=3, random_state=0).fit(X, Y, groups=drugs)
     >>> blend.predict_proba(X).shape
     (120, 3)
     >>> bool((blend.weights_ >= 0).all() and abs(blend.weights_.sum() - 1) < 1e-9)

@@ -523,7 +523,8 @@ class KerasNetClassifier(BaseMultilabelNet):
     >>> Y = (X[:, :3] + rng.normal(size=(60, 3)) > 0).astype(int)
     >>> net = KerasNetClassifier(hidden_sizes=(16,), dropouts=0.1, epochs=3,
     ...                          batch_size=16, device="cpu", random_state=0)
-    >>> net.fit(X, Y).predict_proba(X).shape
+    >>> drugs = np.repeat(np.arange(10), 6)  # the drug id of each row
+    >>> net.fit(X, Y, groups=drugs).predict_proba(X).shape
     (60, 3)
     >>> net.predict(X[:2]).shape
     (2, 3)

@@ -420,7 +420,8 @@ class TwoStepNetClassifier(BaseMultilabelNet):
     ...                            epochs_pretrain=2, epochs_finetune=3,
     ...                            unfreeze_every=1, batch_size=16,
     ...                            device="cpu", random_state=0)
-    >>> net.fit(X, Y, y_aux=Y_aux).predict_proba(X).shape
+    >>> drugs = np.repeat(np.arange(10), 6)  # the drug id of each row
+    >>> net.fit(X, Y, y_aux=Y_aux, groups=drugs).predict_proba(X).shape
     (60, 3)
     >>> net.predict(X[:2]).shape
     (2, 3)
