@@ -7,9 +7,16 @@ tests skip themselves with ``pytest.importorskip``). The same holds for the
 pages of ``docs/`` whose examples (doctests) use an engine or dask.
 
 The Sphinx configuration and the build outputs under ``docs/`` are not tests.
+
+The documentation must be leak-free as written: in the doctests (the
+docstrings' Examples and the pages under ``docs/``), a
+``moa_sklearn.exceptions.DrugLeakageWarning`` is an error.
 """
 
 import importlib.util
+
+import pytest
+from _pytest.doctest import DoctestItem
 
 _ENGINE_MODULES = {
     "moa_sklearn/neural/_torch.py": ("torch", "skorch"),
@@ -26,3 +33,14 @@ collect_ignore = [
     if any(importlib.util.find_spec(name) is None for name in needs)
 ]
 collect_ignore += ["docs/conf.py", "docs/_build", "docs/generated"]
+
+
+_LEAKAGE_IS_AN_ERROR = pytest.mark.filterwarnings(
+    "error::moa_sklearn.exceptions.DrugLeakageWarning"
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if isinstance(item, DoctestItem):
+            item.add_marker(_LEAKAGE_IS_AN_ERROR)

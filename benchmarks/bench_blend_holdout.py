@@ -69,13 +69,12 @@ def main():
 
     Yt = world.test_target.to_numpy()
     rows = {"blend": pipe.predict_proba(world.test_data)}
-    features = pipe[:-1].transform(world.test_data)
-    control = pipe[-1]
-    treated = features[control.column].to_numpy() == 0
-    blend = control.estimator_
+    treated = ~pipe.control_mask(world.test_data)
+    features = pipe.estimator_["features"].transform(world.test_data[treated])
+    blend = pipe.estimator_["model"]
     for name, est in blend.named_estimators_.items():
-        p = np.full(Yt.shape, control.control_proba)
-        p[treated] = est.predict_proba(features[treated])
+        p = np.full(Yt.shape, pipe.control_proba)
+        p[treated] = est.predict_proba(features)
         rows[name] = p
     train_treated = (world.data["cp_type"] == "trt_cp").to_numpy()
     prior = np.tile(world.target.to_numpy()[train_treated].mean(0), (len(Yt), 1))

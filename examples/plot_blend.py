@@ -4,14 +4,14 @@ The whole recipe: features, control rows and a blend of nets
 ==========================================================
 
 ``make_moa_pipeline`` builds the seed's full system as one scikit-learn
-``Pipeline``:
+estimator: a ``ControlVehicleClassifier``, which recognises the control
+(``cp_type == "ctl_vehicle"``) rows on the raw frame and predicts the floor
+probability for them, around a ``Pipeline`` that sees the treated rows only:
 
 - ``features``: ``make_moa_features`` (RankGauss, PCA, variance selection,
   KMeans, row statistics);
-- ``model``: ``ControlVehicleClassifier``, which fits on the treated rows only
-  and predicts the floor probability for the control (``ctl_vehicle``) rows,
-  around a ``StackingBlend`` of the two-step PyTorch net, the Keras net and
-  TabNet, whose weights are chosen on out-of-fold predictions of a
+- ``model``: a ``StackingBlend`` of the two-step PyTorch net, the Keras net
+  and TabNet, whose weights are chosen on out-of-fold predictions of a
   drug-grouped inner CV to minimise the competition metric.
 
 With metadata routing on, the drug ids (``groups``) reach the outer and the
@@ -89,8 +89,13 @@ pipe = make_moa_pipeline(
     cv=args.inner_folds,
     feature_params=dict(n_components={"g": 40, "c": 10}, n_clusters={"g": 6, "c": 2}),
 )
-blend = pipe.named_steps["model"].estimator
-print("steps:", list(pipe.named_steps), "| models:", [n for n, _ in blend.estimators])
+blend = pipe.estimator.named_steps["model"]
+print(
+    "steps:",
+    list(pipe.estimator.named_steps),
+    "| models:",
+    [n for n, _ in blend.estimators],
+)
 
 # %%
 # Drug-grouped cross-validation of the whole system
@@ -120,7 +125,7 @@ print(
 # out-of-fold loss (on the treated rows of the outer training part) is at most
 # the best single net's.
 for k, fitted in enumerate(result["estimator"]):
-    blend = fitted.named_steps["model"].estimator_
+    blend = fitted.estimator_.named_steps["model"]
     weights = {
         n: round(float(w), 3) for n, w in zip(blend.named_estimators_, blend.weights_)
     }
@@ -136,12 +141,8 @@ try:
 except ImportError:
     plt = None
 if plt is not None:
-    names = list(
-        result["estimator"][0].named_steps["model"].estimator_.named_estimators_
-    )
-    W = np.array(
-        [f.named_steps["model"].estimator_.weights_ for f in result["estimator"]]
-    )
+    names = list(result["estimator"][0].estimator_["model"].named_estimators_)
+    W = np.array([f.estimator_["model"].weights_ for f in result["estimator"]])
     fig, ax = plt.subplots(figsize=(5, 3))
     width = 0.8 / len(W)
     for k, w in enumerate(W):

@@ -63,7 +63,7 @@ Xt = features.fit_transform(X)
 print(f"{X.shape[1]} columns -> {Xt.shape[1]}")
 for name, step in features.named_steps.items():
     print(f"  after {name:<10} {len(step.get_feature_names_out()):>4} columns")
-print("control-row indicator:", [c for c in Xt.columns if c.startswith("cp_type")])
+print("cp_type one-hot columns:", [c for c in Xt.columns if c.startswith("cp_type")])
 
 
 # %%

@@ -22,6 +22,7 @@ _SUBMODULES = [
     "neural",
     "ensemble",
     "recipes",
+    "exceptions",
     "utils",
 ]
 

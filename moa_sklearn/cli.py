@@ -259,7 +259,7 @@ def _build_pipeline(settings):
     )
     if settings["verbose"]:
         # joblib's progress of the blend's fits (every model on every inner fold)
-        pipe.set_params(model__estimator__verbose=10)
+        pipe.set_params(estimator__model__verbose=10)
     return pipe
 
 
@@ -375,17 +375,15 @@ def _fit_fold(k, train, test, moa, settings, truth):
     proba = pipe.predict_proba(Xt)
 
     # each base model of the blend on the test fold (control rows at the floor)
-    features = pipe.named_steps["features"]
-    control = pipe.named_steps["model"]
-    blend = control.estimator_
+    features = pipe.estimator_.named_steps["features"]
+    blend = pipe.estimator_.named_steps["model"]
     names = list(blend.named_estimators_)
-    Ft = features.transform(Xt)
-    treated = (Xt["cp_type"] != "ctl_vehicle").to_numpy()
-    per_model = np.full((len(names), len(test), Y.shape[1]), control.control_proba)
-    for m, est in enumerate(blend.estimators_):
-        if treated.any():
-            rows = Ft.iloc[treated] if hasattr(Ft, "iloc") else Ft[treated]
-            per_model[m, treated] = est.predict_proba(rows)
+    treated = ~pipe.control_mask(Xt)
+    per_model = np.full((len(names), len(test), Y.shape[1]), pipe.control_proba)
+    if treated.any():
+        Ft = features.transform(Xt.iloc[treated])
+        for m, est in enumerate(blend.estimators_):
+            per_model[m, treated] = est.predict_proba(Ft)
     prior = np.clip(Y.iloc[train].to_numpy().mean(axis=0), 5e-4, 1 - 5e-4)
     info = dict(
         fold=k,

@@ -39,6 +39,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from .exceptions import _warn_without_groups
 from .metrics import _label_proba
 from .model_selection import DrugMultilabelStratifiedKFold
 from .utils._validation import (
@@ -237,10 +238,12 @@ class StackingBlend(ClassifierMixin, MetaEstimatorMixin, _BaseComposition):
     cv : int, cross-validation splitter or None, default=5
         The inner CV of the OOF predictions. An int ``k`` is
         ``DrugMultilabelStratifiedKFold(k, random_state=random_state)``, the
-        drug-grouped splitter; without ``groups`` each row is then its own
-        group (rows of one drug are treated as independent, which leaks:
-        pass ``groups``). A splitter receives ``groups`` in ``split`` and
-        must partition the rows (each row in one test fold). ``None``: no
+        drug-grouped splitter; without ``groups`` it treats each row as its
+        own drug (the rows of one drug land on both sides, which leaks) and
+        a :class:`~moa_sklearn.exceptions.DrugLeakageWarning` says how to
+        pass them. Another splitter receives ``groups`` (or None) in
+        ``split`` as is and must partition the rows (each row in one test
+        fold). ``None``: no
         inner CV, with fixed ``weights`` (``'uniform'`` or an array): the
         base classifiers are only fitted once, on all rows, and the ``oof_*``
         attributes are None.
@@ -319,16 +322,18 @@ class StackingBlend(ClassifierMixin, MetaEstimatorMixin, _BaseComposition):
 
     Examples
     --------
+    >>> import numpy as np
     >>> from sklearn.datasets import make_multilabel_classification
     >>> from sklearn.dummy import DummyClassifier
     >>> from sklearn.neighbors import KNeighborsClassifier
     >>> from moa_sklearn.ensemble import StackingBlend
     >>> X, Y = make_multilabel_classification(n_samples=120, n_classes=3,
     ...                                       random_state=0)
+    >>> drugs = np.repeat(np.arange(30), 4)  # the drug id of each row
     >>> blend = StackingBlend(
     ...     [("knn", KNeighborsClassifier(10)),
     ...      ("prior", DummyClassifier(strategy="prior"))],
-    ...     cv=3, random_state=0).fit(X, Y)
+    ...     cv=3, random_state=0).fit(X, Y, groups=drugs)
     >>> blend.predict_proba(X).shape
     (120, 3)
     >>> bool((blend.weights_ >= 0).all() and abs(blend.weights_.sum() - 1) < 1e-9)
@@ -539,7 +544,8 @@ class StackingBlend(ClassifierMixin, MetaEstimatorMixin, _BaseComposition):
                     "estimators whose fit names it; to reach others (e.g. a step "
                     "of a Pipeline), enable routing and use set_fit_request."
                 )
-        if split_groups is None:
+        if split_groups is None and isinstance(cv, DrugMultilabelStratifiedKFold):
+            _warn_without_groups(type(self).__name__, "inner CV")
             split_groups = np.arange(n)
         split_y = Y.astype(np.int8)
         if cv is None:
@@ -745,10 +751,15 @@ class ControlVehicleClassifier(
     label of a control row; the other rows get the classifier's
     probabilities.
 
-    Control rows are those whose ``column`` equals ``control``: the raw
-    column (``column="cp_type"``, ``control="ctl_vehicle"``, on a raw
-    DataFrame) or an encoded indicator (``column="cp_type_ctl_vehicle"``,
-    ``control=1``, after :func:`~moa_sklearn.preprocessing.make_moa_features`).
+    Control rows are those whose ``column`` equals ``control``
+    (:meth:`control_mask`); by default the raw lish-moa column,
+    ``cp_type == "ctl_vehicle"``, so that the classifier (e.g. a ``Pipeline``
+    of feature steps and a blend, as in
+    :func:`~moa_sklearn.recipes.make_moa_pipeline`) never sees a control row,
+    in ``fit`` or in ``predict``: it works the same whether or not the
+    training rows hold controls, and no feature step meets an unseen
+    ``cp_type``. Any other column works too, e.g. an encoded indicator
+    (``column="cp_type_ctl_vehicle"``, ``control=1``).
 
     Parameters
     ----------
@@ -816,6 +827,25 @@ class ControlVehicleClassifier(
         self.column = column
         self.control = control
         self.control_proba = control_proba
+
+    def control_mask(self, X):
+        """Boolean mask of the control rows of ``X``.
+
+        The one place where control rows are recognised: ``X[column] ==
+        control`` (by default the raw ``cp_type == 'ctl_vehicle'``), whether
+        or not the training rows held controls.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+
+        Returns
+        -------
+        mask : ndarray of bool of shape (n_samples,)
+            True on the control rows; all False with ``column=None``.
+        """
+        mask = self._control_mask(X)
+        return np.zeros(_num_samples(X), dtype=bool) if mask is None else mask
 
     def _control_mask(self, X):
         """Boolean mask of the control rows (None without control handling)."""

@@ -56,13 +56,24 @@ class DrugMultilabelStratifiedKFold(BaseCrossValidator):
         included (the new-compound protocol: each test fold holds drugs that
         training never saw).
     shuffle : bool, default=True
-        Shuffle before stratifying (iterative stratification breaks ties at
-        random, so ``shuffle=False`` still uses ``random_state``).
+        Shuffle the drugs (and the rows of the large drugs) before
+        stratifying. With ``shuffle=False`` they are taken in order, but
+        iterative stratification still breaks ties at random, with NumPy's
+        global random state: the folds are then reproducible only under
+        ``numpy.random.seed``.
     random_state : int, RandomState instance or None, default=None
-        Seed of the stratification; an int gives the same folds on every call.
+        Seed of the shuffling and of the stratification's tie-breaks (with
+        ``shuffle=True``); an int gives the same folds on every call. As in
+        scikit-learn's ``KFold``, setting it with ``shuffle=False`` is an
+        error, raised by the constructor (it would have no effect).
 
     Notes
     -----
+    As scikit-learn's splitters, the constructor validates its parameters
+    (``n_splits``, ``max_drug_size``, ``shuffle`` with ``random_state``) and
+    raises a ``ValueError`` at once; :meth:`split` checks them again, for
+    parameters changed after construction.
+
     ``groups`` (the drug id of each row) is required by :meth:`split`. With
     metadata routing enabled the splitter requests ``groups``, so
     ``cross_validate(..., params={"groups": drugs})`` reaches it.
@@ -94,6 +105,9 @@ class DrugMultilabelStratifiedKFold(BaseCrossValidator):
         self.max_drug_size = max_drug_size
         self.shuffle = shuffle
         self.random_state = random_state
+        # scikit-learn's splitters validate in __init__ (an exception to the
+        # "__init__ only stores" rule of estimators); split checks again
+        self._check_params()
 
     def _check_params(self):
         if (
@@ -112,6 +126,15 @@ class DrugMultilabelStratifiedKFold(BaseCrossValidator):
             raise ValueError(
                 "max_drug_size must be a positive integer or None, got "
                 f"{self.max_drug_size!r}."
+            )
+        if not isinstance(self.shuffle, (bool, np.bool_)):
+            raise TypeError(f"shuffle must be True or False; got {self.shuffle!r}.")
+        if not self.shuffle and self.random_state is not None:
+            # scikit-learn's KFold message
+            raise ValueError(
+                "Setting a random_state has no effect since shuffle is False. "
+                "You should leave random_state to its default (None), or set "
+                "shuffle=True."
             )
 
     def get_n_splits(self, X=None, y=None, groups=None):

@@ -403,8 +403,10 @@ class CategoricalEncoder(TransformerMixin, BaseEstimator):
     (``D1`` / ``D2``). Each is replaced, at its position, by one 0/1 column per
     category seen in ``fit`` (sorted), named ``<column>_<category>``:
     ``cp_type_ctl_vehicle``, ``cp_type_trt_cp``, ``cp_time_24``, ``cp_time_48``,
-    ``cp_time_72``, ``cp_dose_D1``, ``cp_dose_D2``. The control rows are those
-    with ``cp_type_ctl_vehicle == 1``. The other columns must be numeric and
+    ``cp_time_72``, ``cp_dose_D1``, ``cp_dose_D2`` (only the categories seen
+    in ``fit``: ``cp_type_ctl_vehicle`` exists only if a control row was
+    seen; :class:`~moa_sklearn.ensemble.ControlVehicleClassifier` recognises
+    control rows on the raw ``cp_type``). The other columns must be numeric and
     are passed through unchanged, so the output is all numeric (float64).
 
     A category not seen in ``fit`` raises an error at transform time that
@@ -1277,8 +1279,10 @@ def make_moa_features(
     on numbers; the variance selection comes before the KMeans and row
     statistics features, as in the public notebooks, so that those (0/1 and
     small-variance) features are not dropped. On the lish-moa training data
-    the 875 input columns become roughly 1,000-1,600. The control rows are
-    marked by the output column ``cp_type_ctl_vehicle``.
+    the 875 input columns become roughly 1,000-1,600. Control rows are best
+    kept away from these steps: :func:`~moa_sklearn.recipes.make_moa_pipeline`
+    puts them inside a :class:`~moa_sklearn.ensemble.ControlVehicleClassifier`,
+    which recognises the control rows on the raw ``cp_type``.
 
     The pipeline's output is a pandas DataFrame (``set_output(transform=
     "pandas")``), which carries the column names from step to step: the

@@ -129,29 +129,38 @@ def make_moa_pipeline(
     random_state=None,
     cv=None,
     weights="optimize",
-    control_column="cp_type_ctl_vehicle",
+    control_column="cp_type",
     control_proba=5e-4,
     feature_params=None,
     model_params=None,
     route_metadata=True,
     n_jobs=None,
 ):
-    """The seed's full system as one ``Pipeline``: features, controls, blend.
+    """The seed's full system as one estimator: controls, features, blend.
 
-    The steps, by name::
+    The parts, by name::
 
-        features  make_moa_features(...)            raw frame -> numeric features
-        model     ControlVehicleClassifier(         control rows -> floor proba
-                      StackingBlend([twostep, keras, tabnet]))
+        ControlVehicleClassifier(                control rows (raw cp_type ==
+            Pipeline([                           'ctl_vehicle') -> floor proba
+                ("features", make_moa_features(...)),  raw frame -> features
+                ("model", StackingBlend([twostep, keras, tabnet])),
+            ]))
 
-    The blend chooses its weights on out-of-fold predictions of a
-    drug-grouped inner CV; its models are fitted on the treated rows only
-    (``cp_type_ctl_vehicle == 0`` after the ``features`` step), and the
-    control rows get ``control_proba`` for every target. Parameters are
-    reachable for ``GridSearchCV`` as ``features__<step>__<param>`` and
-    ``model__estimator__<model>__<param>``, e.g.
-    ``{"features__pca__n_components": [...],
-    "model__estimator__twostep__hidden_sizes": [...]}``.
+    The control rows are recognised on the raw frame, from ``cp_type``, by
+    :class:`~moa_sklearn.ensemble.ControlVehicleClassifier` (the one place
+    where that rule lives); they get ``control_proba`` for every target,
+    and the feature steps and the blend see the treated rows only, in
+    ``fit`` and in ``predict``. So it makes no difference whether the
+    training rows hold controls (an inner or outer CV fold without
+    controls, or treated rows only as in the public notebooks) and a test
+    set with controls is predicted all the same. The blend chooses its
+    weights on out-of-fold predictions of a drug-grouped inner CV.
+    Parameters are reachable for ``GridSearchCV`` as
+    ``estimator__features__<step>__<param>`` and
+    ``estimator__model__<model>__<param>``, e.g.
+    ``{"estimator__features__pca__n_components": [...],
+    "estimator__model__twostep__hidden_sizes": [...]}``; fit parameters
+    without metadata routing as ``model__groups=drugs``.
 
     Parameters
     ----------
@@ -176,9 +185,12 @@ def make_moa_pipeline(
         a :class:`~moa_sklearn.model_selection.DrugMultilabelStratifiedKFold`).
     weights : str or array-like, default='optimize'
         ``weights`` of :class:`~moa_sklearn.ensemble.StackingBlend`.
-    control_column : str or None, default='cp_type_ctl_vehicle'
-        The encoded control indicator (after the ``features`` step); ``None``
-        for no control handling.
+    control_column : str or None, default='cp_type'
+        The raw column whose value ``'ctl_vehicle'`` marks a control row;
+        ``None`` for no control handling (every row goes through the
+        features and the blend; a test set with controls then needs
+        controls in the training rows too, or the ``features`` step meets an
+        unseen ``cp_type``).
     control_proba : float, default=0.0005
         Probability predicted for every target of a control row.
     feature_params : dict, default=None
@@ -195,16 +207,21 @@ def make_moa_pipeline(
         reaches the blend's inner splitter and the nets (pretraining on
         ``y_aux``, drug-grouped inner validation). With routing disabled
         nothing is requested (``set_fit_request`` would raise); then pass
-        ``fit(X, Y, model__groups=drugs, model__y_aux=Y_aux)``, and note that
-        ``cross_val_score(..., groups=drugs)`` gives ``groups`` to the outer
-        splitter only (the inner CV then treats rows as independent).
+        ``fit(X, Y, model__groups=drugs, model__y_aux=Y_aux)``, and in
+        ``cross_val_score(..., groups=drugs, params={"model__groups":
+        drugs})`` (``groups=`` alone reaches the outer splitter only: the
+        blend and the nets then split rows and warn with a
+        :class:`~moa_sklearn.exceptions.DrugLeakageWarning`).
     n_jobs : int or None, default=None
         ``n_jobs`` of the blend (parallel fits of the inner folds).
 
     Returns
     -------
-    pipeline : sklearn.pipeline.Pipeline
-        Unfitted.
+    model : ControlVehicleClassifier
+        Unfitted: a :class:`~moa_sklearn.ensemble.ControlVehicleClassifier`
+        around the ``Pipeline`` of ``features`` and ``model`` (the blend),
+        also with ``control_column=None`` (then every row is passed on).
+        Once fitted, ``estimator_.named_steps["model"]`` is the fitted blend.
 
     Examples
     --------
@@ -216,12 +233,15 @@ def make_moa_pipeline(
     >>> pipe = make_moa_pipeline([("knn", KNeighborsClassifier(20))],
     ...                          random_state=0,
     ...                          feature_params=dict(n_components=4, n_clusters=2))
-    >>> list(pipe.named_steps)
+    >>> list(pipe.estimator.named_steps)
     ['features', 'model']
     >>> pipe.fit(world.data, world.target, model__groups=world.groups)
-    Pipeline(...)
-    >>> pipe.predict_proba(world.data).shape
+    ControlVehicleClassifier(...)
+    >>> proba = pipe.predict_proba(world.data)
+    >>> proba.shape
     (300, 5)
+    >>> bool((proba[pipe.control_mask(world.data)] == 5e-4).all())
+    True
     """
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}.")
@@ -260,7 +280,8 @@ def make_moa_pipeline(
     blend = StackingBlend(
         estimators, cv=cv, weights=weights, n_jobs=n_jobs, random_state=random_state
     )
-    model = ControlVehicleClassifier(
-        blend, column=control_column, control=1, control_proba=control_proba
+    return ControlVehicleClassifier(
+        Pipeline([("features", features), ("model", blend)]),
+        column=control_column,
+        control_proba=control_proba,
     )
-    return Pipeline([("features", features), ("model", model)])

@@ -122,6 +122,11 @@ def _cv():
 @pytest.mark.parametrize("make_model", [_knn, _net], ids=["knn", "two_step_net"])
 def test_cross_val_score_dask_equals_sequential(client, world, make_model):
     model = make_model()
+    # routing off: groups= for the outer splitter, params= for the net's
+    # inner validation split
+    params = (
+        {"twostepnetclassifier__groups": world.groups} if make_model is _net else {}
+    )
 
     def run(n_jobs):
         return cross_val_score(
@@ -131,6 +136,7 @@ def test_cross_val_score_dask_equals_sequential(client, world, make_model):
             groups=world.groups,
             cv=_cv(),
             scoring=neg_mean_columnwise_log_loss,
+            params=params,
             n_jobs=n_jobs,
         )
 
@@ -193,17 +199,21 @@ def test_grid_search_dask_equals_sequential(client, world):
 
 
 def test_stacking_blend_dask_equals_sequential(client, world):
+    # routing on, so that groups reach the net inside its Pipeline too
     def run(n_jobs):
+        net = _net()
+        net[-1].set_fit_request(groups=True)
         blend = StackingBlend(
-            [("knn", _knn()), ("net", _net())],
+            [("knn", _knn()), ("net", net)],
             cv=3,
             n_jobs=n_jobs,
             random_state=0,
         )
         return blend.fit(world.data, world.target, groups=world.groups)
 
-    sequential = run(1)
-    blend, records = _on_dask(client, lambda: run(2))
+    with sklearn.config_context(enable_metadata_routing=True):
+        sequential = run(1)
+        blend, records = _on_dask(client, lambda: run(2))
     # 2 estimators x (3 folds + 1 refit on all rows)
     _assert_ran_on_workers(client, records, n_calls=8)
     np.testing.assert_array_equal(blend.oof_predictions_, sequential.oof_predictions_)
@@ -232,6 +242,7 @@ def test_nested_blend_in_cross_val_score_dask_equals_sequential(client, world):
             groups=world.groups,
             cv=_cv(),
             scoring=neg_mean_columnwise_log_loss,
+            params={"groups": world.groups},  # for the blend's inner CV
             n_jobs=n_jobs,
         )
 

@@ -27,6 +27,7 @@ _API_MODULES = {
     "moa_sklearn.neural": "moa_sklearn.neural",
     "moa_sklearn.ensemble": "moa_sklearn.ensemble",
     "moa_sklearn.recipes": "moa_sklearn.recipes",
+    "moa_sklearn.exceptions": "moa_sklearn.exceptions",
     "moa_sklearn.utils": "moa_sklearn.utils.discovery",
 }
 

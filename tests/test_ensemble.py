@@ -3,6 +3,7 @@
 import os
 import signal
 import sys
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -14,12 +15,18 @@ from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils.metadata_routing import (
+    MetadataRouter,
+    MethodMapping,
+    process_routing,
+)
 
 from moa_sklearn.ensemble import (
     ControlVehicleClassifier,
     SeedAveragingClassifier,
     StackingBlend,
 )
+from moa_sklearn.exceptions import DrugLeakageWarning
 from moa_sklearn.metrics import (
     mean_columnwise_log_loss,
     multilabel_proba,
@@ -258,12 +265,17 @@ def test_set_params_and_grid_search_over_a_base_parameter():
     assert blend.get_params()["knn__kneighborsclassifier__n_neighbors"] == 15
     blend.set_params(knn__kneighborsclassifier__n_neighbors=7)
     assert blend.estimators[0][1][-1].n_neighbors == 7
-    search = GridSearchCV(
-        blend,
-        {"knn__kneighborsclassifier__n_neighbors": [3, 25]},
-        cv=DrugMultilabelStratifiedKFold(3, random_state=0),
-        scoring=neg_mean_columnwise_log_loss,
-    ).fit(X, Y, groups=groups)
+    # routing on: GridSearchCV gives groups to its splitter and to the blend's
+    # (with routing off it gives groups to its own splitter only)
+    sklearn.set_config(enable_metadata_routing=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DrugLeakageWarning)
+        search = GridSearchCV(
+            blend,
+            {"knn__kneighborsclassifier__n_neighbors": [3, 25]},
+            cv=DrugMultilabelStratifiedKFold(3, random_state=0),
+            scoring=neg_mean_columnwise_log_loss,
+        ).fit(X, Y, groups=groups)
     assert search.best_params_["knn__kneighborsclassifier__n_neighbors"] in (3, 25)
     assert np.isfinite(search.cv_results_["mean_test_score"]).all()
 
@@ -282,12 +294,27 @@ def test_nested_in_cross_val_score_with_groups(routing):
         [("knn", _knn()), ("prior", DummyClassifier())], cv=3, random_state=0
     )
     cv = DrugMultilabelStratifiedKFold(3, random_state=0)
-    kwargs = {"params": {"groups": groups}} if routing else {"groups": groups}
-    scores = cross_val_score(
-        blend, X, Y, cv=cv, scoring=neg_mean_columnwise_log_loss, **kwargs
-    )
+    # routing off: groups= reaches the outer splitter, params= the blend's fit
+    kwargs = {"params": {"groups": groups}}
+    if not routing:
+        kwargs["groups"] = groups
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DrugLeakageWarning)
+        scores = cross_val_score(
+            blend, X, Y, cv=cv, scoring=neg_mean_columnwise_log_loss, **kwargs
+        )
     assert scores.shape == (3,)
     assert (scores < 0).all()
+
+
+def test_groups_for_the_outer_splitter_only_warn():
+    X, Y, groups = _world()
+    blend = StackingBlend(
+        [("knn", _knn()), ("prior", DummyClassifier())], cv=3, random_state=0
+    )
+    cv = DrugMultilabelStratifiedKFold(3, random_state=0)
+    with pytest.warns(DrugLeakageWarning, match="StackingBlend got no drug ids"):
+        cross_val_score(blend, X, Y, cv=cv, groups=groups)
 
 
 def test_n_jobs_gives_the_same_result():
@@ -351,7 +378,15 @@ class _Numeric(ClassifierMixin, BaseEstimator):
     def __init__(self, estimator):
         self.estimator = estimator
 
+    def get_metadata_routing(self):
+        return MetadataRouter(owner=self).add(
+            estimator=self.estimator,
+            method_mapping=MethodMapping().add(caller="fit", callee="fit"),
+        )
+
     def fit(self, X, y, **fit_params):
+        if sklearn.get_config()["enable_metadata_routing"]:
+            fit_params = process_routing(self, "fit", **fit_params).estimator.fit
         self.estimator_ = clone(self.estimator).fit(
             X.drop(columns="cp_type"), y, **fit_params
         )
@@ -416,10 +451,14 @@ def test_controls_around_a_blend_in_cross_val_score(routing):
         _Numeric(StackingBlend([("knn", _knn()), ("prior", DummyClassifier())], cv=3))
     )
     cv = DrugMultilabelStratifiedKFold(3, random_state=0)
-    kwargs = {"params": {"groups": groups}} if routing else {"groups": groups}
-    scores = cross_val_score(
-        model, X, Y, cv=cv, scoring=neg_mean_columnwise_log_loss, **kwargs
-    )
+    kwargs = {"params": {"groups": groups}}
+    if not routing:
+        kwargs["groups"] = groups
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DrugLeakageWarning)
+        scores = cross_val_score(
+            model, X, Y, cv=cv, scoring=neg_mean_columnwise_log_loss, **kwargs
+        )
     assert (scores < 0).all()
 
 

@@ -3,9 +3,13 @@
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
+import sklearn
+
+from moa_sklearn.exceptions import DrugLeakageWarning
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,6 +32,7 @@ def test_quickstart_runs_on_a_tiny_world():
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "DrugLeakageWarning" not in result.stderr  # leak-free as written
     out = result.stdout
     for row in ("constant prior", "logistic regression", "two-step net", "Bayes"):
         assert row in out
@@ -44,14 +49,19 @@ def test_readme_example_runs():
     code = readme.split("## Example", 1)[1].split("```python", 1)[1].split("```")[0]
     # the same code on a smaller world and fewer epochs, so the test stays short
     code = code.replace("n_samples=3000", "n_samples=800, n_test=0").replace(
-        "random_state=0),\n)",
-        "random_state=0, epochs_pretrain=2, epochs_finetune=2),\n)",
+        "dropouts=(0.3, 0.2), random_state=0)",
+        "dropouts=(0.3, 0.2), random_state=0, epochs_pretrain=2, epochs_finetune=2)",
     )
     assert "epochs_pretrain=2" in code and "n_samples=800" in code
     namespace = {}
-    exec(compile(code, "README.md", "exec"), namespace)
+    # leak-free as written: a DrugLeakageWarning fails the test; the example's
+    # set_config is undone when the context ends
+    with sklearn.config_context(), warnings.catch_warnings():
+        warnings.simplefilter("error", DrugLeakageWarning)
+        exec(compile(code, "README.md", "exec"), namespace)
     scores = namespace["scores"]
     assert scores.shape == (5,) and (scores < 0).all()
+    assert not sklearn.get_config()["enable_metadata_routing"]
 
 
 def _run_example(script, *args, tmp_path):
@@ -75,6 +85,7 @@ def _run_example(script, *args, tmp_path):
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "DrugLeakageWarning" not in result.stderr  # leak-free as written
     assert figure.is_file() and figure.stat().st_size > 0
     return result.stdout
 

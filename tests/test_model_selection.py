@@ -3,7 +3,7 @@ import pytest
 from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
 from sklearn import config_context
 from sklearn.dummy import DummyClassifier
-from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 
 from moa_sklearn.metrics import neg_mean_columnwise_log_loss
@@ -140,6 +140,37 @@ def test_bad_n_splits(drugs_and_labels, bad):
     X, Y, groups, _ = drugs_and_labels
     with pytest.raises(ValueError, match="n_splits"):
         list(DrugMultilabelStratifiedKFold(bad).split(X, Y, groups))
+
+
+def test_random_state_without_shuffle_is_rejected_by_the_constructor():
+    # as scikit-learn's KFold: the constructor raises, with its message
+    with pytest.raises(ValueError, match="random_state has no effect since shuffle"):
+        DrugMultilabelStratifiedKFold(3, shuffle=False, random_state=0)
+    with pytest.raises(ValueError, match="random_state has no effect since shuffle"):
+        KFold(3, shuffle=False, random_state=0)
+    with pytest.raises(TypeError, match="shuffle must be True or False"):
+        DrugMultilabelStratifiedKFold(3, shuffle="yes")
+    # a parameter changed after construction is checked again by split
+    cv = DrugMultilabelStratifiedKFold(3, random_state=0)
+    cv.shuffle = False
+    X, Y = np.zeros((30, 1)), np.zeros((30, 2), dtype=int)
+    with pytest.raises(ValueError, match="random_state has no effect"):
+        list(cv.split(X, Y, np.arange(30)))
+
+
+def test_without_shuffle_folds_follow_numpys_global_seed(drugs_and_labels):
+    X, Y, groups, sizes = drugs_and_labels
+    cv = DrugMultilabelStratifiedKFold(3, shuffle=False)
+
+    def folds():
+        np.random.seed(0)  # noqa: NPY002 (the global state is the point)
+        return [t.tolist() for _, t in cv.split(X, Y, groups)]
+
+    assert folds() == folds()
+    # every small drug (at most max_drug_size rows) is whole in one test fold
+    small = set(np.flatnonzero(sizes <= cv.max_drug_size))
+    for train, test in cv.split(X, Y, groups):
+        assert not set(groups[test]) & set(groups[train]) & small
 
 
 def test_too_few_drugs():

@@ -68,16 +68,17 @@ def _pipe(models=("twostep",), **kwargs):
 
 def test_structure_and_parameter_names():
     pipe = _pipe()
-    assert list(pipe.named_steps) == ["features", "model"]
-    model = pipe.named_steps["model"]
-    assert isinstance(model, ControlVehicleClassifier)
-    assert model.column == "cp_type_ctl_vehicle" and model.control == 1
-    assert isinstance(model.estimator, StackingBlend)
+    # the control rows are recognised on the raw frame, before any feature step
+    assert isinstance(pipe, ControlVehicleClassifier)
+    assert pipe.column == "cp_type" and pipe.control == "ctl_vehicle"
+    assert list(pipe.estimator.named_steps) == ["features", "model"]
+    assert isinstance(pipe.estimator.named_steps["model"], StackingBlend)
     params = pipe.get_params()
-    assert params["model__estimator__twostep__hidden_sizes"] == (16,)
-    assert params["model__estimator__twostep__random_state"] == 0
-    assert params["features__pca__n_components"] == FEATURES["n_components"]
-    assert params["model__estimator__cv"] == 2
+    assert params["estimator__model__twostep__hidden_sizes"] == (16,)
+    assert params["estimator__model__twostep__random_state"] == 0
+    assert params["estimator__features__pca__n_components"] == FEATURES["n_components"]
+    assert params["estimator__model__cv"] == 2
+    assert _pipe(control_column=None).column is None
 
 
 def test_profiles():
@@ -88,10 +89,10 @@ def test_profiles():
     default = TwoStepNetClassifier()
     q = quick.get_params()
     f = full.get_params()
-    assert q["model__estimator__twostep__epochs_pretrain"] < default.epochs_pretrain
-    assert f["model__estimator__twostep__hidden_sizes"] == default.hidden_sizes
-    assert f["features__pca__n_components"] == "auto"
-    assert (q["model__estimator__cv"], f["model__estimator__cv"]) == (3, 5)
+    assert q["estimator__model__twostep__epochs_pretrain"] < default.epochs_pretrain
+    assert f["estimator__model__twostep__hidden_sizes"] == default.hidden_sizes
+    assert f["estimator__features__pca__n_components"] == "auto"
+    assert (q["estimator__model__cv"], f["estimator__model__cv"]) == (3, 5)
 
 
 @pytest.mark.parametrize(
@@ -113,7 +114,7 @@ def test_auto_leaves_out_missing_engines_but_explicit_raises(monkeypatch):
     monkeypatch.setattr(recipes, "_installed", lambda name: name != "keras")
     with pytest.warns(UserWarning, match="keras"):
         pipe = make_moa_pipeline("auto")
-    names = [n for n, _ in pipe.named_steps["model"].estimator.estimators]
+    names = [n for n, _ in pipe.estimator.named_steps["model"].estimators]
     assert names == ["twostep", "tabnet"]
 
 
@@ -121,13 +122,13 @@ def test_routing_requests_only_when_routing_is_on():
     off = _pipe()  # routing off: nothing requested, and no error
     sklearn.set_config(enable_metadata_routing=True)
     on = _pipe()
-    net = on.named_steps["model"].estimator.estimators[0][1]
+    net = on.estimator.named_steps["model"].estimators[0][1]
     requests = net.get_metadata_routing().fit.requests
     assert requests["y_aux"] is True and requests["groups"] is True
-    net_off = off.named_steps["model"].estimator.estimators[0][1]
+    net_off = off.estimator.named_steps["model"].estimators[0][1]
     assert net_off.get_metadata_routing().fit.requests["y_aux"] is None
     unrequested = _pipe(route_metadata=False)
-    net_un = unrequested.named_steps["model"].estimator.estimators[0][1]
+    net_un = unrequested.estimator.named_steps["model"].estimators[0][1]
     assert net_un.get_metadata_routing().fit.requests["y_aux"] is None
 
 
@@ -137,7 +138,7 @@ def test_three_nets_fit_and_controls_at_the_floor(world):
     X, Y = world.data, world.target
     pipe = _pipe(models=("twostep", "keras", "tabnet"))
     pipe.fit(X, Y, model__groups=world.groups, model__y_aux=world.target_aux)
-    blend = pipe.named_steps["model"].estimator_
+    blend = pipe.estimator_.named_steps["model"]
     assert list(blend.named_estimators_) == ["twostep", "keras", "tabnet"]
     assert (blend.weights_ >= 0).all() and blend.weights_.sum() == pytest.approx(1)
     assert blend.named_estimators_["twostep"].n_aux_ == world.target_aux.shape[1]
@@ -165,7 +166,7 @@ def test_cross_validate_with_routing_reaches_inner_cv_and_nets(world):
     )
     assert (result["test_score"] < 0).all()
     for fitted in result["estimator"]:
-        net = fitted.named_steps["model"].estimator_.named_estimators_["twostep"]
+        net = fitted.estimator_.named_steps["model"].named_estimators_["twostep"]
         assert net.n_aux_ == world.target_aux.shape[1]
 
 
@@ -177,6 +178,7 @@ def test_cross_val_score_without_routing(world):
         groups=world.groups,
         cv=DrugMultilabelStratifiedKFold(3, random_state=0),
         scoring=neg_mean_columnwise_log_loss,
+        params={"model__groups": world.groups},
     )
     assert scores.shape == (3,) and np.isfinite(scores).all()
 
@@ -186,8 +188,11 @@ def test_grid_search_over_a_feature_and_a_net_parameter(world):
     search = GridSearchCV(
         _pipe(),
         {
-            "features__pca__n_components": [{"g": 4, "c": 2}, {"g": 8, "c": 3}],
-            "model__estimator__twostep__hidden_sizes": [(8,), (16,)],
+            "estimator__features__pca__n_components": [
+                {"g": 4, "c": 2},
+                {"g": 8, "c": 3},
+            ],
+            "estimator__model__twostep__hidden_sizes": [(8,), (16,)],
         },
         cv=DrugMultilabelStratifiedKFold(2, random_state=0),
         scoring=neg_mean_columnwise_log_loss,
@@ -201,3 +206,149 @@ def test_custom_estimator_as_a_model(world):
     pipe = _pipe(models=[("knn", KNeighborsClassifier(20))])
     pipe.fit(world.data, world.target, model__groups=world.groups)
     assert pipe.predict_proba(world.data).shape == world.target.shape
+
+
+# ---------------------------------------------------------------- control rows
+@pytest.fixture(scope="module")
+def world_with_test():
+    return make_moa(
+        n_samples=300,
+        n_test=120,
+        n_genes=24,
+        n_cells=8,
+        n_scored=6,
+        n_nonscored=5,
+        random_state=2,
+    )
+
+
+def _treated(world):
+    keep = (world.data["cp_type"] == "trt_cp").to_numpy()
+    return keep, world.data[keep], world.target[keep], world.groups[keep]
+
+
+def test_fit_on_treated_rows_only_then_predict_controls(world_with_test):
+    world = world_with_test
+    keep, X, Y, groups = _treated(world)
+    assert (~keep).any()
+    pipe = _pipe().fit(X, Y, model__groups=groups.to_numpy())
+    Xt = world.test_data
+    control = (Xt["cp_type"] == "ctl_vehicle").to_numpy()
+    assert control.any() and (~control).any()
+    np.testing.assert_array_equal(pipe.control_mask(Xt), control)
+    proba = pipe.predict_proba(Xt)
+    assert proba.shape == (len(Xt), Y.shape[1])
+    assert (proba[control] == 5e-4).all()
+    assert ((proba[~control] > 0) & (proba[~control] < 1)).all()
+    assert not (proba[~control] == 5e-4).all()
+    # the feature steps never saw a control row: only 'trt_cp' was encoded
+    encode = pipe.estimator_.named_steps["features"].named_steps["encode"]
+    assert [list(c) for c in encode.categories_][0] == ["trt_cp"]
+
+
+def test_without_control_handling_an_unseen_control_is_a_clear_error(world_with_test):
+    _, X, Y, groups = _treated(world_with_test)
+    pipe = _pipe(control_column=None).fit(X, Y, model__groups=groups.to_numpy())
+    with pytest.raises(ValueError, match="ctl_vehicle"):
+        pipe.predict_proba(world_with_test.test_data)
+
+
+def test_cross_val_score_when_a_training_fold_has_no_controls():
+    # few controls: the drug splitter keeps them whole in one test fold, so the
+    # other folds train without a single control row
+    world = make_moa(
+        n_samples=300,
+        n_test=0,
+        n_genes=24,
+        n_cells=8,
+        n_scored=6,
+        n_nonscored=0,
+        control_fraction=0.03,
+        random_state=0,
+    )
+    X, Y, g = world.data, world.target, world.groups.to_numpy()
+    control = (X["cp_type"] == "ctl_vehicle").to_numpy()
+    cv = DrugMultilabelStratifiedKFold(3, random_state=0)
+    folds = list(cv.split(X, Y, g))
+    assert 0 < control.sum() <= cv.max_drug_size
+    assert any(not control[train].any() for train, _ in folds)
+    scores = cross_val_score(
+        _pipe(),
+        X,
+        Y,
+        groups=g,
+        cv=cv,
+        scoring=neg_mean_columnwise_log_loss,
+        params={"model__groups": g},
+    )
+    assert scores.shape == (3,) and np.isfinite(scores).all()
+
+
+# ----------------------------------------------------------------- persistence
+_PREDICT_IN_A_FRESH_PROCESS = """
+import sys
+import joblib
+import numpy as np
+import pandas as pd
+model = joblib.load(sys.argv[1])
+X = pd.read_pickle(sys.argv[2])
+np.save(sys.argv[3], model.predict_proba(X))
+"""
+
+
+def test_joblib_round_trip_of_the_whole_fitted_pipeline(world_with_test, tmp_path):
+    """Features, control handling and the blend of the three nets (quick
+    profile, tiny nets) predict the same after joblib, here and in a fresh
+    process."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import joblib
+
+    pytest.importorskip("keras")
+    pytest.importorskip("pytorch_tabnet")
+    keep, X, Y, groups = _treated(world_with_test)
+    pipe = _pipe(models=("twostep", "keras", "tabnet"))
+    pipe.fit(
+        X,
+        Y,
+        model__groups=groups.to_numpy(),
+        model__y_aux=world_with_test.target_aux[keep],
+    )
+    Xt = world_with_test.test_data
+    expected = pipe.predict_proba(Xt)
+    path = tmp_path / "model.joblib"
+    joblib.dump(pipe, path)
+    np.testing.assert_array_equal(joblib.load(path).predict_proba(Xt), expected)
+
+    Xt.to_pickle(tmp_path / "X.pkl")
+    root = Path(__file__).resolve().parents[1]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            p for p in (str(root), os.environ.get("PYTHONPATH")) if p
+        ),
+        "KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "tensorflow"),
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
+    }
+    out = tmp_path / "proba.npy"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _PREDICT_IN_A_FRESH_PROCESS,
+            str(path),
+            str(tmp_path / "X.pkl"),
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    np.testing.assert_array_equal(np.load(out), expected)

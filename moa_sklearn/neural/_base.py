@@ -22,6 +22,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, MultiOutputMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ..exceptions import _warn_without_groups
 from ..utils._validation import (
     _as_array,
     _is_binary_matrix,
@@ -63,13 +64,33 @@ def _check_hidden_sizes(hidden_sizes):
     return hs
 
 
-def _per_layer_dropouts(dropouts, n_layers, layers):
+def _auto_dropouts(profile, n_layers):
+    """The recipe's dropout ``profile`` stretched over ``n_layers`` layers.
+
+    Linear interpolation of the profile (first layer to last) at
+    ``n_layers`` evenly spaced points: the profile itself when ``n_layers ==
+    len(profile)``, its first value for one layer, its first and last values
+    for two layers, and so on.
+    """
+    profile = np.asarray(profile, dtype=np.float64)
+    if n_layers == 1:
+        return [float(profile[0])]
+    at = np.linspace(0.0, 1.0, n_layers)
+    grid = np.linspace(0.0, 1.0, profile.size)
+    return [round(float(p), 6) for p in np.interp(at, grid, profile)]
+
+
+def _per_layer_dropouts(dropouts, n_layers, layers, profile=None):
     """``dropouts`` as a list of ``n_layers`` floats in [0, 1).
 
     One float is used for every layer; a sequence must have one float per
-    layer. ``layers`` describes the layers in the error message.
+    layer; ``"auto"`` stretches the recipe's ``profile`` over the layers
+    (:func:`_auto_dropouts`). ``layers`` describes the layers in the error
+    message.
     """
     d = dropouts
+    if isinstance(d, str) and d == "auto" and profile is not None:
+        return _auto_dropouts(profile, n_layers)
     if _is_real(d):
         d = [float(d)] * n_layers
     elif isinstance(d, (str, bytes)) or not hasattr(d, "__len__"):
@@ -82,8 +103,8 @@ def _per_layer_dropouts(dropouts, n_layers, layers):
         or not all(_is_real(p) and 0 <= p < 1 for p in d)
     ):
         raise ValueError(
-            f"dropouts must be a float in [0, 1) or one such float per {layers}, "
-            f"got {dropouts!r}."
+            f"dropouts must be 'auto', a float in [0, 1) or one such float per "
+            f"{layers}, got {dropouts!r}."
         )
     return [float(p) for p in d]
 
@@ -384,7 +405,11 @@ class BaseMultilabelNet(
             metadata routing is on.
         groups : array-like of shape (n_samples,), default=None
             Drug id of each row. When given, the inner validation split keeps
-            the rows of a drug together (see the class docstring).
+            the rows of a drug together (see the class docstring). Without
+            it, an inner validation split (``validation_fraction`` > 0)
+            draws rows at random and a
+            :class:`~moa_sklearn.exceptions.DrugLeakageWarning` says how to
+            pass the drug ids.
 
         Returns
         -------
@@ -438,6 +463,10 @@ class BaseMultilabelNet(
             train, valid = _inner_validation_split(
                 Y, groups, self.validation_fraction, seed
             )
+            if i == 0 and groups is None and valid is not None:
+                _warn_without_groups(
+                    type(self).__name__, "inner validation split (best epoch)"
+                )
             if self.verbose:
                 n_valid = 0 if valid is None else valid.size
                 print(

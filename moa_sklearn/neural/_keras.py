@@ -47,6 +47,10 @@ __all__ = ["KerasNetClassifier"]
 _ACTIVATIONS = ("relu", "leaky_relu", "elu", "selu", "gelu", "silu", "swish", "tanh")
 _WEIGHT_NORM = ("all", "head", "none")
 
+# dropouts='auto': the recipe's dropouts for the default hidden_sizes, stretched
+# over other depths (see _auto_dropouts)
+_DROPOUT_PROFILE = (0.2, 0.5, 0.5)
+
 # rows per forward pass at prediction time
 _EVAL_BATCH = 4096
 
@@ -411,10 +415,14 @@ class KerasNetClassifier(BaseMultilabelNet):
     ----------
     hidden_sizes : sequence of int, default=(2048, 1048)
         Width of each hidden layer (the notebooks' 2048 and 1048).
-    dropouts : float or sequence of float, default=(0.2, 0.5, 0.5)
+    dropouts : 'auto', float or sequence of float, default='auto'
         Dropout on the input of each dense layer: one value for the features
         (first layer) and one for the input of every later layer and of the
         head, i.e. ``len(hidden_sizes) + 1`` values, or one float for all.
+        ``'auto'``: the notebooks' (0.2, 0.5, 0.5) for two hidden layers (the
+        default ``hidden_sizes``), stretched over any other number of dense
+        layers by linear interpolation of that profile: (0.2, 0.5) for one
+        hidden layer, (0.2, 0.4, 0.5, 0.5) for three.
     activation : {"relu", "leaky_relu", "elu", "selu", "gelu", "silu", \
             "swish", "tanh"}, default="relu"
         Activation of the hidden layers.
@@ -518,7 +526,8 @@ class KerasNetClassifier(BaseMultilabelNet):
     >>> Y = (X[:, :3] + rng.normal(size=(60, 3)) > 0).astype(int)
     >>> net = KerasNetClassifier(hidden_sizes=(16,), dropouts=0.1, epochs=3,
     ...                          batch_size=16, device="cpu", random_state=0)
-    >>> net.fit(X, Y).predict_proba(X).shape
+    >>> drugs = np.repeat(np.arange(10), 6)  # the drug id of each row
+    >>> net.fit(X, Y, groups=drugs).predict_proba(X).shape
     (60, 3)
     >>> net.predict(X[:2]).shape
     (2, 3)
@@ -527,7 +536,7 @@ class KerasNetClassifier(BaseMultilabelNet):
     def __init__(
         self,
         hidden_sizes=(2048, 1048),
-        dropouts=(0.2, 0.5, 0.5),
+        dropouts="auto",
         activation="relu",
         batch_norm=True,
         weight_norm="all",
@@ -579,6 +588,7 @@ class KerasNetClassifier(BaseMultilabelNet):
             self.dropouts,
             n_dense,
             f"dense layer (len(hidden_sizes) + 1 = {n_dense})",
+            _DROPOUT_PROFILE,
         )
         if self.activation not in _ACTIVATIONS:
             raise ValueError(

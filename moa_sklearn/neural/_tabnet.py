@@ -289,7 +289,8 @@ class TabNetMultilabelClassifier(BaseMultilabelNet):
     >>> net = TabNetMultilabelClassifier(n_d=8, n_a=8, max_epochs=3,
     ...                                  batch_size=32, virtual_batch_size=16,
     ...                                  device="cpu", random_state=0)
-    >>> net.fit(X, Y).predict_proba(X).shape
+    >>> drugs = np.repeat(np.arange(10), 6)  # the drug id of each row
+    >>> net.fit(X, Y, groups=drugs).predict_proba(X).shape
     (60, 3)
     >>> net.predict(X[:2]).shape
     (2, 3)

@@ -51,6 +51,10 @@ _ACTIVATIONS = {
 
 _WEIGHT_NORM = ("head", "all", "none")
 
+# dropouts='auto': the recipe's dropouts for the default hidden_sizes, stretched
+# over other depths (see _auto_dropouts)
+_DROPOUT_PROFILE = (0.5, 0.35, 0.3, 0.25)
+
 # rows per forward pass at prediction and validation time
 _EVAL_BATCH = 4096
 
@@ -304,9 +308,13 @@ class TwoStepNetClassifier(BaseMultilabelNet):
     ----------
     hidden_sizes : sequence of int, default=(1500, 1250, 1000, 750)
         Width of each hidden layer (one body block per entry).
-    dropouts : float or sequence of float, default=(0.5, 0.35, 0.3, 0.25)
+    dropouts : 'auto', float or sequence of float, default='auto'
         Dropout on the output of each hidden layer (one per hidden layer, or
-        one float for all).
+        one float for all). ``'auto'``: the public net's (0.5, 0.35, 0.3,
+        0.25) for four hidden layers (the default ``hidden_sizes``),
+        stretched over any other number of layers by linear interpolation
+        from 0.5 (first) to 0.25 (last): 0.5 for one layer, (0.5, 0.25) for
+        two, (0.5, 0.325, 0.25) for three.
     activation : {"leaky_relu", "relu", "elu", "selu", "gelu", "silu", "tanh"}, \
             default="leaky_relu"
     batch_norm : bool, default=True
@@ -441,7 +449,8 @@ class TwoStepNetClassifier(BaseMultilabelNet):
     ...                            epochs_pretrain=2, epochs_finetune=3,
     ...                            unfreeze_every=1, batch_size=16,
     ...                            device="cpu", random_state=0)
-    >>> net.fit(X, Y, y_aux=Y_aux).predict_proba(X).shape
+    >>> drugs = np.repeat(np.arange(10), 6)  # the drug id of each row
+    >>> net.fit(X, Y, y_aux=Y_aux, groups=drugs).predict_proba(X).shape
     (60, 3)
     >>> net.predict(X[:2]).shape
     (2, 3)
@@ -450,7 +459,7 @@ class TwoStepNetClassifier(BaseMultilabelNet):
     def __init__(
         self,
         hidden_sizes=(1500, 1250, 1000, 750),
-        dropouts=(0.5, 0.35, 0.3, 0.25),
+        dropouts="auto",
         activation="leaky_relu",
         batch_norm=True,
         weight_norm="head",
@@ -508,7 +517,7 @@ class TwoStepNetClassifier(BaseMultilabelNet):
         super()._check_params()
         hs = _check_hidden_sizes(self.hidden_sizes)
         self._dropouts = _per_layer_dropouts(
-            self.dropouts, len(hs), f"hidden layer ({len(hs)})"
+            self.dropouts, len(hs), f"hidden layer ({len(hs)})", _DROPOUT_PROFILE
         )
         if self.activation not in _ACTIVATIONS:
             raise ValueError(
