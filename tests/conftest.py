@@ -1,4 +1,6 @@
+import io
 import os
+import sys
 
 # Keep the heavy engines quiet and small on a 2-core machine.
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -21,3 +23,41 @@ def small_world():
         n_nonscored=10,
         random_state=0,
     )
+
+
+class _Terminal(io.StringIO):
+    """A text stream that says it is a terminal."""
+
+    def isatty(self):
+        return True
+
+
+@pytest.fixture
+def terminal(monkeypatch):
+    """A function that replaces standard error by a terminal-like stream and
+    returns it (call it in the test: pytest's capture resets sys.stderr
+    between the set-up and the test)."""
+
+    def attach():
+        stream = _Terminal()
+        monkeypatch.setattr(sys, "stderr", stream)
+        return stream
+
+    return attach
+
+
+@pytest.fixture
+def progress_bars(monkeypatch):
+    """The tqdm bars that the package creates during the test (a list)."""
+    import tqdm
+
+    bars = []
+
+    class Recorded(tqdm.tqdm):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.drawn = not self.disable  # close() disables a bar
+            bars.append(self)
+
+    monkeypatch.setattr(tqdm, "tqdm", Recorded)
+    return bars

@@ -598,3 +598,13 @@ def test_clone_params_and_tags(data, fitted):
     assert tags.estimator_type == "classifier"
     assert tags.classifier_tags.multi_label and tags.target_tags.multi_output
     assert not tags.input_tags.allow_nan
+
+
+def test_verbose_progress_bar_counts_the_epochs(data, terminal, progress_bars):
+    X, Y, _, _ = data
+    stream = terminal()
+    tiny(epochs=3, n_seeds=2, patience=None, verbose=1).fit(X, Y)
+    (bar,) = progress_bars
+    assert (bar.total, bar.n) == (6, 6)
+    assert "seed 2/2, train " in bar.postfix and "valid " in bar.postfix
+    assert "KerasNetClassifier" in stream.getvalue()
