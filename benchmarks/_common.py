@@ -6,63 +6,17 @@ commit) and the exact command that produced them, so that a figure in the
 docs can always be traced back and reproduced.
 """
 
-import datetime
-import importlib.metadata
 import json
 import os
-import platform
 import resource
 import shlex
 import subprocess
 import sys
 from pathlib import Path
 
+from moa_sklearn.utils._environment import machine as _machine
+
 DOCS_BENCH = Path(__file__).resolve().parent.parent / "docs" / "bench"
-
-_PACKAGES = (
-    "moa-sklearn",
-    "numpy",
-    "scipy",
-    "pandas",
-    "scikit-learn",
-    "torch",
-    "skorch",
-    "pytorch-tabnet",
-    "keras",
-    "tensorflow-cpu",
-    "tensorflow",
-    "iterative-stratification",
-)
-
-
-def _cpu_model():
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _memory_gib():
-    try:
-        pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        return round(pages / 2**30, 1)
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def _gpu():
-    """The CUDA device torch sees (None without one, or without torch)."""
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            return torch.cuda.get_device_name(0)
-    except ImportError:
-        pass
-    return None
 
 
 def _git_commit():
@@ -86,29 +40,12 @@ def _git_commit():
 
 
 def machine():
-    """The machine and library versions, as a JSON-able dict."""
-    versions = {}
-    for name in _PACKAGES:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            pass
-    try:
-        affinity = sorted(os.sched_getaffinity(0))
-    except AttributeError:
-        affinity = None
-    return dict(
-        cpu=_cpu_model(),
-        logical_cores=os.cpu_count(),
-        cores_used=affinity,
-        memory_gib=_memory_gib(),
-        gpu=_gpu(),
-        python=platform.python_version(),
-        platform=platform.platform(),
-        versions=versions,
-        git_commit=_git_commit(),
-        date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    )
+    """The machine, library versions and git commit, as a JSON-able dict."""
+    try:  # imported, so that the record names the GPU, if any
+        import torch  # noqa: F401
+    except ImportError:
+        pass
+    return dict(_machine(), git_commit=_git_commit())
 
 
 def command():
