@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import warnings
 from html.parser import HTMLParser
 
 import numpy as np
@@ -375,3 +376,124 @@ def test_console_script_is_declared():
     (script,) = found
     assert script.value == "moa_sklearn.cli:main"
     assert script.load() is cli.main
+
+
+# ------------------------------------------------------------ option checks
+
+
+def run_args(work, command, out, *extra, config=None):
+    """Like cli_args, with any output path and config file."""
+    config = config or work / "cfg.json"
+    return [
+        command,
+        str(work / "data"),
+        "-o",
+        str(out),
+        "--config",
+        str(config),
+        *extra,
+    ]
+
+
+def test_a_bad_option_writes_nothing(work, tmp_path, capsys):
+    out = tmp_path / "cv"
+    err = error_of(capsys, run_args(work, "cv", out, "--models", "kears"))
+    assert "unknown model(s) ['kears']" in err and "twostep, keras, tabnet" in err
+    assert not out.exists()  # so a corrected rerun is not "another run"
+    cfg = tmp_path / "bad.json"
+    for bad, words in [
+        ({"folds": 1}, "folds must be an int >= 2"),
+        ({"inner_folds": 0}, "inner_folds must be an int >= 2"),
+        ({"profile": "fast"}, "profile must be one of quick, full"),
+        ({"model_params": {"twostep": {"hidden_size": 3}}}, "hidden_size"),
+        ({"model_params": {"tabnet": {"n_d": -1}}}, "model_params['tabnet']"),
+        ({"model_params": {"xgb": {}}}, "unknown model(s) ['xgb']"),
+        ({"feature_params": {"n_pca": 3}}, "n_pca"),
+    ]:
+        cfg.write_text(json.dumps({**CONFIG, **bad}))
+        err = error_of(capsys, run_args(work, "cv", out, config=cfg))
+        assert words in err, (bad, err)
+        assert not out.exists()
+    model = tmp_path / "model.joblib"
+    err = error_of(capsys, run_args(work, "fit", model, config=cfg))
+    assert "n_pca" in err and not model.exists()
+
+
+def test_models_take_a_comma_separated_or_repeated_value():
+    parse = cli._parser().parse_args
+    args = parse(["cv", "--models", "keras,tabnet", "moa-data", "-o", "X"])
+    assert args.models == ["keras", "tabnet"]
+    assert (args.folder, args.output) == ("moa-data", "X")
+    args = parse(["fit", "--models", "keras", "--models", "twostep", "d", "-o", "m"])
+    assert args.models == ["keras", "twostep"]
+    args = parse(["cv", "d", "-o", "X", "--models", "auto"])
+    assert cli._settings(args)["models"] == "auto"
+    assert cli._settings(parse(["cv", "d", "-o", "X"]))["verbose"] == 1
+    assert parse(["cv", "d", "-o", "X", "-q"]).verbose == 0
+    assert parse(["cv", "d", "-o", "X", "-v"]).verbose == 2
+
+
+def test_a_missing_engine_is_one_message_and_nothing_written(
+    work, tmp_path, capsys, monkeypatch
+):
+    from moa_sklearn import recipes
+
+    out = tmp_path / "cv"
+    monkeypatch.setattr(recipes, "_installed", lambda name: name != "keras")
+    err = error_of(capsys, run_args(work, "cv", out, "--models", "keras,twostep"))
+    assert "pip install 'moa-sklearn[keras]'" in err
+    monkeypatch.setattr(recipes, "_installed", lambda name: False)  # core only
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        err = error_of(capsys, run_args(work, "cv", out, "--models", "auto"))
+    assert err.count("\n") == 1 and err.count("pip install") == 1, err
+    assert "no model can run" in err
+    assert not out.exists()
+
+
+def test_help_texts_say_what_and_the_defaults(capsys):
+    def help_of(*argv):
+        with pytest.raises(SystemExit) as e:
+            cli.main([*argv, "--help"])
+        assert e.value.code == 0
+        return " ".join(capsys.readouterr().out.split())
+
+    text = help_of("make-data")
+    assert "lish-moa's full size" in text
+    for flag, default in [("--n-samples", 23814), ("--n-test", 3982), ("--seed", 0)]:
+        assert f"(default: {default})" in text.split(flag, 2)[2], flag
+    assert "training rows" in text and "scored targets" in text
+    text = help_of("predict")
+    assert "default: submission.csv" in text
+    for command in ("cv", "fit"):
+        text = help_of(command)
+        assert "comma-separated" in text and "-q, --quiet" in text
+        assert "progress bars" in text
+
+
+# ---------------------------------------------------------------- progress
+
+
+def test_progress_bars_on_a_terminal_lines_in_a_log(
+    work, tmp_path, capsys, terminal, progress_bars
+):
+    # not a terminal (captured): the per-fold lines, no bar
+    assert cli.main(run_args(work, "cv", tmp_path / "cv")) == 0
+    err = capsys.readouterr().err
+    assert "fold 1/2: fitting" in err and "fold 2/2: log loss" in err
+    assert "\r" not in err
+    assert progress_bars and not any(b.drawn for b in progress_bars)
+    # a terminal: bars of the folds, of the blend's fits and of the epochs
+    progress_bars.clear()
+    stream = terminal()
+    assert cli.main(run_args(work, "fit", tmp_path / "m.joblib")) == 0
+    drawn = {b.desc: b for b in progress_bars if b.drawn}
+    nets = {"TwoStepNetClassifier", "TabNetMultilabelClassifier"}
+    assert {"StackingBlend", *nets} <= set(drawn)
+    blend = drawn["StackingBlend"]
+    assert blend.n == blend.total == 2 * (2 + 1)  # 2 models x (2 inner folds + all)
+    assert "StackingBlend" in stream.getvalue() and "\r" in stream.getvalue()
+    # -q: no bar, even on a terminal
+    progress_bars.clear()
+    assert cli.main(run_args(work, "fit", tmp_path / "m.joblib", "-q")) == 0
+    assert not any(b.drawn for b in progress_bars)
