@@ -773,7 +773,7 @@ def _cmd_report(args):
         )
     if not out.parent.is_dir():
         raise CLIError(f"the folder of {str(out)!r} does not exist.")
-    html = write_report(folds, n_folds, summary)
+    html = write_report(folds, n_folds, summary, config=config, cvdir=cvdir)
     _atomic_write(out, lambda f: f.write(html.encode()))
     _log(f"report of {len(folds)}/{n_folds} folds -> {str(out)!r}")
     return 0

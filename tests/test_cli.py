@@ -220,6 +220,64 @@ def test_report_has_the_sections_and_the_saved_numbers(cv_run, work):
     assert n == 300 * 6
 
 
+def test_report_says_what_produced_it(cv_run, work):
+    import hashlib
+    import importlib.metadata
+
+    out = work / "report_provenance.html"
+    assert cli.main(["report", str(cv_run), "-o", str(out)]) == 0
+    parser = _Sections()
+    parser.feed(out.read_text())
+    assert "provenance" in parser.ids
+    rows = {r[0]: r[1] for r in parser.cells["provenance-table"][1:] if len(r) == 2}
+    # the settings of the run
+    assert rows["setting: folds"] == "2" and rows["setting: seed"] == "0"
+    assert json.loads(rows["setting: models"]) == ["twostep", "tabnet"]
+    assert json.loads(rows["setting: model_params"])["tabnet"]["max_epochs"] == 3
+    # the data: what sha256sum prints for each training file
+    for name in ("train_features.csv", "train_targets_scored.csv", "train_drug.csv"):
+        digest = hashlib.sha256((work / "data" / name).read_bytes()).hexdigest()
+        assert rows[f"data: {name} (SHA-256)"] == digest
+    # versions, machine, dates
+    assert rows["version: scikit-learn"] == importlib.metadata.version("scikit-learn")
+    assert rows["version: torch"] == importlib.metadata.version("torch")
+    assert rows["machine: CPU"] and "used of" in rows["machine: cores"]
+    assert rows["folds computed"].endswith("(UTC)")
+    assert rows["report written"][:4].isdigit()
+
+
+def test_report_screenshot(cv_run, work, tmp_path):
+    """The report as a user sees it: a headless browser renders it."""
+    import shutil
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("chromium is not installed")
+    report = work / "report_shot.html"
+    assert cli.main(["report", str(cv_run), "-o", str(report)]) == 0
+    png = tmp_path / "report.png"
+    subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+         f"--screenshot={png}", "--window-size=1200,3000", report.as_uri()],
+        capture_output=True, timeout=120, check=False,
+    )  # fmt: skip
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = (
+        int.from_bytes(data[16:20], "big"),
+        int.from_bytes(data[20:24], "big"),
+    )
+    assert (width, height) == (1200, 3000)
+    try:
+        from PIL import Image
+    except ImportError:
+        return
+    pixels = np.asarray(Image.open(png).convert("L"), dtype=float)
+    # text and plots drawn all the way down (not a blank or an error page)
+    rows_with_ink = (pixels < 128).any(axis=1)
+    assert rows_with_ink[:1000].mean() > 0.2 and rows_with_ink[1000:2000].mean() > 0.2
+
+
 def test_cv_resumes_without_recomputing_finished_folds(work, monkeypatch):
     out = work / "resume"
     real_fit_fold = cli._fit_fold
