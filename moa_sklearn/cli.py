@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
-from .utils._progress import progress_bar
+from .utils._progress import progress_bar, write_line
 
 __all__ = ["main"]
 
@@ -87,8 +87,6 @@ class CLIError(Exception):
 
 
 def _log(message):
-    from .utils._progress import write_line
-
     write_line(f"moa-sklearn: {message}")  # keeps the bars on screen intact
 
 
