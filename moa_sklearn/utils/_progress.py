@@ -28,9 +28,9 @@ def progress_bar(total, desc, verbose=1, *, unit="it", leave=False):
     Returns
     -------
     bar : tqdm.tqdm
-        Enabled when ``verbose`` and ``sys.stderr`` is a terminal. Its line
-        shows the steps done, the elapsed time and an estimate of the time
-        left.
+        Enabled when ``verbose``, ``sys.stderr`` is a terminal and this is
+        not a worker process. Its line shows the steps done, the elapsed time
+        and an estimate of the time left.
 
     Examples
     --------
@@ -40,11 +40,16 @@ def progress_bar(total, desc, verbose=1, *, unit="it", leave=False):
     >>> bar.disable
     True
     """
+    import multiprocessing
+
     from tqdm import tqdm
 
     stream = sys.stderr
     isatty = getattr(stream, "isatty", None)
     enabled = bool(verbose) and callable(isatty) and isatty()
+    # bars of parallel worker processes (joblib's n_jobs) would overwrite the
+    # parent's lines: only the main process draws
+    enabled = enabled and multiprocessing.parent_process() is None
     return tqdm(
         total=total,
         desc=desc,
