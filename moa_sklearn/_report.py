@@ -359,8 +359,8 @@ def _provenance(infos, config, cvdir):
     settings = dict((config or {}).get("settings") or {})
     data_files = settings.pop("data_files", None) or {}
     fingerprint = settings.pop("data", None)
-    rows = [["report written", datetime.datetime.now(datetime.timezone.utc)
-             .isoformat(timespec="seconds")]]  # fmt: skip
+    now = datetime.datetime.now(datetime.timezone.utc)
+    rows = [["report written", now.isoformat(timespec="seconds")]]
     if cvdir is not None:
         rows.append(["CV folder", str(cvdir)])
     envs = [i.get("environment") for i in infos if i.get("environment")]
