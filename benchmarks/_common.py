@@ -6,94 +6,19 @@ commit) and the exact command that produced them, so that a figure in the
 docs can always be traced back and reproduced.
 """
 
-import datetime
-import importlib.metadata
 import json
 import os
-import platform
 import resource
 import shlex
 import subprocess
 import sys
 from pathlib import Path
 
+from moa_sklearn.utils._environment import _bf16_native as _native
+from moa_sklearn.utils._environment import _cpu_flags, _cpuinfo
+from moa_sklearn.utils._environment import machine as _machine
+
 DOCS_BENCH = Path(__file__).resolve().parent.parent / "docs" / "bench"
-
-_PACKAGES = (
-    "moa-sklearn",
-    "numpy",
-    "scipy",
-    "pandas",
-    "scikit-learn",
-    "torch",
-    "skorch",
-    "pytorch-tabnet",
-    "keras",
-    "tensorflow-cpu",
-    "tensorflow",
-    "iterative-stratification",
-)
-
-
-def _cpu_model():
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-#: The instruction-set flags that decide the speed of the nets' matrix work.
-_ISA_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16")
-_ISA_FLAGS += ("avx512_fp16", "amx_tile", "amx_bf16", "amx_int8", "asimd", "sve")
-
-
-def cpu_flags():
-    """The speed-relevant instruction-set flags of this CPU (/proc/cpuinfo)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("flags", "Features")):
-                have = set(line.split(":", 1)[1].split())
-                return [f for f in _ISA_FLAGS if f in have]
-    except OSError:
-        pass
-    return []
-
-
-def bf16_native(device="cpu"):
-    """Whether the package trains in bf16 on ``device`` here (its own check).
-
-    False where the hardware lacks native bf16 or ``MOA_SKLEARN_NO_BF16`` is set;
-    None without torch.
-    """
-    try:
-        from moa_sklearn.neural._torch_utils import bf16_supported
-
-        return bf16_supported(device)
-    except ImportError:
-        return None
-
-
-def _memory_gib():
-    try:
-        pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        return round(pages / 2**30, 1)
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def _gpu():
-    """The CUDA device torch sees (None without one, or without torch)."""
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            return torch.cuda.get_device_name(0)
-    except ImportError:
-        pass
-    return None
 
 
 def _git_commit():
@@ -117,31 +42,31 @@ def _git_commit():
 
 
 def machine():
-    """The machine and library versions, as a JSON-able dict."""
-    versions = {}
-    for name in _PACKAGES:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            pass
-    try:
-        affinity = sorted(os.sched_getaffinity(0))
-    except AttributeError:
-        affinity = None
-    return dict(
-        cpu=_cpu_model(),
-        cpu_flags=cpu_flags(),
-        bf16_native=bf16_native(),
-        logical_cores=os.cpu_count(),
-        cores_used=affinity,
-        memory_gib=_memory_gib(),
-        gpu=_gpu(),
-        python=platform.python_version(),
-        platform=platform.platform(),
-        versions=versions,
-        git_commit=_git_commit(),
-        date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    )
+    """The machine, library versions and git commit, as a JSON-able dict."""
+    try:  # imported, so that the record names the GPU, if any
+        import torch  # noqa: F401
+    except ImportError:
+        pass
+    return dict(_machine(), git_commit=_git_commit())
+
+
+def cpu_flags():
+    """The speed-relevant instruction-set flags of this CPU (/proc/cpuinfo)."""
+    return _cpu_flags(_cpuinfo())
+
+
+def bf16_native(device="cpu"):
+    """Whether the package trains in bf16 on ``device`` here (its own check).
+
+    False where the hardware lacks native bf16 or ``MOA_SKLEARN_NO_BF16`` is set.
+    """
+    import torch  # noqa: F401  (the check needs it imported)
+
+    if device == "cpu":
+        return _native()
+    from moa_sklearn.neural._torch_utils import bf16_supported
+
+    return bf16_supported(device)
 
 
 def command():

@@ -1,10 +1,12 @@
 """Sphinx configuration of the moa-sklearn documentation.
 
 Build: ``python -m sphinx -W --keep-going -b html docs docs/_build/html``
-(needs ``pip install -e ".[torch,keras,docs]"``: the API reference imports
-every estimator). Nothing here reaches the network.
+(needs ``pip install -r requirements/cpu.txt -e ".[docs]"``; the ``docs``
+extra brings the engines, since the API reference imports every estimator).
+Nothing here reaches the network.
 """
 
+import logging
 import os
 import re
 import sys
@@ -90,6 +92,26 @@ def _plain_sklearn_roles(app, what, name, obj, options, lines):
     for i, line in enumerate(lines):
         line = _SKLEARN_TERM.sub(r"*\1*", line)
         lines[i] = _SKLEARN_REF.sub(lambda m: m.group(1) or m.group(2), line)
+
+
+# -- Quiet build -------------------------------------------------------------
+# Two info lines of the extensions are dumps, not progress: myst-parser prints
+# its whole configuration object and autosummary the list of every page it
+# reads. Drop those two messages; warnings and everything else stay.
+class _DropDumps(logging.Filter):
+    _STARTS = ("myst v", "[autosummary] generating autosummary for:")
+
+    def filter(self, record):
+        message = re.sub(r"\x1b\[[0-9;]*m", "", str(record.msg))  # no colours
+        return not message.startswith(self._STARTS)
+
+
+for _name in (
+    "sphinx.myst_parser.sphinx_ext.main",
+    "sphinx.sphinx.ext.autosummary",
+    "sphinx.sphinx.ext.autosummary.generate",
+):
+    logging.getLogger(_name).addFilter(_DropDumps())
 
 
 def setup(app):

@@ -3,13 +3,14 @@
 Private helper of :mod:`moa_sklearn.cli` (no plotting library needed).
 """
 
+import datetime
+import json
 from html import escape
 
 import numpy as np
 
 __all__ = ["write_report", "calibration_bins"]
 
-_W, _H, _PAD = 560, 260, 44
 _COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b")
 
 
@@ -44,112 +45,295 @@ def _fmt(x, digits=5):
     return "" if x is None else f"{x:.{digits}f}"
 
 
-def _svg_open(title, width=_W, height=_H):
-    return [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">',
-        f'<rect x="0" y="0" width="{width}" height="{height}" fill="white" '
-        'stroke="#ccc"/>',
-    ]
+# ----------------------------------------------------------------- plotting
+# A plot is an SVG of _W x _H pixels: the plot area leaves room on the left
+# for the tick values and the rotated axis label, below for the tick values
+# and the axis label, and (for legends) on the right.
+_W, _H = 640, 300
+_LEFT, _BOTTOM, _TOP, _RIGHT = 78, 48, 14, 16
+_FONT = 'font-family="sans-serif"'
 
 
-def _axes(parts, xlabel, ylabel, ymin, ymax, width=_W, height=_H):
-    x0, y0, x1, y1 = _PAD, height - _PAD, width - 10, 10
-    parts.append(f'<line x1="{x0}" y1="{y0}" x2="{x1}" y2="{y0}" stroke="black"/>')
-    parts.append(f'<line x1="{x0}" y1="{y0}" x2="{x0}" y2="{y1}" stroke="black"/>')
-    for frac in (0.0, 0.5, 1.0):
-        v = ymin + frac * (ymax - ymin)
-        y = y0 - frac * (y0 - y1)
-        parts.append(
-            f'<text x="{x0 - 4}" y="{y + 4:.1f}" font-size="10" '
-            f'text-anchor="end">{v:.3g}</text>'
+def _tick_text(v):
+    """A short tick label: 0.0001, 0.02, 0.5, 1, 20."""
+    if v == 0:
+        return "0"
+    text = f"{v:.3g}"
+    if "e" in text:  # 1e-05 -> 0.00001 (ticks stay readable, no exponent)
+        text = f"{v:.{max(0, -int(np.floor(np.log10(abs(v)))) + 2)}f}".rstrip("0")
+    return text
+
+
+def _linear_ticks(lo, hi, n=5):
+    """About ``n`` round tick values covering [lo, hi]."""
+    if hi <= lo:
+        return [lo]
+    raw = (hi - lo) / max(n - 1, 1)
+    mag = 10 ** np.floor(np.log10(raw))
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    first = np.ceil(lo / step - 1e-9) * step
+    ticks = np.arange(first, hi + step * 1e-9, step)
+    return [float(np.round(v, 12)) for v in ticks]
+
+
+def _log_ticks(lo, hi):
+    """Tick values on a log scale: decades, or 1-2-5 steps in a short range."""
+    a, b = int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi)))
+    for mults in ((1,), (1, 2, 5), (1, 1.5, 2, 3, 4, 5, 7)):
+        ticks = [
+            m * 10.0**e
+            for e in range(a, b + 1)
+            for m in mults
+            if lo * (1 - 1e-9) <= m * 10.0**e <= hi * (1 + 1e-9)
+        ]
+        if len(ticks) >= 3:
+            return ticks
+    return [lo, hi]
+
+
+class _Plot:
+    """Axes with tick values on both axes; data coordinates to pixels."""
+
+    def __init__(
+        self,
+        title,
+        xlabel,
+        ylabel,
+        xlim,
+        ylim,
+        *,
+        xlog=False,
+        ylog=False,
+        xticks=None,
+        yticks=None,
+        width=_W,
+        height=_H,
+        right=_RIGHT,
+    ):
+        self.xlim, self.ylim, self.xlog, self.ylog = xlim, ylim, xlog, ylog
+        self.x0, self.x1 = _LEFT, width - right
+        self.y0, self.y1 = height - _BOTTOM, _TOP
+        self.width, self.height = width, height
+        self.parts = [
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" '
+            f'height="{height}" viewBox="0 0 {width} {height}" role="img" '
+            f'aria-label="{escape(title)}" {_FONT}>',
+            f"<title>{escape(title)}</title>",
+            f'<rect x="0.5" y="0.5" width="{width - 1}" height="{height - 1}" '
+            'fill="white" stroke="#ccc"/>',
+        ]
+        if xticks is None:
+            xticks = _log_ticks(*xlim) if xlog else _linear_ticks(*xlim)
+        if yticks is None:
+            yticks = _log_ticks(*ylim) if ylog else _linear_ticks(*ylim)
+        p = self.parts
+        for v in yticks:  # horizontal grid lines with the values on the left
+            label, v = v if isinstance(v, tuple) else (_tick_text(v), v)
+            y = self.y(v)
+            p.append(
+                f'<line x1="{self.x0}" y1="{y:.1f}" x2="{self.x1}" y2="{y:.1f}" '
+                'stroke="#e6e6e6"/>'
+            )
+            p.append(
+                f'<text x="{self.x0 - 6}" y="{y + 4:.1f}" font-size="11" '
+                f'text-anchor="end">{escape(str(label))}</text>'
+            )
+        for v in xticks:
+            label, v = v if isinstance(v, tuple) else (_tick_text(v), v)
+            x = self.x(v)
+            p.append(
+                f'<line x1="{x:.1f}" y1="{self.y0}" x2="{x:.1f}" y2="{self.y0 + 5}" '
+                'stroke="black"/>'
+            )
+            p.append(
+                f'<text x="{x:.1f}" y="{self.y0 + 18}" font-size="11" '
+                f'text-anchor="middle">{escape(str(label))}</text>'
+            )
+        p.append(
+            f'<line x1="{self.x0}" y1="{self.y0}" x2="{self.x1}" y2="{self.y0}" '
+            'stroke="black"/>'
         )
-    parts.append(
-        f'<text x="{(x0 + x1) / 2:.0f}" y="{height - 8}" font-size="11" '
-        f'text-anchor="middle">{escape(xlabel)}</text>'
-    )
-    parts.append(
-        f'<text x="12" y="{(y0 + y1) / 2:.0f}" font-size="11" text-anchor="middle" '
-        f'transform="rotate(-90 12 {(y0 + y1) / 2:.0f})">{escape(ylabel)}</text>'
-    )
-    return x0, y0, x1, y1
-
-
-def _bar_chart(values, labels, title, ylabel):
-    values = [float(v) for v in values]
-    top = max(values + [1e-12]) * 1.05
-    parts = _svg_open(title)
-    x0, y0, x1, y1 = _axes(parts, "target", ylabel, 0.0, top)
-    n = max(len(values), 1)
-    step = (x1 - x0) / n
-    for i, (v, lab) in enumerate(zip(values, labels)):
-        h = (y0 - y1) * v / top
-        parts.append(
-            f'<rect x="{x0 + i * step + 0.1 * step:.2f}" y="{y0 - h:.2f}" '
-            f'width="{0.8 * step:.2f}" height="{h:.2f}" fill="{_COLORS[0]}">'
-            f"<title>{escape(str(lab))}: {v:.5f}</title></rect>"
+        p.append(
+            f'<line x1="{self.x0}" y1="{self.y0}" x2="{self.x0}" y2="{self.y1}" '
+            'stroke="black"/>'
         )
-    parts.append("</svg>")
-    return "\n".join(parts)
+        p.append(
+            f'<text x="{(self.x0 + self.x1) / 2:.0f}" y="{height - 10}" '
+            f'font-size="12" text-anchor="middle">{escape(xlabel)}</text>'
+        )
+        ymid = (self.y0 + self.y1) / 2
+        p.append(
+            f'<text x="16" y="{ymid:.0f}" font-size="12" text-anchor="middle" '
+            f'transform="rotate(-90 16 {ymid:.0f})">{escape(ylabel)}</text>'
+        )
+
+    @staticmethod
+    def _frac(v, lim, log):
+        lo, hi = lim
+        if log:
+            v, lo, hi = np.log10(max(v, 1e-300)), np.log10(lo), np.log10(hi)
+        return 0.5 if hi == lo else (v - lo) / (hi - lo)
+
+    def x(self, v):
+        return self.x0 + self._frac(v, self.xlim, self.xlog) * (self.x1 - self.x0)
+
+    def y(self, v):
+        return self.y0 - self._frac(v, self.ylim, self.ylog) * (self.y0 - self.y1)
+
+    def legend(self, entries):
+        """``entries``: (label, color, dashed) drawn right of the plot area."""
+        x = self.x1 + 12
+        for i, (label, color, dashed) in enumerate(entries):
+            y = self.y1 + 10 + 18 * i
+            dash = ' stroke-dasharray="5 3"' if dashed else ""
+            self.parts.append(
+                f'<line x1="{x}" y1="{y}" x2="{x + 22}" y2="{y}" stroke="{color}" '
+                f'stroke-width="2"{dash}/>'
+            )
+            self.parts.append(
+                f'<text x="{x + 28}" y="{y + 4}" font-size="11">{escape(label)}</text>'
+            )
+
+    def svg(self):
+        return "\n".join([*self.parts, "</svg>"])
+
+
+def _per_target_chart(per_target, target_names):
+    """Per-target log loss, targets sorted from the worst to the best."""
+    order = np.argsort(-per_target)
+    values = per_target[order]
+    n = len(values)
+    top = float(values.max()) if n else 1.0
+    # round ranks, the last one replaced by n (no two labels on each other)
+    ticks = [int(v) for v in _linear_ticks(1, n) if 1 < v < n - 0.08 * n]
+    ticks = sorted({1, *ticks, n})
+    plot = _Plot(
+        "per-target log loss",
+        f"targets ranked from the worst (1) to the best ({n}); hover a bar "
+        "for its name",
+        "log loss",
+        (0.5, n + 0.5),
+        (0.0, top * 1.05 or 1.0),
+        xticks=ticks,
+    )
+    step = (plot.x1 - plot.x0) / max(n, 1)
+    for r, (j, v) in enumerate(zip(order, values)):
+        y = plot.y(v)
+        plot.parts.append(
+            f'<rect x="{plot.x0 + r * step + 0.1 * step:.2f}" y="{y:.2f}" '
+            f'width="{max(0.8 * step, 0.5):.2f}" height="{plot.y0 - y:.2f}" '
+            f'fill="{_COLORS[0]}"><title>{escape(str(target_names[j]))}: '
+            f"{v:.5f}</title></rect>"
+        )
+    return plot.svg()
+
+
+def _weights_chart(names, mean_w, fold_w):
+    """Mean blend weight of each model (bars) and each fold's (dots)."""
+    n = len(names)
+    plot = _Plot(
+        "mean blend weights",
+        "model (bar: mean over the folds; dots: each fold)",
+        "blend weight",
+        (0.0, float(n)),
+        (0.0, 1.0),
+        xticks=[
+            (f"{name} ({w:.3f})", m + 0.5)
+            for m, (name, w) in enumerate(zip(names, mean_w))
+        ],
+        yticks=[0.0, 0.25, 0.5, 0.75, 1.0],
+        width=min(_W, 160 + 120 * n),
+    )
+    for m, (name, w) in enumerate(zip(names, mean_w)):
+        x, y = plot.x(m + 0.2), plot.y(w)
+        width = plot.x(m + 0.8) - x
+        plot.parts.append(
+            f'<rect x="{x:.2f}" y="{y:.2f}" width="{width:.2f}" '
+            f'height="{plot.y0 - y:.2f}" fill="{_COLORS[m % len(_COLORS)]}">'
+            f"<title>{escape(name)}: {w:.4f}</title></rect>"
+        )
+        for wf in fold_w[m]:
+            plot.parts.append(
+                f'<circle cx="{plot.x(m + 0.5):.1f}" cy="{plot.y(wf):.1f}" r="3" '
+                'fill="black" fill-opacity="0.6"/>'
+            )
+    return plot.svg()
 
 
 def _calibration_plot(bins):
-    parts = _svg_open("calibration")
-    x0, y0, x1, y1 = _axes(
-        parts, "mean predicted probability (log10)", "observed (log10)", -4, 0
+    lo = 1e-4
+    plot = _Plot(
+        "calibration",
+        "mean predicted probability of the bin (log scale)",
+        "observed frequency (log scale)",
+        (lo, 1.0),
+        (lo, 1.0),
+        xlog=True,
+        ylog=True,
     )
-
-    def pos(v):
-        lv = np.clip(np.log10(max(v, 1e-4)), -4, 0)
-        return (lv + 4) / 4
-
-    parts.append(
-        f'<line x1="{x0}" y1="{y0}" x2="{x1}" y2="{y1}" stroke="#999" '
-        'stroke-dasharray="4 3"/>'
+    plot.parts.append(
+        f'<line x1="{plot.x(lo):.1f}" y1="{plot.y(lo):.1f}" x2="{plot.x(1):.1f}" '
+        f'y2="{plot.y(1):.1f}" stroke="#999" stroke-dasharray="4 3"/>'
     )
     for b in bins:
-        cx = x0 + pos(b["mean_predicted"]) * (x1 - x0)
-        cy = y0 - pos(b["observed"]) * (y0 - y1)
+        cx = plot.x(min(max(b["mean_predicted"], lo), 1.0))
+        cy = plot.y(min(max(b["observed"], lo), 1.0))
         r = 2 + min(6, np.log10(b["n"] + 1))
-        parts.append(
-            f'<circle cx="{cx:.2f}" cy="{cy:.2f}" r="{r:.1f}" fill="{_COLORS[1]}">'
-            f"<title>predicted {b['mean_predicted']:.5f}, observed "
-            f"{b['observed']:.5f}, n={b['n']}</title></circle>"
+        fill = _COLORS[1] if b["observed"] >= lo else "white"
+        plot.parts.append(
+            f'<circle cx="{cx:.2f}" cy="{cy:.2f}" r="{r:.1f}" fill="{fill}" '
+            f'stroke="{_COLORS[1]}"><title>predicted {b["mean_predicted"]:.5f}, '
+            f"observed {b['observed']:.5f}, n={b['n']}</title></circle>"
         )
-    parts.append("</svg>")
-    return "\n".join(parts)
+    return plot.svg()
 
 
-def _learning_curves(histories, title):
-    """histories: list of (label, [(x index, loss), ...])."""
-    series = [(lab, pts) for lab, pts in histories if pts]
+def _learning_curves(series, title, boundaries=()):
+    """Loss per epoch on a log scale, the legend right of the plot.
+
+    ``series``: (label, [(epoch, loss), ...], color, dashed); ``boundaries``:
+    (epoch, label) of vertical lines between training steps.
+    """
+    series = [s for s in series if s[1]]
     if not series:
         return ""
-    losses = [v for _, pts in series for _, v in pts]
+    losses = [v for _, pts, _, _ in series for _, v in pts if v > 0]
+    epochs = [e for _, pts, _, _ in series for e, _ in pts]
     lo, hi = min(losses), max(losses)
-    if hi <= lo:
-        hi = lo + 1e-9
-    n_max = max(i for _, pts in series for i, _ in pts) + 1
-    parts = _svg_open(title)
-    x0, y0, x1, y1 = _axes(parts, "epoch", "loss", lo, hi)
-    for s, (lab, pts) in enumerate(series):
-        xy = " ".join(
-            f"{x0 + (i / max(n_max - 1, 1)) * (x1 - x0):.2f},"
-            f"{y0 - (v - lo) / (hi - lo) * (y0 - y1):.2f}"
-            for i, v in pts
+    if hi <= lo * 1.0001:
+        lo, hi = lo / 1.1, hi * 1.1
+    pad = (hi / lo) ** 0.04
+    first, last = min(epochs), max(epochs)
+    xticks = [int(v) for v in _linear_ticks(first, last, 6) if float(v).is_integer()]
+    plot = _Plot(
+        title,
+        "epoch",
+        "loss (log scale)",
+        (first - 0.5, last + 0.5),
+        (lo / pad, hi * pad),
+        ylog=True,
+        xticks=xticks or [first, last],
+        right=190,
+    )
+    for epoch, label in boundaries:
+        x = plot.x(epoch - 0.5)
+        plot.parts.append(
+            f'<line x1="{x:.1f}" y1="{plot.y0}" x2="{x:.1f}" y2="{plot.y1}" '
+            'stroke="#888" stroke-dasharray="2 3"/>'
         )
-        color = _COLORS[s % len(_COLORS)]
-        dash = ' stroke-dasharray="5 3"' if "valid" in lab else ""
-        parts.append(
-            f'<polyline points="{xy}" fill="none" stroke="{color}"{dash}>'
-            f"<title>{escape(lab)}</title></polyline>"
+        plot.parts.append(
+            f'<text x="{x + 4:.1f}" y="{plot.y0 - 6}" font-size="11" '
+            f'fill="#555">{escape(label)} from here</text>'
         )
-        parts.append(
-            f'<text x="{x1 - 150}" y="{y1 + 12 + 12 * s}" font-size="10" '
-            f'fill="{color}">{escape(lab)}</text>'
+    for label, pts, color, dashed in series:
+        xy = " ".join(f"{plot.x(e):.2f},{plot.y(v):.2f}" for e, v in pts if v > 0)
+        dash = ' stroke-dasharray="5 3"' if dashed else ""
+        plot.parts.append(
+            f'<polyline points="{xy}" fill="none" stroke="{color}" '
+            f'stroke-width="1.5"{dash}><title>{escape(label)}</title></polyline>'
         )
-    parts.append("</svg>")
-    return "\n".join(parts)
+    plot.legend([(lab, color, dashed) for lab, _, color, dashed in series])
+    return plot.svg()
 
 
 def _table(header, rows, table_id):
@@ -164,17 +348,77 @@ def _table(header, rows, table_id):
     return "".join(out)
 
 
-def write_report(folds, n_folds, summary=None):
+def _json_text(value):
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+def _provenance(infos, config, cvdir):
+    """The section that says what produced the report (rows of a table)."""
+    settings = dict((config or {}).get("settings") or {})
+    data_files = settings.pop("data_files", None) or {}
+    fingerprint = settings.pop("data", None)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    rows = [["report written", now.isoformat(timespec="seconds")]]
+    if cvdir is not None:
+        rows.append(["CV folder", str(cvdir)])
+    envs = [i.get("environment") for i in infos if i.get("environment")]
+    if envs:
+        dates = sorted(e.get("date", "") for e in envs)
+        rows.append(["folds computed", f"{dates[0]} to {dates[-1]} (UTC)"])
+    rows.append(["moa-sklearn (CV run)", (config or {}).get("version", "unknown")])
+    if infos:
+        rows.append(["models fitted", ", ".join(infos[0]["model_scores"])])
+    for key, value in settings.items():
+        rows.append([f"setting: {key}", _json_text(value)])
+    for name, digest in data_files.items():
+        rows.append([f"data: {name} (SHA-256)", digest])
+    if fingerprint:
+        rows.append(["data: rows and columns (fingerprint)", fingerprint])
+    if not envs:
+        rows.append(["machine", "not recorded (a run of an older version)"])
+        return rows
+    env = envs[0]
+    flags = env.get("cpu_flags")
+    cpu = env.get("cpu", "unknown")
+    if flags is not None:
+        cpu += f" ({', '.join(flags) if flags else 'no AVX2'})"
+    cores = env.get("cores_used")
+    rows += [
+        ["machine: CPU", cpu],
+        [
+            "machine: cores",
+            f"{len(cores) if cores else '?'} used of {env.get('logical_cores')}",
+        ],
+        ["machine: memory", f"{env.get('memory_gib')} GiB"],
+        ["machine: GPU", env.get("gpu") or "none used"],
+        ["machine: Python, platform", f"{env.get('python')}, {env.get('platform')}"],
+    ]
+    for name, version in (env.get("versions") or {}).items():
+        rows.append([f"version: {name}", version])
+    others = {e.get("cpu") for e in envs} - {env.get("cpu")}
+    if others:
+        rows.append(["note", f"some folds ran on another CPU: {sorted(others)}"])
+    return rows
+
+
+def write_report(folds, n_folds, summary=None, config=None, cvdir=None):
     """The HTML text of the report of the finished ``folds`` of a CV run.
 
     Parameters
     ----------
     folds : list of (arrays, info)
-        As saved by ``moa-sklearn cv`` (``fold_K.npz`` and ``fold_K.json``).
+        As saved by ``moa-sklearn cv`` (``fold_K.npz`` and ``fold_K.json``,
+        whose ``environment`` records the machine and versions).
     n_folds : int
         Number of folds of the run.
     summary : dict or None
         ``cv_summary.json`` when the run is complete.
+    config : dict or None
+        ``config.json`` of the run: its settings and data fingerprints.
+    cvdir : str or None
+        The CV folder, named in the report.
     """
     from .metrics import columnwise_log_loss, mean_columnwise_log_loss
 
@@ -193,15 +437,33 @@ def write_report(folds, n_folds, summary=None):
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         "<title>moa-sklearn CV report</title>",
-        "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}"
+        "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto;"
+        "padding:0 1em}"
         "table{border-collapse:collapse;margin:0.5em 0}"
-        "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}</style>",
+        "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}"
+        "#provenance td,#provenance th{text-align:left;font-size:90%;"
+        "word-break:break-all}"
+        "svg{display:block;margin:0.5em 0}</style>",
         "</head><body>",
         "<h1>moa-sklearn CV report</h1>",
         f"<p>{len(folds)} of {n_folds} folds finished. Log losses are the "
         "competition metric (mean columnwise binary log loss) over all rows, "
         "control rows included.</p>",
     ]
+    env = next((i["environment"] for i in infos if i.get("environment")), None)
+    settings = (config or {}).get("settings") or {}
+    line = (
+        f"<p>Models: {escape(', '.join(names))}; {settings.get('profile', '?')} "
+        f"profile, seed {settings.get('seed', '?')}, {Y.shape[0]} rows, "
+        f"{Y.shape[1]} targets"
+    )
+    if env:
+        line += (
+            f"; computed by moa-sklearn {escape(str(config.get('version')))} on "
+            f"{escape(str(env.get('cpu')))} ({len(env.get('cores_used') or [])} "
+            f"cores) on {escape(str(env.get('date', ''))[:10])}"
+        )
+    h.append(line + '. <a href="#provenance">What produced this report</a>.</p>')
 
     # --- scores
     h.append('<section id="scores"><h2>Scores</h2>')
@@ -239,7 +501,7 @@ def write_report(folds, n_folds, summary=None):
 
     # --- per-target log loss
     h.append('<section id="per-target"><h2>Per-target log loss</h2>')
-    h.append(_bar_chart(per_target, target_names, "per-target log loss", "log loss"))
+    h.append(_per_target_chart(per_target, target_names))
     order = np.argsort(-per_target)
     h.append("<p>Worst targets:</p>")
     h.append(
@@ -257,6 +519,13 @@ def write_report(folds, n_folds, summary=None):
     # --- calibration
     h.append('<section id="calibration"><h2>Calibration of OOF predictions</h2>')
     h.append(_calibration_plot(bins))
+    h.append(
+        "<p>Every out-of-fold prediction (row x target) binned by its "
+        "probability; a dot is a bin (area: its count) at its mean prediction "
+        "and its observed frequency of positives. On the dashed line the "
+        "predictions are calibrated. A hollow dot at the bottom is a bin "
+        "without a positive.</p>"
+    )
     h.append(
         _table(
             ["bin", "n", "mean predicted", "observed"],
@@ -287,34 +556,56 @@ def write_report(folds, n_folds, summary=None):
         )
     )
     mean_w = [float(np.mean([i["weights"][n] for i in infos])) for n in names]
-    h.append(_bar_chart(mean_w, names, "mean blend weights", "weight"))
+    fold_w = [[i["weights"][n] for i in infos] for n in names]
+    h.append(_weights_chart(names, mean_w, fold_w))
     h.append("</section>")
 
     # --- learning curves
     h.append('<section id="learning-curves"><h2>Learning curves of the nets</h2>')
     h.append(
         "<p>Each net as refitted on the training part of the first finished "
-        "fold (first seed; solid: training loss, dashed: validation loss).</p>"
+        "fold (first seed; solid: training loss, dashed: validation loss; log "
+        "scale, so that a high first epoch does not flatten the rest). The "
+        "two-step net pretrains on the scored and nonscored targets, then "
+        "fine-tunes on the scored ones: its two steps are separated by a "
+        "dotted line.</p>"
     )
     first = infos[0].get("history", {})
     for name in names:
         records = first.get(name) or []
         seeds = [r.get("seed") for r in records]
         records = [r for r in records if r.get("seed") == (seeds[0] if seeds else None)]
-        series = []
+        series, boundaries = [], []
         steps = list(dict.fromkeys(r.get("step") for r in records))
-        for step in steps:  # the two-step net: pretrain, then finetune
-            for key in ("train_loss", "valid_loss"):
+        for s, step in enumerate(steps):  # the two-step net: pretrain, finetune
+            idx = [i for i, r in enumerate(records) if r.get("step") == step]
+            if s and idx:
+                boundaries.append((idx[0] + 1, str(step)))
+            for key, dashed in (("train_loss", False), ("valid_loss", True)):
                 pts = [
-                    (i, float(r[key]))
-                    for i, r in enumerate(records)
-                    if r.get("step") == step and r.get(key) is not None
+                    (i + 1, float(records[i][key]))
+                    for i in idx
+                    if records[i].get(key) is not None
                 ]
-                label = " ".join(str(x) for x in (name, step, key) if x is not None)
-                series.append((label, pts))
-        svg = _learning_curves(series, f"learning curve {name}")
+                what = "training" if key == "train_loss" else "validation"
+                label = f"{step} {what}" if step is not None else what
+                color = _COLORS[(2 * s + dashed) % len(_COLORS)]
+                series.append((label, pts, color, dashed))
+        svg = _learning_curves(series, f"learning curve {name}", boundaries)
         h.append(f"<h3>{escape(name)}</h3>")
         h.append(svg or "<p>No learning curve recorded.</p>")
+    h.append("</section>")
+
+    # --- provenance
+    h.append('<section id="provenance"><h2>What produced this report</h2>')
+    h.append(
+        "<p>The settings of the CV run, the SHA-256 of its data files (compare "
+        "with <code>sha256sum</code>), and the machine and library versions "
+        "that computed the folds.</p>"
+    )
+    h.append(
+        _table(["what", "value"], _provenance(infos, config, cvdir), "provenance-table")
+    )
     h.append("</section>")
     h.append("</body></html>")
     return "\n".join(h)

@@ -8,12 +8,20 @@
     moa-sklearn predict MODEL FOLDER -o submission.csv
     moa-sklearn report CVDIR [-o report.html]
 
-``cv``, ``fit`` take ``--profile quick|full``, ``--models``, ``--seed``,
-``--n-jobs``, ``--device``, ``--verbose`` and ``--config FILE.json``: a JSON
-object whose keys mirror the flags (``profile``, ``models``, ``seed``,
-``n_jobs``, ``device``, ``verbose``, ``folds``, ``inner_folds``) plus
-``feature_params`` and ``model_params`` (keyword arguments of
-:func:`~moa_sklearn.recipes.make_moa_pipeline`). Flags override the file.
+``cv``, ``fit`` take ``--profile quick|full``, ``--models twostep,keras``,
+``--seed``, ``--n-jobs``, ``--device``, ``-v``/``-q`` and ``--config
+FILE.json``: a JSON object whose keys mirror the flags (``profile``,
+``models``, ``seed``, ``n_jobs``, ``device``, ``verbose``, ``folds``,
+``inner_folds``) plus ``feature_params`` and ``model_params`` (keyword
+arguments of :func:`~moa_sklearn.recipes.make_moa_pipeline`). Flags override
+the file. Every setting is checked before anything is written.
+
+Progress: on a terminal, ``cv`` and ``fit`` draw progress bars (tqdm, on
+standard error) of the folds, of the blend's model fits and of each net's
+epochs, with the elapsed time and an estimate of the time left (``verbose``
+1, the default); ``-q`` (0) turns them off and ``-v`` (2) adds the nets' own
+per-epoch logs. When standard error is not a terminal no bar is drawn; the
+per-fold lines are written all the same.
 
 ``cv`` writes one file pair per finished fold (``fold_K.npz``, ``fold_K.json``)
 and the settings (``config.json``); every file is written under a temporary
@@ -36,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
+from .utils._progress import progress_bar, write_line
 
 __all__ = ["main"]
 
@@ -55,7 +64,7 @@ _DEFAULTS = dict(
     seed=0,
     n_jobs=None,
     device="auto",
-    verbose=0,
+    verbose=1,
     folds=5,
     inner_folds=None,
     feature_params={},
@@ -78,33 +87,12 @@ class CLIError(Exception):
 
 
 # --------------------------------------------------------------------------
-# Small helpers: progress, atomic writes, settings
+# Small helpers: log lines, atomic writes, settings
 # --------------------------------------------------------------------------
 
 
-class _Progress:
-    """Progress lines on stderr: a bar, a counter and the elapsed time."""
-
-    def __init__(self, what, total, stream=None):
-        self.what = what
-        self.total = total
-        self.stream = stream if stream is not None else sys.stderr
-        self.start = time.perf_counter()
-
-    def __call__(self, done, message=""):
-        width = 20
-        filled = int(round(width * done / max(self.total, 1)))
-        bar = "#" * filled + "-" * (width - filled)
-        elapsed = time.perf_counter() - self.start
-        print(
-            f"[{bar}] {self.what} {done}/{self.total} {elapsed:7.1f} s  {message}",
-            file=self.stream,
-            flush=True,
-        )
-
-
 def _log(message):
-    print(f"moa-sklearn: {message}", file=sys.stderr, flush=True)
+    write_line(f"moa-sklearn: {message}")  # keeps the bars on screen intact
 
 
 def _atomic_write(path, write):
@@ -225,31 +213,131 @@ def _settings(args):
     return settings
 
 
-def _build_pipeline(settings):
-    """make_moa_pipeline from the settings (call with metadata routing on)."""
-    from .recipes import MODELS, make_moa_pipeline
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
 
+
+def _model_names(settings):
+    """The models of the blend: the names given, or the installed ones."""
+    from .recipes import _ENGINES, MODELS, _installed
+
+    extra = {"twostep": "torch", "tabnet": "torch", "keras": "keras"}
     models = settings["models"]
-    if models != "auto":
-        models = [models] if isinstance(models, str) else list(models)
-        unknown = [m for m in models if m not in MODELS]
-        if unknown:
-            raise CLIError(f"unknown model(s) {unknown}; models are {list(MODELS)}.")
-        names = models
-    else:
-        from .recipes import _installed
-
+    if models == "auto":
         names = [m for m in MODELS if _installed(m)]
+        if not names:
+            raise CLIError(
+                "no model can run: none of the engines of the nets "
+                f"({', '.join(MODELS)}) is installed; install them with "
+                "pip install 'moa-sklearn[torch]' and/or 'moa-sklearn[keras]'."
+            )
+        left_out = [m for m in MODELS if m not in names]
+        return names, left_out
+    names = [models] if isinstance(models, str) else models
+    if not isinstance(names, list) or not all(isinstance(m, str) for m in names):
+        raise CLIError(f"models must be a list of model names, got {models!r}.")
+    unknown = [m for m in names if m not in MODELS]
+    if unknown or not names:
+        raise CLIError(
+            f"unknown model(s) {unknown}; models are {', '.join(MODELS)} or auto "
+            "(give several as --models twostep,keras)."
+        )
+    if len(set(names)) != len(names):
+        raise CLIError(f"a model is named twice in {names}.")
+    for m in names:
+        if not _installed(m):
+            raise CLIError(
+                f"model {m!r} needs {' and '.join(_ENGINES[m][1])}, which is not "
+                f"installed: pip install 'moa-sklearn[{extra[m]}]'."
+            )
+    return names, []
+
+
+def _check_settings(settings):
+    """Check every setting (and build the pipeline once) before any writing.
+
+    Returns the names of the blend's models; logs the models left out by
+    ``auto``.
+    """
+    from .recipes import MODELS, PROFILES
+
+    if settings["profile"] not in PROFILES:
+        raise CLIError(
+            f"profile must be one of {', '.join(PROFILES)}, got "
+            f"{settings['profile']!r}."
+        )
+    names, left_out = _model_names(settings)
+    checks = [
+        ("seed", _is_int(settings["seed"]) and settings["seed"] >= 0, "an int >= 0"),
+        ("folds", _is_int(settings["folds"]) and settings["folds"] >= 2, "an int >= 2"),
+        (
+            "inner_folds",
+            settings["inner_folds"] is None
+            or (_is_int(settings["inner_folds"]) and settings["inner_folds"] >= 2),
+            "an int >= 2",
+        ),
+        (
+            "n_jobs",
+            settings["n_jobs"] is None
+            or (_is_int(settings["n_jobs"]) and settings["n_jobs"] != 0),
+            "a non-zero int",
+        ),
+        ("device", isinstance(settings["device"], str), "a string"),
+        ("verbose", settings["verbose"] in (0, 1, 2), "0, 1 or 2"),
+    ]
+    for key, ok, what in checks:
+        if not ok:
+            raise CLIError(f"{key} must be {what}, got {settings[key]!r}.")
+    unknown = sorted(set(settings["model_params"]) - set(MODELS))
+    if unknown:
+        raise CLIError(
+            f"model_params has unknown model(s) {unknown}; models are "
+            f"{', '.join(MODELS)}."
+        )
+    for name, params in settings["model_params"].items():
+        if not isinstance(params, dict):
+            raise CLIError(
+                f"model_params[{name!r}] must be a JSON object, got {params!r}."
+            )
+    # the estimators say what else is wrong (unknown or bad parameters)
+    import sklearn
+
+    try:
+        with sklearn.config_context(enable_metadata_routing=True):
+            pipe = _build_pipeline(settings, names)
+        for name, net in pipe.named_steps["model"].estimator.estimators:
+            check = getattr(net, "_check_params", None)
+            if check is not None:
+                try:
+                    check()
+                except (TypeError, ValueError) as e:
+                    raise CLIError(f"model_params[{name!r}]: {e}") from None
+    except TypeError as e:  # an unknown keyword argument
+        raise CLIError(f"feature_params or model_params: {e}") from None
+    if left_out:
+        _log(
+            f"models: {', '.join(names)} ({', '.join(left_out)} left out: their "
+            "engine is not installed)."
+        )
+    return names
+
+
+def _build_pipeline(settings, names):
+    """make_moa_pipeline of the models ``names`` from the (checked) settings.
+
+    Call it with metadata routing on.
+    """
+    from .recipes import make_moa_pipeline
+
     model_params = {k: dict(v) for k, v in settings["model_params"].items()}
     for name in names:
         params = model_params.setdefault(name, {})
         if settings["device"] not in (None, "auto"):
             params.setdefault("device", settings["device"])
-        if settings["verbose"]:
-            params.setdefault("verbose", 1)
+        params.setdefault("verbose", settings["verbose"])
     model_params = {k: v for k, v in model_params.items() if k in names or v}
     pipe = make_moa_pipeline(
-        models,
+        names,
         profile=settings["profile"],
         random_state=settings["seed"],
         cv=settings["inner_folds"],
@@ -257,9 +345,8 @@ def _build_pipeline(settings):
         model_params=model_params,
         n_jobs=settings["n_jobs"],
     )
-    if settings["verbose"]:
-        # joblib's progress of the blend's fits (every model on every inner fold)
-        pipe.set_params(estimator__model__verbose=10)
+    # a progress bar of the blend's fits (every model on every inner fold)
+    pipe.set_params(estimator__model__verbose=settings["verbose"])
     return pipe
 
 
@@ -343,6 +430,19 @@ def _data_fingerprint(moa):
     return h.hexdigest()[:16]
 
 
+def _data_digests(folder):
+    """SHA-256 of the training files (``sha256sum`` checks them)."""
+    from .datasets import TRAIN_DRUG, TRAIN_FEATURES, TRAIN_NONSCORED, TRAIN_SCORED
+    from .utils._environment import file_digest
+
+    out = {}
+    for name in (TRAIN_FEATURES, TRAIN_SCORED, TRAIN_NONSCORED, TRAIN_DRUG):
+        path = Path(folder) / name
+        if path.is_file():
+            out[name] = file_digest(path)
+    return out
+
+
 def _history(estimator):
     """Learning curve records of a fitted net (JSON-able), or []."""
     records = getattr(estimator, "history_", None) or []
@@ -354,16 +454,17 @@ def _history(estimator):
     return out
 
 
-def _fit_fold(k, train, test, moa, settings, truth):
+def _fit_fold(k, train, test, moa, settings, names, truth):
     """Fit the pipeline on ``train``, predict ``test``: (arrays, info)."""
     import sklearn
 
     from .metrics import columnwise_log_loss, mean_columnwise_log_loss
+    from .utils._environment import machine
 
     X, Y, Y_aux, groups = moa.data, moa.target, moa.target_aux, moa.groups
     t0 = time.perf_counter()
     with sklearn.config_context(enable_metadata_routing=True):
-        pipe = _build_pipeline(settings)
+        pipe = _build_pipeline(settings, names)
         pipe.fit(
             X.iloc[train],
             Y.iloc[train],
@@ -401,6 +502,7 @@ def _fit_fold(k, train, test, moa, settings, truth):
         inner_oof_score=blend.oof_score_,
         target_scores=columnwise_log_loss(Yt, proba).tolist(),
         history={n: _history(e) for n, e in zip(names, blend.estimators_)},
+        environment=machine(),  # what computed this fold, and when
     )
     arrays = dict(
         test=np.asarray(test),
@@ -440,6 +542,7 @@ def _cmd_cv(args):
     from .model_selection import DrugMultilabelStratifiedKFold
 
     settings = _settings(args)
+    names = _check_settings(settings)  # before anything is written
     _check_data_folder(args.folder)
     cvdir = _writable_folder(args.output, "output")
     moa = _load(args.folder)
@@ -449,6 +552,7 @@ def _cmd_cv(args):
 
     config = {k: settings[k] for k in _RESULT_KEYS}
     config["data"] = _data_fingerprint(moa)
+    config["data_files"] = _data_digests(args.folder)
     config = json.loads(json.dumps(config, default=_json_default))
     config_path = cvdir / "config.json"
     if config_path.is_file():
@@ -475,26 +579,32 @@ def _cmd_cv(args):
     n_folds = settings["folds"]
     splitter = DrugMultilabelStratifiedKFold(n_folds, random_state=settings["seed"])
     folds = list(splitter.split(moa.data, moa.target.to_numpy(), moa.groups.to_numpy()))
-    progress = _Progress("folds", n_folds)
     results = []
-    for k, (train, test) in enumerate(folds):
-        saved = _read_fold(cvdir, k)
-        if saved is not None:
-            results.append(saved)
-            progress(k + 1, f"fold {k + 1}: loaded (log loss {saved[1]['score']:.5f})")
-            continue
-        progress(k, f"fold {k + 1}: fitting {len(train)} rows ...")
-        arrays, info = _fit_fold(k, train, test, moa, settings, truth)
-        npz, js = _fold_paths(cvdir, k)
-        _atomic_write(npz, lambda f, a=arrays: np.savez(f, **a))
-        _write_json(js, info)  # written last: marks the fold as finished
-        models = ", ".join(f"{n} {s:.5f}" for n, s in info["model_scores"].items())
-        progress(
-            k + 1,
-            f"fold {k + 1}: log loss {info['score']:.5f} ({models}; prior "
-            f"{info['prior_score']:.5f}) in {info['fit_seconds']:.1f} s",
-        )
-        results.append((arrays, info))
+    bar = progress_bar(
+        n_folds, "CV folds", settings["verbose"], unit="fold", leave=True
+    )
+    with bar:
+        for k, (train, test) in enumerate(folds):
+            saved = _read_fold(cvdir, k)
+            if saved is not None:
+                results.append(saved)
+                _log(
+                    f"fold {k + 1}/{n_folds}: loaded (log loss {saved[1]['score']:.5f})"
+                )
+                bar.update(1)
+                continue
+            _log(f"fold {k + 1}/{n_folds}: fitting {len(train)} rows ...")
+            arrays, info = _fit_fold(k, train, test, moa, settings, names, truth)
+            npz, js = _fold_paths(cvdir, k)
+            _atomic_write(npz, lambda f, a=arrays: np.savez(f, **a))
+            _write_json(js, info)  # written last: marks the fold as finished
+            models = ", ".join(f"{n} {s:.5f}" for n, s in info["model_scores"].items())
+            _log(
+                f"fold {k + 1}/{n_folds}: log loss {info['score']:.5f} ({models}; "
+                f"prior {info['prior_score']:.5f}) in {info['fit_seconds']:.1f} s"
+            )
+            bar.update(1)
+            results.append((arrays, info))
 
     summary = _summarise(results, moa, cvdir, config)
     line = f"CV log loss {summary['score']:.5f} (prior {summary['prior_score']:.5f}"
@@ -558,13 +668,14 @@ def _cmd_fit(args):
     import sklearn
 
     settings = _settings(args)
+    names = _check_settings(settings)  # before anything is written
     _check_data_folder(args.folder)
     out = _writable_file(args.output, "model file")
     moa = _load(args.folder)
     _log(f"fitting on {moa.data.shape[0]} rows ({settings['profile']} profile) ...")
     t0 = time.perf_counter()
     with sklearn.config_context(enable_metadata_routing=True):
-        pipe = _build_pipeline(settings)
+        pipe = _build_pipeline(settings, names)
         pipe.fit(
             moa.data,
             moa.target,
@@ -757,7 +868,7 @@ def _cmd_report(args):
         raise CLIError(f"{str(cvdir)!r} holds no finished fold; run `cv` first.")
     summary_path = cvdir / "cv_summary.json"
     summary = _read_json(summary_path, "CV summary") if summary_path.is_file() else None
-    html = write_report(folds, n_folds, summary)
+    html = write_report(folds, n_folds, summary, config=config, cvdir=cvdir)
     _atomic_write(out, lambda f: f.write(html.encode()))
     _log(f"report of {len(folds)}/{n_folds} folds -> {str(out)!r}")
     return 0
@@ -768,24 +879,59 @@ def _cmd_report(args):
 # --------------------------------------------------------------------------
 
 
+def _model_list(value):
+    """``--models twostep,keras``: the names, split at commas."""
+    names = [m.strip() for m in value.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: give model names separated by commas, e.g. twostep,keras"
+        )
+    return names
+
+
 def _add_settings(p):
     g = p.add_argument_group("settings (flags override --config)")
     g.add_argument("--config", metavar="FILE", help="JSON file of settings")
-    g.add_argument("--profile", choices=("quick", "full"), help="default: quick")
+    g.add_argument(
+        "--profile",
+        choices=("quick", "full"),
+        help="quick: small nets, few epochs; full: the recipe (default: quick)",
+    )
     g.add_argument(
         "--models",
-        nargs="+",
-        metavar="MODEL",
-        help="twostep, keras, tabnet or auto (default: the installed ones)",
+        type=_model_list,
+        action="extend",
+        metavar="M[,M...]",
+        help="the blend's models, comma-separated, among twostep, keras, tabnet; "
+        "or auto (default: the installed ones)",
     )
     g.add_argument("--seed", type=int, help="random seed (default: 0)")
-    g.add_argument("--n-jobs", type=int, help="parallel fits of the blend")
-    g.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
+    g.add_argument("--n-jobs", type=int, help="parallel fits of the blend (default: 1)")
     g.add_argument(
-        "--inner-folds", type=int, help="inner CV of the blend (quick 3, full 5)"
+        "--device", help="auto (default: CUDA when available), cpu, cuda, cuda:N"
     )
     g.add_argument(
-        "-v", "--verbose", action="store_const", const=1, help="print the nets' epochs"
+        "--inner-folds",
+        type=int,
+        metavar="K",
+        help="inner CV folds of the blend (default: quick 3, full 5)",
+    )
+    out = g.add_mutually_exclusive_group()
+    out.add_argument(
+        "-v",
+        "--verbose",
+        action="store_const",
+        const=2,
+        help="also print the nets' per-epoch logs",
+    )
+    out.add_argument(
+        "-q",
+        "--quiet",
+        dest="verbose",
+        action="store_const",
+        const=0,
+        help="no progress bars (default: progress bars of folds, model fits and "
+        "epochs, with the time left, when standard error is a terminal)",
     )
 
 
@@ -805,17 +951,42 @@ def _parser():
         help="write a synthetic make_moa world in the Kaggle layout",
         description="Write a make_moa world to FOLDER in the Kaggle layout, "
         "with its Bayes-optimal probabilities in FOLDER/truth/ (bayes_proba.csv, "
-        "test_bayes_proba.csv, test_targets_scored.csv).",
+        "test_bayes_proba.csv, test_targets_scored.csv). The defaults are "
+        "lish-moa's full size (23,814 training rows; the main job of the "
+        "README uses --n-samples 3000 --n-test 500).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("folder", metavar="FOLDER")
-    p.add_argument("--n-samples", type=int, default=23814)
-    p.add_argument("--n-test", type=int, default=3982)
-    p.add_argument("--n-genes", type=int, default=772)
-    p.add_argument("--n-cells", type=int, default=100)
-    p.add_argument("--n-scored", type=int, default=206)
-    p.add_argument("--n-nonscored", type=int, default=402)
-    p.add_argument("--signal", type=float, default=1.3)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("folder", metavar="FOLDER", help="folder to write (created)")
+    p.add_argument(
+        "--n-samples", type=int, default=23814, metavar="N", help="training rows"
+    )
+    p.add_argument(
+        "--n-test", type=int, default=3982, metavar="N", help="test rows (0: none)"
+    )
+    p.add_argument(
+        "--n-genes", type=int, default=772, metavar="N", help="gene columns g-*"
+    )
+    p.add_argument(
+        "--n-cells", type=int, default=100, metavar="N", help="cell columns c-*"
+    )
+    p.add_argument(
+        "--n-scored", type=int, default=206, metavar="N", help="scored targets"
+    )
+    p.add_argument(
+        "--n-nonscored",
+        type=int,
+        default=402,
+        metavar="N",
+        help="nonscored (auxiliary) targets",
+    )
+    p.add_argument(
+        "--signal",
+        type=float,
+        default=1.3,
+        metavar="S",
+        help="strength of the MoA effects (larger: easier to predict)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed")
     p.set_defaults(func=_cmd_make_data)
 
     p = sub.add_parser(
@@ -823,11 +994,18 @@ def _parser():
         help="drug-grouped CV of the pipeline (resumable)",
         description="Drug-grouped K-fold CV of make_moa_pipeline on FOLDER. "
         "Per-fold results go to CVDIR as they finish; run the same command "
-        "again to resume an interrupted run.",
+        "again to resume an interrupted run. Every setting is checked before "
+        "anything is written.",
     )
-    p.add_argument("folder", metavar="FOLDER")
-    p.add_argument("-o", "--output", required=True, metavar="CVDIR")
-    p.add_argument("--folds", type=int, help="outer folds (default: 5)")
+    p.add_argument("folder", metavar="FOLDER", help="data folder (Kaggle layout)")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="CVDIR",
+        help="folder of the results (created; resumed when it holds a run)",
+    )
+    p.add_argument("--folds", type=int, metavar="K", help="outer folds (default: 5)")
     _add_settings(p)
     p.set_defaults(func=_cmd_cv)
 
@@ -836,8 +1014,14 @@ def _parser():
         help="fit the pipeline on all training rows",
         description="Fit make_moa_pipeline on FOLDER's training files and save it.",
     )
-    p.add_argument("folder", metavar="FOLDER")
-    p.add_argument("-o", "--output", required=True, metavar="MODEL")
+    p.add_argument("folder", metavar="FOLDER", help="data folder (Kaggle layout)")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="MODEL",
+        help="model file to write (e.g. model.joblib)",
+    )
     _add_settings(p)
     p.set_defaults(func=_cmd_fit)
 
@@ -849,9 +1033,19 @@ def _parser():
         "FOLDER/sample_submission.csv when present. Model files are pickles: "
         "load only files you trust.",
     )
-    p.add_argument("model", metavar="MODEL")
-    p.add_argument("folder", metavar="FOLDER")
-    p.add_argument("-o", "--output", default="submission.csv", metavar="CSV")
+    p.add_argument("model", metavar="MODEL", help="model file written by `fit`")
+    p.add_argument(
+        "folder",
+        metavar="FOLDER",
+        help="data folder (its test_features.csv) or a features CSV file",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        default="submission.csv",
+        metavar="CSV",
+        help="submission file to write (default: submission.csv)",
+    )
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser(
@@ -859,10 +1053,16 @@ def _parser():
         help="an HTML report of a CV run",
         description="Write an HTML report (inline SVG plots) of the CV run in "
         "CVDIR: scores, per-target log loss, calibration of the OOF "
-        "predictions, blend weights and the nets' learning curves.",
+        "predictions, blend weights, the nets' learning curves, and what "
+        "produced it (settings, versions, machine, data files).",
     )
-    p.add_argument("cvdir", metavar="CVDIR")
-    p.add_argument("-o", "--output", metavar="HTML", help="default: CVDIR/report.html")
+    p.add_argument("cvdir", metavar="CVDIR", help="folder written by `cv`")
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="HTML",
+        help="report to write (default: CVDIR/report.html)",
+    )
     p.set_defaults(func=_cmd_report)
     return parser
 

@@ -42,6 +42,7 @@ from sklearn.utils.validation import (
 from .exceptions import _warn_without_groups
 from .metrics import _label_proba
 from .model_selection import DrugMultilabelStratifiedKFold
+from .utils._progress import progress_bar
 from .utils._validation import (
     _as_array,
     check_base_proba,
@@ -270,7 +271,9 @@ class StackingBlend(ClassifierMixin, MetaEstimatorMixin, _BaseComposition):
         Seed of the inner CV when ``cv`` is an int. The base classifiers keep
         their own ``random_state``.
     verbose : int, default=0
-        Verbosity of joblib.
+        0 is silent; 1 shows a progress bar of the fits (every base
+        classifier on every inner fold, then on all rows) on standard error
+        when it is a terminal; 2 or more also passes ``verbose`` to joblib.
 
     Attributes
     ----------
@@ -564,7 +567,26 @@ class StackingBlend(ClassifierMixin, MetaEstimatorMixin, _BaseComposition):
             delayed(_fit_all)(e, X, y, params)
             for e, params in zip(estimators, est_params)
         ]
-        results = Parallel(n_jobs=self.n_jobs, verbose=self.verbose)(jobs)
+        labels = [
+            f"{name} inner fold {f + 1}/{len(folds)}"
+            for name in names
+            for f in range(len(folds))
+        ] + [f"{name} on all rows" for name in names]
+        results = []
+        with progress_bar(
+            len(jobs), type(self).__name__, self.verbose, unit="fit"
+        ) as bar:
+            bar.set_postfix_str(labels[0], refresh=False)
+            parallel = Parallel(
+                n_jobs=self.n_jobs,
+                verbose=0 if self.verbose < 2 else self.verbose,
+                return_as="generator",
+            )
+            for i, result in enumerate(parallel(jobs)):
+                results.append(result)
+                if i + 1 < len(jobs):  # in order: the next fit has started
+                    bar.set_postfix_str(labels[i + 1], refresh=False)
+                bar.update(1)
 
         M, k = len(estimators), Y.shape[1]
         oof = np.full((M, n, k), np.nan)

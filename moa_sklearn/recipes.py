@@ -70,6 +70,11 @@ def _resolve_models(models):
     if isinstance(models, str) and models == "auto":
         found = [m for m in MODELS if _installed(m)]
         missing = [m for m in MODELS if m not in found]
+        if not found:  # one message: no warning before the error
+            raise ImportError(
+                "make_moa_pipeline(models='auto') found no installed engine: "
+                "pip install 'moa-sklearn[torch]' or 'moa-sklearn[keras]'."
+            )
         if missing:
             warnings.warn(
                 f"make_moa_pipeline(models='auto'): {missing} left out, their "
@@ -77,11 +82,6 @@ def _resolve_models(models):
                 "'moa-sklearn[keras]').",
                 UserWarning,
                 stacklevel=3,
-            )
-        if not found:
-            raise ImportError(
-                "make_moa_pipeline(models='auto') found no installed engine: "
-                "pip install 'moa-sklearn[torch]' or 'moa-sklearn[keras]'."
             )
         return [(m, None) for m in found]
     if isinstance(models, str):

@@ -1,3 +1,4 @@
+import io
 import os
 import signal
 import sys
@@ -49,3 +50,41 @@ def ctrl_c_at_epoch(monkeypatch):
         monkeypatch.setattr(callback_class, "on_epoch_end", on_epoch_end)
 
     return install
+
+
+class _Terminal(io.StringIO):
+    """A text stream that says it is a terminal."""
+
+    def isatty(self):
+        return True
+
+
+@pytest.fixture
+def terminal(monkeypatch):
+    """A function that replaces standard error by a terminal-like stream and
+    returns it (call it in the test: pytest's capture resets sys.stderr
+    between the set-up and the test)."""
+
+    def attach():
+        stream = _Terminal()
+        monkeypatch.setattr(sys, "stderr", stream)
+        return stream
+
+    return attach
+
+
+@pytest.fixture
+def progress_bars(monkeypatch):
+    """The tqdm bars that the package creates during the test (a list)."""
+    import tqdm
+
+    bars = []
+
+    class Recorded(tqdm.tqdm):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.drawn = not self.disable  # close() disables a bar
+            bars.append(self)
+
+    monkeypatch.setattr(tqdm, "tqdm", Recorded)
+    return bars

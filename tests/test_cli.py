@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import warnings
 from html.parser import HTMLParser
 
 import numpy as np
@@ -217,6 +218,64 @@ def test_report_has_the_sections_and_the_saved_numbers(cv_run, work):
     # calibration bins: the row counts add up to every OOF prediction
     n = sum(int(r[1]) for r in parser.cells["calibration-table"][1:])
     assert n == 300 * 6
+
+
+def test_report_says_what_produced_it(cv_run, work):
+    import hashlib
+    import importlib.metadata
+
+    out = work / "report_provenance.html"
+    assert cli.main(["report", str(cv_run), "-o", str(out)]) == 0
+    parser = _Sections()
+    parser.feed(out.read_text())
+    assert "provenance" in parser.ids
+    rows = {r[0]: r[1] for r in parser.cells["provenance-table"][1:] if len(r) == 2}
+    # the settings of the run
+    assert rows["setting: folds"] == "2" and rows["setting: seed"] == "0"
+    assert json.loads(rows["setting: models"]) == ["twostep", "tabnet"]
+    assert json.loads(rows["setting: model_params"])["tabnet"]["max_epochs"] == 3
+    # the data: what sha256sum prints for each training file
+    for name in ("train_features.csv", "train_targets_scored.csv", "train_drug.csv"):
+        digest = hashlib.sha256((work / "data" / name).read_bytes()).hexdigest()
+        assert rows[f"data: {name} (SHA-256)"] == digest
+    # versions, machine, dates
+    assert rows["version: scikit-learn"] == importlib.metadata.version("scikit-learn")
+    assert rows["version: torch"] == importlib.metadata.version("torch")
+    assert rows["machine: CPU"] and "used of" in rows["machine: cores"]
+    assert rows["folds computed"].endswith("(UTC)")
+    assert rows["report written"][:4].isdigit()
+
+
+def test_report_screenshot(cv_run, work, tmp_path):
+    """The report as a user sees it: a headless browser renders it."""
+    import shutil
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("chromium is not installed")
+    report = work / "report_shot.html"
+    assert cli.main(["report", str(cv_run), "-o", str(report)]) == 0
+    png = tmp_path / "report.png"
+    subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+         f"--screenshot={png}", "--window-size=1200,3000", report.as_uri()],
+        capture_output=True, timeout=120, check=False,
+    )  # fmt: skip
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = (
+        int.from_bytes(data[16:20], "big"),
+        int.from_bytes(data[20:24], "big"),
+    )
+    assert (width, height) == (1200, 3000)
+    try:
+        from PIL import Image
+    except ImportError:
+        return
+    pixels = np.asarray(Image.open(png).convert("L"), dtype=float)
+    # text and plots drawn all the way down (not a blank or an error page)
+    rows_with_ink = (pixels < 128).any(axis=1)
+    assert rows_with_ink[:1000].mean() > 0.2 and rows_with_ink[1000:2000].mean() > 0.2
 
 
 def test_cv_resumes_without_recomputing_finished_folds(work, monkeypatch):
@@ -543,3 +602,124 @@ def test_make_data_on_a_full_disk(tmp_path, capsys, monkeypatch):
     err = error_of(capsys, ["make-data", str(tmp_path / "d"), *MAKE])
     assert "No space left on device" in err and len(err.strip().splitlines()) == 1
     assert not [p for p in (tmp_path / "d").rglob("*") if p.is_file()]
+
+
+# ------------------------------------------------------------ option checks
+
+
+def run_args(work, command, out, *extra, config=None):
+    """Like cli_args, with any output path and config file."""
+    config = config or work / "cfg.json"
+    return [
+        command,
+        str(work / "data"),
+        "-o",
+        str(out),
+        "--config",
+        str(config),
+        *extra,
+    ]
+
+
+def test_a_bad_option_writes_nothing(work, tmp_path, capsys):
+    out = tmp_path / "cv"
+    err = error_of(capsys, run_args(work, "cv", out, "--models", "kears"))
+    assert "unknown model(s) ['kears']" in err and "twostep, keras, tabnet" in err
+    assert not out.exists()  # so a corrected rerun is not "another run"
+    cfg = tmp_path / "bad.json"
+    for bad, words in [
+        ({"folds": 1}, "folds must be an int >= 2"),
+        ({"inner_folds": 0}, "inner_folds must be an int >= 2"),
+        ({"profile": "fast"}, "profile must be one of quick, full"),
+        ({"model_params": {"twostep": {"hidden_size": 3}}}, "hidden_size"),
+        ({"model_params": {"tabnet": {"n_d": -1}}}, "model_params['tabnet']"),
+        ({"model_params": {"xgb": {}}}, "unknown model(s) ['xgb']"),
+        ({"feature_params": {"n_pca": 3}}, "n_pca"),
+    ]:
+        cfg.write_text(json.dumps({**CONFIG, **bad}))
+        err = error_of(capsys, run_args(work, "cv", out, config=cfg))
+        assert words in err, (bad, err)
+        assert not out.exists()
+    model = tmp_path / "model.joblib"
+    err = error_of(capsys, run_args(work, "fit", model, config=cfg))
+    assert "n_pca" in err and not model.exists()
+
+
+def test_models_take_a_comma_separated_or_repeated_value():
+    parse = cli._parser().parse_args
+    args = parse(["cv", "--models", "keras,tabnet", "moa-data", "-o", "X"])
+    assert args.models == ["keras", "tabnet"]
+    assert (args.folder, args.output) == ("moa-data", "X")
+    args = parse(["fit", "--models", "keras", "--models", "twostep", "d", "-o", "m"])
+    assert args.models == ["keras", "twostep"]
+    args = parse(["cv", "d", "-o", "X", "--models", "auto"])
+    assert cli._settings(args)["models"] == "auto"
+    assert cli._settings(parse(["cv", "d", "-o", "X"]))["verbose"] == 1
+    assert parse(["cv", "d", "-o", "X", "-q"]).verbose == 0
+    assert parse(["cv", "d", "-o", "X", "-v"]).verbose == 2
+
+
+def test_a_missing_engine_is_one_message_and_nothing_written(
+    work, tmp_path, capsys, monkeypatch
+):
+    from moa_sklearn import recipes
+
+    out = tmp_path / "cv"
+    monkeypatch.setattr(recipes, "_installed", lambda name: name != "keras")
+    err = error_of(capsys, run_args(work, "cv", out, "--models", "keras,twostep"))
+    assert "pip install 'moa-sklearn[keras]'" in err
+    monkeypatch.setattr(recipes, "_installed", lambda name: False)  # core only
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        err = error_of(capsys, run_args(work, "cv", out, "--models", "auto"))
+    assert err.count("\n") == 1 and err.count("pip install") == 1, err
+    assert "no model can run" in err
+    assert not out.exists()
+
+
+def test_help_texts_say_what_and_the_defaults(capsys):
+    def help_of(*argv):
+        with pytest.raises(SystemExit) as e:
+            cli.main([*argv, "--help"])
+        assert e.value.code == 0
+        return " ".join(capsys.readouterr().out.split())
+
+    text = help_of("make-data")
+    assert "lish-moa's full size" in text
+    for flag, default in [("--n-samples", 23814), ("--n-test", 3982), ("--seed", 0)]:
+        assert f"(default: {default})" in text.split(flag, 2)[2], flag
+    assert "training rows" in text and "scored targets" in text
+    text = help_of("predict")
+    assert "default: submission.csv" in text
+    for command in ("cv", "fit"):
+        text = help_of(command)
+        assert "comma-separated" in text and "-q, --quiet" in text
+        assert "progress bars" in text
+
+
+# ---------------------------------------------------------------- progress
+
+
+def test_progress_bars_on_a_terminal_lines_in_a_log(
+    work, tmp_path, capsys, terminal, progress_bars
+):
+    # not a terminal (captured): the per-fold lines, no bar
+    assert cli.main(run_args(work, "cv", tmp_path / "cv")) == 0
+    err = capsys.readouterr().err
+    assert "fold 1/2: fitting" in err and "fold 2/2: log loss" in err
+    assert "\r" not in err
+    assert progress_bars and not any(b.drawn for b in progress_bars)
+    # a terminal: bars of the folds, of the blend's fits and of the epochs
+    progress_bars.clear()
+    stream = terminal()
+    assert cli.main(run_args(work, "fit", tmp_path / "m.joblib")) == 0
+    drawn = {b.desc: b for b in progress_bars if b.drawn}
+    nets = {"TwoStepNetClassifier", "TabNetMultilabelClassifier"}
+    assert {"StackingBlend", *nets} <= set(drawn)
+    blend = drawn["StackingBlend"]
+    assert blend.n == blend.total == 2 * (2 + 1)  # 2 models x (2 inner folds + all)
+    assert "StackingBlend" in stream.getvalue() and "\r" in stream.getvalue()
+    # -q: no bar, even on a terminal
+    progress_bars.clear()
+    assert cli.main(run_args(work, "fit", tmp_path / "m.joblib", "-q")) == 0
+    assert not any(b.drawn for b in progress_bars)

@@ -60,7 +60,6 @@ def html(tmp_path_factory):
             "sphinx",
             "-W",
             "--keep-going",
-            "-q",
             "-b",
             "html",
             "-d",
@@ -78,7 +77,15 @@ def html(tmp_path_factory):
         print(result.stdout[-5000:])
         print(result.stderr[-10000:])
     assert result.returncode == 0, "the docs build failed or warned; see stderr"
+    out.joinpath("build-log.txt").write_text(result.stdout + result.stderr)
     return out
+
+
+def test_docs_build_prints_no_configuration_dump(html):
+    log = (html / "build-log.txt").read_text()
+    assert "build succeeded" in log  # the log of a build without -q
+    assert "MdParserConfig" not in log  # myst-parser's configuration object
+    assert "generating autosummary for:" not in log  # the list of every page
 
 
 def test_docs_build_has_every_page(html):

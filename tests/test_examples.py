@@ -116,3 +116,19 @@ def test_plot_blend_runs(tmp_path):
     )
     assert "blend, drug-grouped 2-fold CV" in out
     assert out.count("weights {'twostep'") == 2
+
+
+def test_quickstart_help_describes_each_flag_and_the_default_run():
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "quickstart.py"), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    text = " ".join(result.stdout.split())
+    assert "full-size CV (23,814 rows, 5 folds)" in text
+    for flag in ("--n-samples N", "--folds K", "--epochs E", "--seed", "--skip-net"):
+        after = text.split(flag, 2)[-1]
+        assert after.split("--", 1)[0].strip(), f"{flag} has no help"
+    assert "(default: 23814)" in text and "(default: 12)" in text

@@ -747,12 +747,31 @@ def test_state_dict_bytes_round_trip():
 def test_verbose_prints_the_steps_and_quiet_by_default(data, capsys):
     X, Y, Y_aux, _ = data
     tiny().fit(X, Y, y_aux=Y_aux)
-    assert capsys.readouterr().out == ""
-    tiny(verbose=1).fit(X, Y, y_aux=Y_aux)
+    assert capsys.readouterr() == ("", "")
+    tiny(verbose=2).fit(X, Y, y_aux=Y_aux)
     out = capsys.readouterr().out
     assert "step 1, pretrain on 7 targets" in out
     assert "step 2, fine-tune on 4 targets" in out
     assert "valid_loss" in out
+
+
+def test_verbose_progress_bar_on_a_terminal_only(data, terminal, progress_bars):
+    X, Y, Y_aux, _ = data
+    stream = terminal()
+    tiny(verbose=1, n_seeds=2).fit(X, Y, y_aux=Y_aux)
+    (bar,) = progress_bars
+    assert bar.drawn
+    epochs = 2 * (TINY["epochs_pretrain"] + TINY["epochs_finetune"])
+    assert (bar.total, bar.n) == (epochs, epochs)
+    assert "seed 2/2, finetune, train 0." in bar.postfix
+    assert "valid 0." in bar.postfix
+    assert "TwoStepNetClassifier" in stream.getvalue()
+    # not a terminal: no bar drawn, nothing written
+    progress_bars.clear()
+    sys.stderr = io.StringIO()
+    tiny(verbose=1).fit(X, Y, y_aux=Y_aux)
+    assert not progress_bars[0].drawn
+    assert sys.stderr.getvalue() == ""
 
 
 def test_untrained_head_predicts_the_prevalence():

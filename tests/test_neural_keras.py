@@ -686,3 +686,13 @@ def test_quiet_engine_logs_drops_only_the_noise(capfd, monkeypatch):
     with quiet_engine_logs():
         os.write(2, lines[3])
     assert capfd.readouterr().err.encode() == lines[3]
+
+
+def test_verbose_progress_bar_counts_the_epochs(data, terminal, progress_bars):
+    X, Y, _, _ = data
+    stream = terminal()
+    tiny(epochs=3, n_seeds=2, patience=None, verbose=1).fit(X, Y)
+    (bar,) = progress_bars
+    assert (bar.total, bar.n) == (6, 6)
+    assert "seed 2/2, train " in bar.postfix and "valid " in bar.postfix
+    assert "KerasNetClassifier" in stream.getvalue()

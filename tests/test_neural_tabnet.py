@@ -179,7 +179,19 @@ def test_fit_is_quiet(data, capsys):
     assert capsys.readouterr().out == ""
     assert not [w for w in caught if "pytorch_tabnet" in str(w.filename)]
     tiny(max_epochs=2, verbose=1).fit(X, Y)
+    assert capsys.readouterr().out == ""  # 1: a progress bar, on a terminal
+    tiny(max_epochs=2, verbose=2).fit(X, Y)
     assert "epoch 0" in capsys.readouterr().out
+
+
+def test_verbose_progress_bar_counts_the_epochs(data, terminal, progress_bars):
+    X, Y, _, _ = data
+    stream = terminal()
+    tiny(max_epochs=3, n_seeds=2, verbose=1).fit(X, Y)
+    (bar,) = progress_bars
+    assert (bar.total, bar.n) == (6, 6)
+    assert "seed 2/2, train " in bar.postfix and "valid " in bar.postfix
+    assert "TabNetMultilabelClassifier" in stream.getvalue()
 
 
 # ------------------------------------------------------------ determinism

@@ -1,5 +1,7 @@
 """make_moa_pipeline: the whole recipe under CV, routing and GridSearchCV."""
 
+import warnings
+
 import numpy as np
 import pytest
 import sklearn
@@ -116,6 +118,14 @@ def test_auto_leaves_out_missing_engines_but_explicit_raises(monkeypatch):
         pipe = make_moa_pipeline("auto")
     names = [n for n, _ in pipe.estimator.named_steps["model"].estimators]
     assert names == ["twostep", "tabnet"]
+
+
+def test_auto_without_any_engine_is_one_error_no_warning(monkeypatch):
+    monkeypatch.setattr(recipes, "_installed", lambda name: False)  # core only
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ImportError, match="no installed engine"):
+            make_moa_pipeline("auto")
 
 
 def test_routing_requests_only_when_routing_is_on():

@@ -23,6 +23,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..exceptions import _warn_without_groups
+from ..utils._progress import progress_bar
 from ..utils._validation import (
     _as_array,
     _is_binary_matrix,
@@ -251,7 +252,9 @@ class BaseMultilabelNet(
     Extension points: a subclass defines ``__init__`` with all its
     hyperparameters, including the common ones read by the base:
     ``label_smoothing``, ``clip``, ``n_seeds``, ``validation_fraction``,
-    ``device``, ``random_state`` and ``verbose``. It then implements:
+    ``device``, ``random_state`` and ``verbose`` (0: silent; 1: a progress
+    bar on standard error, drawn only when it is a terminal; 2: also the
+    engine's own per-epoch log). It then implements:
 
     ``_fit_one(X, Y, X_valid, Y_valid, *, Y_aux, Y_aux_valid, seed, device)``
         Build and train one model for one seed; return ``(model, history)``
@@ -262,6 +265,10 @@ class BaseMultilabelNet(
         targets; ``device`` is the resolved device string.
     ``_predict_proba_one(model, X)``
         Return the (n, n_outputs) probabilities of one model (float32 X).
+
+    For the progress bar, ``_fit_one`` calls ``self._epoch_done(record)`` at
+    the end of every epoch and ``_n_epochs()`` returns the most epochs of one
+    seed.
 
     and may override ``_check_params`` (call ``super()._check_params()``),
     ``_serialize_model`` / ``_deserialize_model`` (default: the model
@@ -457,9 +464,37 @@ class BaseMultilabelNet(
 
         rng = check_random_state(self.random_state)
         seeds = rng.randint(0, np.iinfo(np.int32).max, size=self.n_seeds)
+        per_seed = self._n_epochs()
+        self._progress = progress_bar(
+            None if per_seed is None else per_seed * self.n_seeds,
+            type(self).__name__,
+            self.verbose,
+            unit="epoch",
+        )
+        try:
+            models, history = self._fit_seeds(
+                X, Y, Y_aux, groups, seeds, smooth, device, per_seed
+            )
+        finally:
+            self._progress.close()
+            del self._progress
+            self.__dict__.pop("_progress_seed", None)
+        self.device_ = device
+        self.seeds_ = seeds
+        self.n_aux_ = 0 if Y_aux is None else Y_aux.shape[1]
+        self.models_ = models
+        self.history_ = history
+        return self
+
+    def _fit_seeds(self, X, Y, Y_aux, groups, seeds, smooth, device, per_seed):
+        """Train one model per seed; return (models, history records)."""
         models, history = [], []
         for i, seed in enumerate(seeds):
             seed = int(seed)
+            self._progress_seed = i
+            if per_seed is not None:  # a seed stopped early: jump to the next
+                self._progress.n = i * per_seed
+                self._progress.refresh()
             train, valid = _inner_validation_split(
                 Y, groups, self.validation_fraction, seed
             )
@@ -467,7 +502,7 @@ class BaseMultilabelNet(
                 _warn_without_groups(
                     type(self).__name__, "inner validation split (best epoch)"
                 )
-            if self.verbose:
+            if self.verbose >= 2:
                 n_valid = 0 if valid is None else valid.size
                 print(
                     f"[{type(self).__name__}] seed {i + 1}/{self.n_seeds} "
@@ -491,12 +526,31 @@ class BaseMultilabelNet(
             models.append(model)
             for record in records:
                 history.append({"seed": i, **record})
-        self.device_ = device
-        self.seeds_ = seeds
-        self.n_aux_ = 0 if Y_aux is None else Y_aux.shape[1]
-        self.models_ = models
-        self.history_ = history
-        return self
+        return models, history
+
+    # --------------------------------------------------------------- progress
+    def _n_epochs(self):
+        """Most epochs of one seed's training (None: unknown), for progress."""
+        return None
+
+    def _epoch_done(self, record):
+        """Engines call this at the end of every epoch of ``_fit_one``.
+
+        ``record`` is a dict like those of ``history_`` (``step``,
+        ``train_loss``, ``valid_loss``, ...). With ``verbose`` the progress
+        bar (on a terminal) moves on and shows the seed and the latest losses.
+        """
+        bar = getattr(self, "_progress", None)
+        if bar is None or bar.disable:
+            return
+        parts = [f"seed {self._progress_seed + 1}/{self.n_seeds}"]
+        if record.get("step"):
+            parts.append(str(record["step"]))
+        for key, short in (("train_loss", "train"), ("valid_loss", "valid")):
+            if record.get(key) is not None:
+                parts.append(f"{short} {float(record[key]):.5f}")
+        bar.set_postfix_str(", ".join(parts), refresh=False)
+        bar.update(1)
 
     # ---------------------------------------------------------------- predict
     def _label_proba(self, X):

@@ -118,8 +118,9 @@ class _EpochLog(keras.callbacks.Callback):
     (``ReduceLROnPlateau``, ``EarlyStopping``), and records the epoch.
     """
 
-    def __init__(self, X_valid=None, Y_valid=None):
+    def __init__(self, X_valid=None, Y_valid=None, on_epoch=None):
         super().__init__()
+        self.on_epoch = on_epoch
         self.X_valid = X_valid
         self.Y_valid = None if Y_valid is None else Y_valid.astype(np.float64)
 
@@ -146,6 +147,8 @@ class _EpochLog(keras.callbacks.Callback):
                 "dur": time.perf_counter() - self._start,
             }
         )
+        if self.on_epoch is not None:
+            self.on_epoch(self.records[-1])
 
 
 def _to_numpy(variable):
@@ -480,7 +483,9 @@ class KerasNetClassifier(BaseMultilabelNet):
         seed is left set) and, on TensorFlow, with op determinism switched
         on for its duration.
     verbose : int, default=0
-        0 is silent; 1 or more prints one line per epoch.
+        0 is silent; 1 shows a progress bar of the epochs (seeds, elapsed
+        time, time left, latest losses) on standard error when it is a
+        terminal; 2 also prints Keras' line per epoch.
 
     Attributes
     ----------
@@ -627,6 +632,9 @@ class KerasNetClassifier(BaseMultilabelNet):
         return resolve_keras_device(self.device)
 
     # ---------------------------------------------------------------- engine
+    def _n_epochs(self):
+        return self.epochs
+
     def _fit_one(self, X, Y, X_valid, Y_valid, *, Y_aux, Y_aux_valid, seed, device):
         validation = X_valid is not None
         monitor = "val_loss" if validation else "loss"
@@ -661,7 +669,7 @@ class KerasNetClassifier(BaseMultilabelNet):
                 ),
                 loss=keras.losses.BinaryCrossentropy(),
             )
-            log = _EpochLog(X_valid, Y_valid)
+            log = _EpochLog(X_valid, Y_valid, self._epoch_done)
             callbacks = [
                 log,
                 keras.callbacks.ReduceLROnPlateau(
@@ -689,7 +697,7 @@ class KerasNetClassifier(BaseMultilabelNet):
                 batch_size=self.batch_size,
                 shuffle=True,
                 callbacks=callbacks,
-                verbose=2 if self.verbose else 0,
+                verbose=2 if self.verbose >= 2 else 0,
             )
         records = log.records
         best = stopper.best_epoch if stopper is not None else len(records) - 1

@@ -107,7 +107,12 @@ class _ReduceLROnPlateau(torch.optim.lr_scheduler.ReduceLROnPlateau):
 
 
 class _EpochTimer(_TabNetCallback):
-    """Record the seconds of each epoch (training + validation)."""
+    """Record the seconds of each epoch (training + validation); report the
+    epoch to ``on_epoch`` (the base's progress hook)."""
+
+    def __init__(self, on_epoch=None):
+        super().__init__()
+        self.on_epoch = on_epoch
 
     def on_train_begin(self, logs=None):
         self.durations = []
@@ -117,6 +122,15 @@ class _EpochTimer(_TabNetCallback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.durations.append(time.perf_counter() - self._start)
+        if self.on_epoch is not None:
+            logs = logs or {}
+            self.on_epoch(
+                {
+                    "epoch": epoch + 1,
+                    "train_loss": logs.get("loss"),
+                    "valid_loss": logs.get("valid_logits_logloss"),
+                }
+            )
 
 
 def _float64_network(network):
@@ -245,7 +259,9 @@ class TabNetMultilabelClassifier(BaseMultilabelNet):
         same predictions on the same machine; torch's global random state is
         restored after ``fit``.
     verbose : int, default=0
-        0 is silent; ``k > 0`` prints pytorch-tabnet's log every ``k`` epochs.
+        0 is silent; 1 shows a progress bar of the epochs (seeds, elapsed
+        time, time left, latest losses) on standard error when it is a
+        terminal; 2 also prints pytorch-tabnet's log of every epoch.
 
     Attributes
     ----------
@@ -441,7 +457,7 @@ class TabNetMultilabelClassifier(BaseMultilabelNet):
                 lr=self.learning_rate, weight_decay=self.weight_decay
             ),
             seed=seed,
-            verbose=int(self.verbose),
+            verbose=int(self.verbose >= 2),
             device_name=device,
             **scheduler,
         )
@@ -452,9 +468,12 @@ class TabNetMultilabelClassifier(BaseMultilabelNet):
         with warnings.catch_warnings(), contextlib.ExitStack() as stack:
             for message in _TABNET_CHATTER:
                 warnings.filterwarnings("ignore", message=message, category=UserWarning)
-            if not self.verbose:
+            if self.verbose < 2:
                 stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
             yield
+
+    def _n_epochs(self):
+        return self.max_epochs
 
     def _fit_one(self, X, Y, X_valid, Y_valid, *, Y_aux, Y_aux_valid, seed, device):
         validation = X_valid is not None
@@ -462,7 +481,7 @@ class TabNetMultilabelClassifier(BaseMultilabelNet):
             len(X), self.batch_size, self.virtual_batch_size
         )
         patience = self.patience or self.max_epochs + 1
-        timer = _EpochTimer()
+        timer = _EpochTimer(self._epoch_done)
         with num_threads(self.n_threads), seeded(seed, device), self._quiet():
             model = self._new_model(seed, device, validation)
             model.fit(

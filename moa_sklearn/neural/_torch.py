@@ -252,6 +252,25 @@ class _FastNeuralNet(NeuralNet):
         return self.criterion_(y_pred.float(), y_true)
 
 
+class _EpochHook(Callback):
+    """Report each finished epoch to ``fn`` (the base's progress hook)."""
+
+    def __init__(self, fn, step):
+        self.fn = fn
+        self.step = step
+
+    def on_epoch_end(self, net, **kwargs):
+        row = net.history[-1]
+        self.fn(
+            {
+                "step": self.step,
+                "epoch": row["epoch"],
+                "train_loss": row.get("train_loss"),
+                "valid_loss": row.get("valid_loss"),
+            }
+        )
+
+
 class _KeepBestEpoch(Callback):
     """Keep the weights of the epoch with the lowest validation loss (in memory).
 
@@ -376,7 +395,9 @@ class TwoStepNetClassifier(BaseMultilabelNet):
         Seeds the nets' initialisation, dropout, batch order and inner split.
         The same int gives the same predictions on the same machine.
     verbose : int, default=0
-        0 is silent; 1 prints skorch's epoch log.
+        0 is silent; 1 shows a progress bar of the epochs (seeds and steps,
+        elapsed time, time left, latest losses) on standard error when it is
+        a terminal; 2 also prints the steps and skorch's epoch log.
 
     Attributes
     ----------
@@ -601,6 +622,7 @@ class TwoStepNetClassifier(BaseMultilabelNet):
         generator,
         device,
         autocast_dtype,
+        step,
     ):
         """One skorch NeuralNet for one step of training."""
         steps = _n_train_batches(n_train, self.batch_size)
@@ -622,6 +644,7 @@ class TwoStepNetClassifier(BaseMultilabelNet):
                 ),
             ),
             ("keep_best", _KeepBestEpoch()),
+            ("progress", _EpochHook(self._epoch_done, step)),
         ]
         if freeze:
             n_blocks = len(module.body)
@@ -650,7 +673,7 @@ class TwoStepNetClassifier(BaseMultilabelNet):
             train_split=None if valid_ds is None else predefined_split(valid_ds),
             callbacks=callbacks,
             predict_nonlinearity=None,
-            verbose=self.verbose,
+            verbose=int(self.verbose >= 2),
             device=device,
             autocast_dtype=autocast_dtype,
         )
@@ -681,6 +704,9 @@ class TwoStepNetClassifier(BaseMultilabelNet):
             )
         return records
 
+    def _n_epochs(self):
+        return (self.epochs_pretrain if self.pretrain else 0) + self.epochs_finetune
+
     def _fit_one(self, X, Y, X_valid, Y_valid, *, Y_aux, Y_aux_valid, seed, device):
         autocast_dtype = resolve_precision(self.precision, device)
         n_features, n_labels = X.shape[1], Y.shape[1]
@@ -701,7 +727,7 @@ class TwoStepNetClassifier(BaseMultilabelNet):
                     if Y_valid is not None:
                         Y1v = np.hstack([Y_valid, Y_aux_valid])
                 module = self._new_module(n_features, Y1)
-                if self.verbose:
+                if self.verbose >= 2:
                     print(f"step 1, pretrain on {Y1.shape[1]} targets:")
                 net = self._make_net(
                     module,
@@ -715,6 +741,7 @@ class TwoStepNetClassifier(BaseMultilabelNet):
                     generator=generator,
                     device=device,
                     autocast_dtype=autocast_dtype,
+                    step="pretrain",
                 )
                 net.fit(dataset(Xt, Y1))
                 records += self._records(net, "pretrain", False)
@@ -725,7 +752,7 @@ class TwoStepNetClassifier(BaseMultilabelNet):
             freeze = body_state is not None and self.unfreeze_every is not None
             if body_state is not None:
                 module.body.load_state_dict(body_state)
-            if self.verbose:
+            if self.verbose >= 2:
                 print(
                     f"step 2, {'fine-tune' if freeze else 'train'} on {n_labels} "
                     f"targets{', body frozen then unfrozen' if freeze else ''}:"
@@ -742,6 +769,7 @@ class TwoStepNetClassifier(BaseMultilabelNet):
                 generator=generator,
                 device=device,
                 autocast_dtype=autocast_dtype,
+                step="finetune",
             )
             net.fit(dataset(Xt, Y))
             records += self._records(net, "finetune", freeze)

@@ -5,6 +5,7 @@ import warnings
 import numpy as np
 import pandas as pd
 from sklearn.exceptions import DataConversionWarning
+from sklearn.utils import assert_all_finite
 from sklearn.utils.multiclass import type_of_target
 
 
@@ -114,6 +115,9 @@ def check_classifier_target(y, owner):
     if y is None:
         raise ValueError(f"{owner} requires y to be passed, but the target y is None.")
     arr = _as_array(y)
+    if arr.dtype.kind == "f":
+        # "Input y contains NaN / infinity", before any cast of the labels
+        assert_all_finite(arr, input_name="y")
     if arr.ndim == 2 and arr.shape[1] == 1 and not _is_binary_matrix(arr):
         warnings.warn(
             "A column-vector y with other values than 0/1 was passed; it is "
