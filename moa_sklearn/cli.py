@@ -305,7 +305,7 @@ def _check_settings(settings):
     try:
         with sklearn.config_context(enable_metadata_routing=True):
             pipe = _build_pipeline(settings, names)
-        for name, net in pipe.named_steps["model"].estimator.estimators:
+        for name, net in pipe.estimator.named_steps["model"].estimators:
             check = getattr(net, "_check_params", None)
             if check is not None:
                 try:

@@ -701,6 +701,7 @@ def test_control_vehicle_names_a_broken_base_estimator(small_xy, fault, column):
         clf.fit(X, Y).predict_proba(X)
 
 
+@pytest.mark.filterwarnings("ignore::moa_sklearn.exceptions.DrugLeakageWarning")
 @pytest.mark.parametrize("fault", ["nan", "logits", "columns"])
 def test_broken_base_estimator_with_1d_target(small_xy, fault):
     X, Y = small_xy
@@ -714,6 +715,7 @@ def test_broken_base_estimator_with_1d_target(small_xy, fault):
             meta.fit(X, y).predict_proba(X)
 
 
+@pytest.mark.filterwarnings("ignore::moa_sklearn.exceptions.DrugLeakageWarning")
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT ends the process")
 def test_ctrl_c_in_a_base_estimator_propagates(small_xy):
     X, Y = small_xy

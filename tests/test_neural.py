@@ -491,6 +491,7 @@ def spy():
     return _SpyNet
 
 
+@pytest.mark.filterwarnings("ignore::moa_sklearn.exceptions.DrugLeakageWarning")
 def test_fit_uses_grouped_inner_validation(data, spy):
     X, Y, _, groups = data
     Xid = np.column_stack([np.arange(len(X)), X])  # column 0: the row id
@@ -554,6 +555,7 @@ def test_routing_grid_search(data, spy):
     assert search.predict_proba(X).shape == Y.shape
 
 
+@pytest.mark.filterwarnings("ignore::moa_sklearn.exceptions.DrugLeakageWarning")
 def test_routing_off_pipeline_step_params(data, spy):
     X, Y, Y_aux, groups = data
     pipe = make_pipeline(StandardScaler(), spy(**TINY))

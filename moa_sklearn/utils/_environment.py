@@ -94,8 +94,8 @@ def machine():
     --------
     >>> from moa_sklearn.utils._environment import machine
     >>> info = machine()
-    >>> sorted(info)[:4]
-    ['cores_used', 'cpu', 'cpu_flags', 'date']
+    >>> sorted(info)[:5]
+    ['bf16_native', 'cores_used', 'cpu', 'cpu_flags', 'date']
     >>> "scikit-learn" in info["versions"]
     True
     """

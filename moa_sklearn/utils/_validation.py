@@ -116,7 +116,17 @@ def check_classifier_target(y, owner):
         raise ValueError(f"{owner} requires y to be passed, but the target y is None.")
     arr = _as_array(y)
     if arr.dtype.kind == "f":
-        # "Input y contains NaN / infinity", before any cast of the labels
+        if arr.ndim == 2 and arr.shape[1] > 1 and np.isnan(arr).any():
+            bad = np.flatnonzero(np.isnan(arr).any(axis=0))
+            names = (
+                list(y.columns[bad]) if isinstance(y, pd.DataFrame) else bad.tolist()
+            )
+            raise ValueError(
+                f"{owner}: y contains NaN in column(s) {list(names)[:5]}"
+                f"{' and more' if len(bad) > 5 else ''} "
+                f"({int(np.isnan(arr).sum())} cell(s)); labels must be 0 or 1."
+            )
+        # else "Input y contains NaN / infinity", before any cast of the labels
         assert_all_finite(arr, input_name="y")
     if arr.ndim == 2 and arr.shape[1] == 1 and not _is_binary_matrix(arr):
         warnings.warn(
@@ -128,16 +138,6 @@ def check_classifier_target(y, owner):
         )
         arr = arr.ravel()
     if arr.ndim == 2:
-        if arr.dtype.kind == "f" and np.isnan(arr).any():
-            bad = np.flatnonzero(np.isnan(arr).any(axis=0))
-            names = (
-                list(y.columns[bad]) if isinstance(y, pd.DataFrame) else bad.tolist()
-            )
-            raise ValueError(
-                f"{owner}: y contains NaN in column(s) {list(names)[:5]}"
-                f"{' and more' if len(bad) > 5 else ''} "
-                f"({int(np.isnan(arr).sum())} cell(s)); labels must be 0 or 1."
-            )
         if not _is_binary_matrix(arr):
             raise ValueError(
                 f"{owner}: a 2-D y must be a 0/1 label indicator matrix of shape "
