@@ -27,7 +27,26 @@ def small_world():
 
 
 @pytest.fixture
-def ctrl_c_at_epoch(monkeypatch):
+def sigint_raises():
+    """SIGINT raises KeyboardInterrupt during the test, whatever was inherited.
+
+    A process started in the background by a shell without job control (as a
+    CI runner may start the suite) inherits SIGINT *ignored*, and Python then
+    keeps it ignored: a test's own Ctrl-C would be lost, and a fit meant to be
+    interrupted would run on. Python's default handler is set for the test
+    and the inherited one restored after it.
+    """
+    if sys.platform == "win32":  # pragma: no cover
+        pytest.skip("os.kill(pid, SIGINT) ends the process on Windows")
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@pytest.fixture
+def ctrl_c_at_epoch(monkeypatch, sigint_raises):
     """Press Ctrl-C (a real SIGINT to this process) at the end of an epoch.
 
     ``ctrl_c_at_epoch(callback_class, epoch_of, at=2)`` patches
@@ -36,8 +55,6 @@ def ctrl_c_at_epoch(monkeypatch):
     number of the epoch that ends) equals ``at``, the process sends itself
     SIGINT, which Python turns into a ``KeyboardInterrupt`` right there.
     """
-    if sys.platform == "win32":  # pragma: no cover
-        pytest.skip("os.kill(pid, SIGINT) ends the process on Windows")
 
     def install(callback_class, epoch_of, at=2):
         original = callback_class.on_epoch_end

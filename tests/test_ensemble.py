@@ -2,7 +2,6 @@
 
 import os
 import signal
-import sys
 import warnings
 
 import numpy as np
@@ -716,8 +715,7 @@ def test_broken_base_estimator_with_1d_target(small_xy, fault):
 
 
 @pytest.mark.filterwarnings("ignore::moa_sklearn.exceptions.DrugLeakageWarning")
-@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT ends the process")
-def test_ctrl_c_in_a_base_estimator_propagates(small_xy):
+def test_ctrl_c_in_a_base_estimator_propagates(small_xy, sigint_raises):
     X, Y = small_xy
     good = ("knn", KNeighborsClassifier(5))
     for meta in (
