@@ -205,13 +205,10 @@ def plain(
 
 
 def splitter(protocol, n_splits, seed):
-    """The drug splitter of a protocol."""
-    from moa_sklearn.model_selection import DrugMultilabelStratifiedKFold
+    """The drug splitter of a protocol (as ``moa-sklearn cv --protocol``)."""
+    from moa_sklearn.model_selection import _protocol_splitter
 
-    size = None if protocol == "new-compound" else 18
-    return DrugMultilabelStratifiedKFold(
-        n_splits, max_drug_size=size, random_state=seed
-    )
+    return _protocol_splitter(protocol, n_splits, seed)
 
 
 def main(argv=None):
@@ -224,6 +221,9 @@ def main(argv=None):
     parser.add_argument(
         "--protocols", nargs="+", default=list(PROTOCOLS), choices=PROTOCOLS
     )
+    parser.add_argument("--signal", type=float, default=1.3)
+    for effect in ("opposed-modes", "variance-effect", "time-interaction"):
+        parser.add_argument(f"--{effect}", type=float, default=0.0, help="make_moa's")
     parser.add_argument("--small", action="store_true", help="a tiny world and net")
     parser.add_argument("--outdir", default=None, help="default: docs/bench")
     args = parser.parse_args(argv)
@@ -233,6 +233,12 @@ def main(argv=None):
 
     _common.threads(args.threads)
     world_kw = dict(n_samples=args.n_samples, n_test=0, random_state=args.seed)
+    world_kw.update(
+        signal=args.signal,
+        opposed_modes=args.opposed_modes,
+        variance_effect=args.variance_effect,
+        time_interaction=args.time_interaction,
+    )
     net_kw = dict(epochs=args.epochs)
     if args.small:
         world_kw.update(n_genes=24, n_cells=8, n_scored=6, n_nonscored=5)

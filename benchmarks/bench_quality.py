@@ -79,6 +79,7 @@ def blend_cv(args, world_dir, cv_dir):
         models=["twostep", "keras", "tabnet"],
         seed=args.seed,
         folds=args.folds,
+        protocol="kaggle",  # the documented figures' scheme (large drugs by row)
         inner_folds=args.inner_folds,
         feature_params={},
         model_params={"twostep": {}, "keras": {}, "tabnet": {}},

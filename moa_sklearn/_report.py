@@ -9,6 +9,8 @@ from html import escape
 
 import numpy as np
 
+from .model_selection import _PROTOCOLS
+
 __all__ = ["write_report", "calibration_bins"]
 
 _COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b")
@@ -464,6 +466,19 @@ def write_report(folds, n_folds, summary=None, config=None, cvdir=None):
             f"cores) on {escape(str(env.get('date', ''))[:10])}"
         )
     h.append(line + '. <a href="#provenance">What produced this report</a>.</p>')
+    protocol = settings.get("protocol")
+    if protocol in _PROTOCOLS:
+        h.append(
+            f'<p id="protocol">Protocol: <b>{escape(protocol)}</b> '
+            f"({escape(_PROTOCOLS[protocol][1])}; "
+            f"DrugMultilabelStratifiedKFold(max_drug_size="
+            f"{_PROTOCOLS[protocol][0]})).</p>"
+        )
+    else:  # a run of a version without protocols: the Kaggle scheme
+        h.append(
+            '<p id="protocol">Protocol: <b>kaggle</b> (not recorded by this run; '
+            "the only one before protocols were named).</p>"
+        )
 
     # --- scores
     h.append('<section id="scores"><h2>Scores</h2>')

@@ -12,7 +12,7 @@
 ``--seed``, ``--n-jobs``, ``--device``, ``-v``/``-q`` and ``--config
 FILE.json``: a JSON object whose keys mirror the flags (``profile``,
 ``models``, ``seed``, ``n_jobs``, ``device``, ``verbose``, ``folds``,
-``inner_folds``) plus ``feature_params`` and ``model_params`` (keyword
+``inner_folds``, ``protocol``) plus ``feature_params`` and ``model_params`` (keyword
 arguments of :func:`~moa_sklearn.recipes.make_moa_pipeline`). Flags override
 the file. Every setting is checked before anything is written.
 
@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
+from .model_selection import _PROTOCOLS, _protocol_splitter
 from .utils._progress import progress_bar, write_line
 
 __all__ = ["main"]
@@ -67,6 +68,7 @@ _DEFAULTS = dict(
     verbose=1,
     folds=5,
     inner_folds=None,
+    protocol="new-compound",
     feature_params={},
     model_params={},
 )
@@ -77,6 +79,7 @@ _RESULT_KEYS = (
     "seed",
     "folds",
     "inner_folds",
+    "protocol",
     "feature_params",
     "model_params",
 )
@@ -284,6 +287,7 @@ def _check_settings(settings):
         ),
         ("device", isinstance(settings["device"], str), "a string"),
         ("verbose", settings["verbose"] in (0, 1, 2), "0, 1 or 2"),
+        ("protocol", settings["protocol"] in _PROTOCOLS, " or ".join(_PROTOCOLS)),
     ]
     for key, ok, what in checks:
         if not ok:
@@ -539,8 +543,6 @@ def _read_fold(cvdir, k):
 
 
 def _cmd_cv(args):
-    from .model_selection import DrugMultilabelStratifiedKFold
-
     settings = _settings(args)
     names = _check_settings(settings)  # before anything is written
     _check_data_folder(args.folder)
@@ -577,7 +579,7 @@ def _cmd_cv(args):
         )
 
     n_folds = settings["folds"]
-    splitter = DrugMultilabelStratifiedKFold(n_folds, random_state=settings["seed"])
+    splitter = _protocol_splitter(settings["protocol"], n_folds, settings["seed"])
     folds = list(splitter.split(moa.data, moa.target.to_numpy(), moa.groups.to_numpy()))
     results = []
     bar = progress_bar(
@@ -1006,6 +1008,13 @@ def _parser():
         help="folder of the results (created; resumed when it holds a run)",
     )
     p.add_argument("--folds", type=int, metavar="K", help="outer folds (default: 5)")
+    p.add_argument(
+        "--protocol",
+        choices=list(_PROTOCOLS),
+        help="new-compound: every drug held out whole (what predicting a new "
+        "compound needs; the default); kaggle: the competition's scheme, the "
+        "control vehicle and the large drugs split by row",
+    )
     _add_settings(p)
     p.set_defaults(func=_cmd_cv)
 

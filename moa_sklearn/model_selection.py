@@ -240,3 +240,26 @@ class DrugMultilabelStratifiedKFold(BaseCrossValidator):
             test = indices[fold_of_row == k]
             train = indices[fold_of_row != k]
             yield train, test
+
+
+#: The two evaluation protocols: what each holds out, as the splitter's
+#: ``max_drug_size`` (None: every drug whole) and a description.
+_PROTOCOLS = {
+    "new-compound": (None, "every drug held out whole"),
+    "kaggle": (
+        18,
+        "drugs of at most 18 rows held out whole, the control vehicle and the "
+        "large drugs split by row",
+    ),
+}
+
+
+def _protocol_splitter(protocol, n_splits=5, random_state=None):
+    """The :class:`DrugMultilabelStratifiedKFold` of a named protocol."""
+    if protocol not in _PROTOCOLS:
+        raise ValueError(
+            f"protocol must be one of {sorted(_PROTOCOLS)}, got {protocol!r}."
+        )
+    return DrugMultilabelStratifiedKFold(
+        n_splits, max_drug_size=_PROTOCOLS[protocol][0], random_state=random_state
+    )

@@ -220,6 +220,41 @@ def test_report_has_the_sections_and_the_saved_numbers(cv_run, work):
     assert n == 300 * 6
 
 
+def _drugs_on_both_sides(cvdir, groups, n_folds=2):
+    shared = set()
+    for k in range(n_folds):
+        with np.load(cvdir / f"fold_{k}.npz") as f:
+            test = np.zeros(len(groups), dtype=bool)
+            test[f["test"]] = True
+        shared |= set(groups[test]) & set(groups[~test])
+    return shared
+
+
+def test_cv_protocols_new_compound_by_default_and_kaggle(cv_run, work):
+    """The default CV holds every drug out whole (the control vehicle too, so a
+    training fold has no control row); --protocol kaggle splits the large
+    drugs by row; the report says which protocol it shows."""
+    from moa_sklearn.datasets import load_moa
+
+    groups = load_moa(work / "data").groups.to_numpy()
+    config = json.loads((cv_run / "config.json").read_text())
+    assert config["settings"]["protocol"] == "new-compound"
+    assert not _drugs_on_both_sides(cv_run, groups)
+    out = work / "report_protocol.html"
+    assert cli.main(["report", str(cv_run), "-o", str(out)]) == 0
+    assert "Protocol: <b>new-compound</b> (every drug held out whole" in (
+        out.read_text()
+    )
+
+    kaggle = work / "cv_kaggle"
+    assert cli.main(cli_args(work, "cv", "cv_kaggle", "--protocol", "kaggle")) == 0
+    sizes = pd.Series(groups).value_counts()
+    shared = _drugs_on_both_sides(kaggle, groups)
+    assert shared and all(sizes[d] > 18 for d in shared)  # the control vehicle
+    assert cli.main(["report", str(kaggle), "-o", str(out)]) == 0
+    assert "Protocol: <b>kaggle</b> (drugs of at most 18 rows" in out.read_text()
+
+
 def test_report_says_what_produced_it(cv_run, work):
     import hashlib
     import importlib.metadata
@@ -634,6 +669,7 @@ def test_a_bad_option_writes_nothing(work, tmp_path, capsys):
         ({"model_params": {"twostep": {"hidden_size": 3}}}, "hidden_size"),
         ({"model_params": {"tabnet": {"n_d": -1}}}, "model_params['tabnet']"),
         ({"model_params": {"xgb": {}}}, "unknown model(s) ['xgb']"),
+        ({"protocol": "row-wise"}, "protocol must be new-compound or kaggle"),
         ({"feature_params": {"n_pca": 3}}, "n_pca"),
     ]:
         cfg.write_text(json.dumps({**CONFIG, **bad}))
