@@ -13,13 +13,15 @@ from moa_sklearn.utils._test_common import (
     _tested_estimators,
 )
 
+# Most tests here fit on synthetic rows without drug ids on purpose; the
+# DrugLeakageWarning that says so is the subject of tests/test_leakage.py.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::moa_sklearn.exceptions.DrugLeakageWarning"
+)
+
 ESTIMATORS = list(_tested_estimators())
 
 
-# scikit-learn's checks fit without drug ids, on rows that are independent: the
-# DrugLeakageWarning is right there and says nothing about the estimator's API
-# (it is tested in tests/test_leakage.py)
-@pytest.mark.filterwarnings("ignore::moa_sklearn.exceptions.DrugLeakageWarning")
 @parametrize_with_checks(ESTIMATORS, expected_failed_checks=_expected_failed_checks)
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)

@@ -33,6 +33,12 @@ from moa_sklearn.metrics import (
 )
 from moa_sklearn.model_selection import DrugMultilabelStratifiedKFold
 
+# Most tests here fit on synthetic rows without drug ids on purpose; the
+# DrugLeakageWarning that says so is the subject of tests/test_leakage.py.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::moa_sklearn.exceptions.DrugLeakageWarning"
+)
+
 # every fit of a _Spy appends a record here (clones share the module)
 _LOG = []
 
@@ -700,7 +706,6 @@ def test_control_vehicle_names_a_broken_base_estimator(small_xy, fault, column):
         clf.fit(X, Y).predict_proba(X)
 
 
-@pytest.mark.filterwarnings("ignore::moa_sklearn.exceptions.DrugLeakageWarning")
 @pytest.mark.parametrize("fault", ["nan", "logits", "columns"])
 def test_broken_base_estimator_with_1d_target(small_xy, fault):
     X, Y = small_xy
@@ -714,7 +719,6 @@ def test_broken_base_estimator_with_1d_target(small_xy, fault):
             meta.fit(X, y).predict_proba(X)
 
 
-@pytest.mark.filterwarnings("ignore::moa_sklearn.exceptions.DrugLeakageWarning")
 def test_ctrl_c_in_a_base_estimator_propagates(small_xy, sigint_raises):
     X, Y = small_xy
     good = ("knn", KNeighborsClassifier(5))

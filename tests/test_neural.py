@@ -46,6 +46,13 @@ TINY = dict(
 )
 
 
+# Most tests here fit on synthetic rows without drug ids on purpose; the
+# DrugLeakageWarning that says so is the subject of tests/test_leakage.py.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::moa_sklearn.exceptions.DrugLeakageWarning"
+)
+
+
 def tiny(**params):
     return TwoStepNetClassifier(**{**TINY, **params})
 
@@ -491,7 +498,6 @@ def spy():
     return _SpyNet
 
 
-@pytest.mark.filterwarnings("ignore::moa_sklearn.exceptions.DrugLeakageWarning")
 def test_fit_uses_grouped_inner_validation(data, spy):
     X, Y, _, groups = data
     Xid = np.column_stack([np.arange(len(X)), X])  # column 0: the row id
@@ -555,7 +561,6 @@ def test_routing_grid_search(data, spy):
     assert search.predict_proba(X).shape == Y.shape
 
 
-@pytest.mark.filterwarnings("ignore::moa_sklearn.exceptions.DrugLeakageWarning")
 def test_routing_off_pipeline_step_params(data, spy):
     X, Y, Y_aux, groups = data
     pipe = make_pipeline(StandardScaler(), spy(**TINY))

@@ -43,6 +43,13 @@ TINY = dict(
 )
 
 
+# Most tests here fit on synthetic rows without drug ids on purpose; the
+# DrugLeakageWarning that says so is the subject of tests/test_leakage.py.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::moa_sklearn.exceptions.DrugLeakageWarning"
+)
+
+
 def tiny(**params):
     return KerasNetClassifier(**{**TINY, **params})
 
@@ -479,7 +486,6 @@ def _row_ids(call, scaler=None):
     return ids(call["train_x0"]), ids(call["valid_x0"])
 
 
-@pytest.mark.filterwarnings("ignore::moa_sklearn.exceptions.DrugLeakageWarning")
 def test_label_smoothing_changes_the_training_target(data, spy):
     X, Y, _, _ = data
     params = dict(TINY, epochs=25, learning_rate=3e-2, clip=None, patience=None)
@@ -522,7 +528,6 @@ def test_routing_on_cross_validate_passes_groups_per_fold(data, spy):
         assert not set(groups[valid]) & set(groups[train])
 
 
-@pytest.mark.filterwarnings("ignore::moa_sklearn.exceptions.DrugLeakageWarning")
 def test_routing_off_pipeline_step_params(data, spy):
     X, Y, _, groups = data
     Xid = np.column_stack([np.arange(len(X)), X])

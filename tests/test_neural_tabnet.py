@@ -42,6 +42,13 @@ TINY = dict(
 )
 
 
+# Most tests here fit on synthetic rows without drug ids on purpose; the
+# DrugLeakageWarning that says so is the subject of tests/test_leakage.py.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::moa_sklearn.exceptions.DrugLeakageWarning"
+)
+
+
 def tiny(**params):
     return TabNetMultilabelClassifier(**{**TINY, **params})
 
@@ -365,7 +372,6 @@ def _row_ids(call, scaler=None):
     return ids(call["train_x0"]), ids(call["valid_x0"])
 
 
-@pytest.mark.filterwarnings("ignore::moa_sklearn.exceptions.DrugLeakageWarning")
 def test_label_smoothing_changes_the_training_target(data, spy):
     X, Y, _, _ = data
     params = dict(TINY, max_epochs=30, learning_rate=5e-2, clip=None, patience=None)
@@ -416,7 +422,6 @@ def test_routing_on_grid_search_and_cross_validate(data, spy):
         assert not set(groups[valid]) & set(groups[train])
 
 
-@pytest.mark.filterwarnings("ignore::moa_sklearn.exceptions.DrugLeakageWarning")
 def test_routing_off_pipeline_step_params_and_cross_val_score(data, spy):
     X, Y, _, groups = data
     Xid = np.column_stack([np.arange(len(X)), X])
