@@ -12,6 +12,10 @@ __all__ = [
     "multilabel_proba",
 ]
 
+#: The competition clips every probability to [PROBA_EPS, 1 - PROBA_EPS] before
+#: the log; the package's classifiers keep their probabilities inside it too.
+PROBA_EPS = 1e-15
+
 
 def _as_2d_float(a, name):
     if isinstance(a, (pd.DataFrame, pd.Series)):
@@ -56,7 +60,7 @@ def _check_log_loss_inputs(y_true, y_proba, eps):
     return y_true, y_proba
 
 
-def columnwise_log_loss(y_true, y_proba, *, eps=1e-15):
+def columnwise_log_loss(y_true, y_proba, *, eps=PROBA_EPS):
     """Binary log loss of each label column.
 
     Parameters
@@ -85,7 +89,7 @@ def columnwise_log_loss(y_true, y_proba, *, eps=1e-15):
     return losses.mean(axis=0)
 
 
-def mean_columnwise_log_loss(y_true, y_proba, *, eps=1e-15):
+def mean_columnwise_log_loss(y_true, y_proba, *, eps=PROBA_EPS):
     """The lish-moa metric: mean over labels of the binary log loss.
 
     Each column's binary log loss is averaged over all rows, then the column
@@ -176,7 +180,7 @@ class _MeanColumnwiseLogLossScorer:
     scikit-learn scorer.
     """
 
-    def __init__(self, eps=1e-15):
+    def __init__(self, eps=PROBA_EPS):
         self.eps = eps
 
     def __call__(self, estimator, X, y_true, **kwargs):
