@@ -94,6 +94,19 @@ def _log_ticks(lo, hi):
     return [lo, hi]
 
 
+_MIDDLE, _END = ' text-anchor="middle"', ' text-anchor="end"'
+
+
+def _line(x1, y1, x2, y2, stroke, attrs=""):
+    """An SVG line; coordinates as given (numbers or formatted strings)."""
+    return f'<line x1="{x1}" y1="{y1}" x2="{x2}" y2="{y2}" stroke="{stroke}"{attrs}/>'
+
+
+def _text(x, y, size, body, attrs=""):
+    """An SVG text of ``body`` (escaped here); coordinates as given."""
+    return f'<text x="{x}" y="{y}" font-size="{size}"{attrs}>{escape(body)}</text>'
+
+
 class _Axis(namedtuple("_Axis", "label lim log ticks", defaults=(False, None))):
     """An axis: its label, (low, high) limits, log scale, ticks.
 
@@ -126,40 +139,33 @@ class _Plot:
         self._draw_axes()
 
     def _ticks(self, axis, place):
-        """(escaped label, pixel position) of each tick of an axis."""
+        """(label, pixel position) of each tick of an axis."""
         for v in axis.tick_values():
             label, v = v if isinstance(v, tuple) else (_tick_text(v), v)
-            yield escape(str(label)), place(v)
+            yield str(label), place(v)
 
     def _draw_ticks(self):
         """Horizontal grid lines with the values on the left; x tick marks."""
         x0, x1, y0 = self.x0, self.x1, self.y0
         for label, y in self._ticks(self.yaxis, self.y):
-            self.parts += [
-                f'<line x1="{x0}" y1="{y:.1f}" x2="{x1}" y2="{y:.1f}" '
-                'stroke="#e6e6e6"/>',
-                f'<text x="{x0 - 6}" y="{y + 4:.1f}" font-size="11" '
-                f'text-anchor="end">{label}</text>',
-            ]
+            self.parts.append(_line(x0, f"{y:.1f}", x1, f"{y:.1f}", "#e6e6e6"))
+            self.parts.append(_text(x0 - 6, f"{y + 4:.1f}", 11, label, _END))
         for label, x in self._ticks(self.xaxis, self.x):
-            self.parts += [
-                f'<line x1="{x:.1f}" y1="{y0}" x2="{x:.1f}" y2="{y0 + 5}" '
-                'stroke="black"/>',
-                f'<text x="{x:.1f}" y="{y0 + 18}" font-size="11" '
-                f'text-anchor="middle">{label}</text>',
-            ]
+            self.parts.append(_line(f"{x:.1f}", y0, f"{x:.1f}", y0 + 5, "black"))
+            self.parts.append(_text(f"{x:.1f}", y0 + 18, 11, label, _MIDDLE))
 
     def _draw_axes(self):
         """The two axis lines and their labels (the y label rotated)."""
         x0, x1, y0, y1 = self.x0, self.x1, self.y0, self.y1
-        ymid = (y0 + y1) / 2
+        ymid = f"{(y0 + y1) / 2:.0f}"
+        rotate = f'{_MIDDLE} transform="rotate(-90 16 {ymid})"'
         self.parts += [
-            f'<line x1="{x0}" y1="{y0}" x2="{x1}" y2="{y0}" stroke="black"/>',
-            f'<line x1="{x0}" y1="{y0}" x2="{x0}" y2="{y1}" stroke="black"/>',
-            f'<text x="{(x0 + x1) / 2:.0f}" y="{self.height - 10}" '
-            f'font-size="12" text-anchor="middle">{escape(self.xaxis.label)}</text>',
-            f'<text x="16" y="{ymid:.0f}" font-size="12" text-anchor="middle" '
-            f'transform="rotate(-90 16 {ymid:.0f})">{escape(self.yaxis.label)}</text>',
+            _line(x0, y0, x1, y0, "black"),
+            _line(x0, y0, x0, y1, "black"),
+            _text(
+                f"{(x0 + x1) / 2:.0f}", self.height - 10, 12, self.xaxis.label, _MIDDLE
+            ),
+            _text(16, ymid, 12, self.yaxis.label, rotate),
         ]
 
     @staticmethod
@@ -183,13 +189,8 @@ class _Plot:
         for i, (label, color, dashed) in enumerate(entries):
             y = self.y1 + 10 + 18 * i
             dash = ' stroke-dasharray="5 3"' if dashed else ""
-            self.parts.append(
-                f'<line x1="{x}" y1="{y}" x2="{x + 22}" y2="{y}" stroke="{color}" '
-                f'stroke-width="2"{dash}/>'
-            )
-            self.parts.append(
-                f'<text x="{x + 28}" y="{y + 4}" font-size="11">{escape(label)}</text>'
-            )
+            self.parts.append(_line(x, y, x + 22, y, color, f' stroke-width="2"{dash}'))
+            self.parts.append(_text(x + 28, y + 4, 11, label))
 
     def svg(self):
         return "\n".join([*self.parts, "</svg>"])
@@ -264,8 +265,11 @@ def _calibration_plot(bins):
         _Axis("observed frequency (log scale)", (lo, 1.0), log=True),
     )
     plot.parts.append(
-        f'<line x1="{plot.x(lo):.1f}" y1="{plot.y(lo):.1f}" x2="{plot.x(1):.1f}" '
-        f'y2="{plot.y(1):.1f}" stroke="#999" stroke-dasharray="4 3"/>'
+        _line(
+            *(f"{v:.1f}" for v in (plot.x(lo), plot.y(lo), plot.x(1), plot.y(1))),
+            "#999",
+            ' stroke-dasharray="4 3"',
+        )
     )
     for b in bins:
         cx = plot.x(min(max(b["mean_predicted"], lo), 1.0))
@@ -304,15 +308,12 @@ def _learning_curves(series, title, boundaries=()):
         right=190,
     )
     for epoch, label in boundaries:
-        x = plot.x(epoch - 0.5)
-        plot.parts.append(
-            f'<line x1="{x:.1f}" y1="{plot.y0}" x2="{x:.1f}" y2="{plot.y1}" '
-            'stroke="#888" stroke-dasharray="2 3"/>'
-        )
-        plot.parts.append(
-            f'<text x="{x + 4:.1f}" y="{plot.y0 - 6}" font-size="11" '
-            f'fill="#555">{escape(label)} from here</text>'
-        )
+        x = f"{plot.x(epoch - 0.5):.1f}"
+        dotted = ' stroke-dasharray="2 3"'
+        plot.parts.append(_line(x, plot.y0, x, plot.y1, "#888", dotted))
+        from_here = f"{label} from here"
+        x_text = f"{plot.x(epoch - 0.5) + 4:.1f}"
+        plot.parts.append(_text(x_text, plot.y0 - 6, 11, from_here, ' fill="#555"'))
     for label, pts, color, dashed in series:
         xy = " ".join(f"{plot.x(e):.2f},{plot.y(v):.2f}" for e, v in pts if v > 0)
         dash = ' stroke-dasharray="5 3"' if dashed else ""
