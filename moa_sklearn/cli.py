@@ -222,9 +222,9 @@ def _is_int(value):
 
 def _model_names(settings):
     """The models of the blend: the names given, or the installed ones."""
-    from .recipes import _ENGINES, MODELS, _installed
+    from .recipes import MODELS, _installed
+    from .utils._engines import ENGINES, install_hint
 
-    extra = {"twostep": "torch", "tabnet": "torch", "keras": "keras"}
     models = settings["models"]
     if models == "auto":
         names = [m for m in MODELS if _installed(m)]
@@ -232,7 +232,7 @@ def _model_names(settings):
             raise CLIError(
                 "no model can run: none of the engines of the nets "
                 f"({', '.join(MODELS)}) is installed; install them with "
-                "pip install 'moa-sklearn[torch]' and/or 'moa-sklearn[keras]'."
+                f"{install_hint()}."
             )
         left_out = [m for m in MODELS if m not in names]
         return names, left_out
@@ -250,8 +250,8 @@ def _model_names(settings):
     for m in names:
         if not _installed(m):
             raise CLIError(
-                f"model {m!r} needs {' and '.join(_ENGINES[m][1])}, which is not "
-                f"installed: pip install 'moa-sklearn[{extra[m]}]'."
+                f"model {m!r} needs {' and '.join(ENGINES[m].requires)}, which is "
+                f"not installed: {install_hint(ENGINES[m].extra)}."
             )
     return names, []
 

@@ -703,7 +703,7 @@ def test_a_missing_engine_is_one_message_and_nothing_written(
     out = tmp_path / "cv"
     monkeypatch.setattr(recipes, "_installed", lambda name: name != "keras")
     err = error_of(capsys, run_args(work, "cv", out, "--models", "keras,twostep"))
-    assert "pip install 'moa-sklearn[keras]'" in err
+    assert 'pip install "moa-sklearn[keras]"' in err
     monkeypatch.setattr(recipes, "_installed", lambda name: False)  # core only
     with warnings.catch_warnings():
         warnings.simplefilter("error")
