@@ -26,6 +26,15 @@ TRAIN_NONSCORED = "train_targets_nonscored.csv"
 TRAIN_DRUG = "train_drug.csv"
 TEST_FEATURES = "test_features.csv"
 SAMPLE_SUBMISSION = "sample_submission.csv"
+# every file of the layout; the last two (the test rows) are optional
+_KAGGLE_FILES = (
+    TRAIN_FEATURES,
+    TRAIN_SCORED,
+    TRAIN_NONSCORED,
+    TRAIN_DRUG,
+    TEST_FEATURES,
+    SAMPLE_SUBMISSION,
+)
 
 CATEGORICAL_COLUMNS = ["cp_type", "cp_time", "cp_dose"]
 CP_TYPES = ("trt_cp", "ctl_vehicle")
