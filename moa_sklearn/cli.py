@@ -806,7 +806,7 @@ def _load_pipeline(path):
 
 
 def _cmd_predict(args):
-    from .datasets import SAMPLE_SUBMISSION, TEST_FEATURES, _read_csv
+    from .datasets import TEST_FEATURES, _read_csv
 
     header = _read_model_header(args.model)
     folder = Path(args.folder)
@@ -818,37 +818,14 @@ def _cmd_predict(args):
     else:
         name = TEST_FEATURES
     test = _read_csv(folder, name)
-    expected = header["feature_names"]
-    columns = list(test.columns)
-    if columns != expected:
-        missing = [c for c in expected if c not in columns]
-        extra = [c for c in columns if c not in expected]
-        if missing or extra:
-            detail = f"missing {missing[:5]}, unexpected {extra[:5]}"
-        else:
-            detail = "same columns in another order"
-        raise CLIError(
-            f"{name}: its columns differ from those the model was fitted on "
-            f"({detail}; {len(columns)} columns, expected {len(expected)})."
-        )
+    _check_test_columns(name, list(test.columns), header["feature_names"])
     if header.get("version") != __version__:
         _log(
             f"warning: the model was written by moa-sklearn {header.get('version')}, "
             f"this is {__version__}."
         )
     targets = header["target_names"]
-    sample = folder / SAMPLE_SUBMISSION
-    order = None
-    if name == TEST_FEATURES and sample.is_file():
-        order = _read_csv(folder, SAMPLE_SUBMISSION)
-        if sorted(order.columns) != sorted(targets):
-            raise CLIError(
-                f"{SAMPLE_SUBMISSION}: its target columns differ from the model's."
-            )
-        if set(order.index) != set(test.index) or len(order) != len(test):
-            raise CLIError(
-                f"{SAMPLE_SUBMISSION}: its sig_id values differ from {name}'s."
-            )
+    order = _submission_order(folder, name, test, targets)
     # every check done: now unpickle the nets (imports their engines)
     proba = _load_pipeline(args.model).predict_proba(test)
     submission = pd.DataFrame(proba, index=test.index, columns=targets)
@@ -859,6 +836,38 @@ def _cmd_predict(args):
     _log(f"wrote {submission.shape[0]} rows x {submission.shape[1]} targets -> {out}")
     _score_against_truth(folder, name, submission)
     return 0
+
+
+def _check_test_columns(name, columns, expected):
+    """The features file has the columns the model was fitted on, in order."""
+    if columns == expected:
+        return
+    missing = [c for c in expected if c not in columns]
+    extra = [c for c in columns if c not in expected]
+    if missing or extra:
+        detail = f"missing {missing[:5]}, unexpected {extra[:5]}"
+    else:
+        detail = "same columns in another order"
+    raise CLIError(
+        f"{name}: its columns differ from those the model was fitted on "
+        f"({detail}; {len(columns)} columns, expected {len(expected)})."
+    )
+
+
+def _submission_order(folder, name, test, targets):
+    """``sample_submission.csv`` beside the test features (checked), or None."""
+    from .datasets import SAMPLE_SUBMISSION, TEST_FEATURES, _read_csv
+
+    if name != TEST_FEATURES or not (folder / SAMPLE_SUBMISSION).is_file():
+        return None
+    order = _read_csv(folder, SAMPLE_SUBMISSION)
+    if sorted(order.columns) != sorted(targets):
+        raise CLIError(
+            f"{SAMPLE_SUBMISSION}: its target columns differ from the model's."
+        )
+    if set(order.index) != set(test.index) or len(order) != len(test):
+        raise CLIError(f"{SAMPLE_SUBMISSION}: its sig_id values differ from {name}'s.")
+    return order
 
 
 def _score_against_truth(folder, name, submission):
