@@ -67,7 +67,7 @@ def main(argv=None):
     prior = np.tile(
         world.target.to_numpy()[_common.treated(world.data)].mean(0), (len(Yt), 1)
     )
-    prior[~pipe.control_mask(world.test_data)] = 0
+    prior[pipe.control_mask(world.test_data)] = 0  # controls: no MoA
     predictions["constant prior"] = np.clip(prior, 1e-5, 1 - 1e-5)
     predictions["Bayes optimum"] = world.test_bayes_proba.to_numpy()
     print(
