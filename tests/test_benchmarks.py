@@ -5,6 +5,7 @@ docs/benchmarks.md; here the suite runs at a tiny size (``--smoke``) so that
 a change that breaks a benchmark is caught. Nothing here is timed.
 """
 
+import importlib
 import json
 import os
 import subprocess
@@ -37,15 +38,18 @@ def assert_ok(proc):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
 
-@pytest.fixture(scope="module")
-def run_all():
+def bench_module(name):
+    """A module of benchmarks/, imported as the scripts import each other."""
     sys.path.insert(0, str(BENCH))
     try:
-        import run_all
-
-        yield run_all
+        yield importlib.import_module(name)
     finally:
         sys.path.remove(str(BENCH))
+
+
+@pytest.fixture(scope="module")
+def run_all():
+    yield from bench_module("run_all")
 
 
 @pytest.fixture(scope="module")
@@ -206,13 +210,7 @@ def test_smoke_refuses_to_overwrite_the_documented_figures():
 
 @pytest.fixture(scope="module")
 def baselines():
-    sys.path.insert(0, str(BENCH))
-    try:
-        import baselines
-
-        yield baselines
-    finally:
-        sys.path.remove(str(BENCH))
+    yield from bench_module("baselines")
 
 
 def test_plain_recipe_picks_its_epoch_on_held_out_drugs(baselines):
