@@ -1,18 +1,29 @@
-"""What every benchmark records: the machine, the command, the results.
+"""What the benchmarks share: arguments, the world, scores, records.
 
-``save(name, results, outdir)`` writes ``<outdir>/<name>.json`` holding the
-results next to the machine (CPU, cores, memory, library versions, git
-commit) and the exact command that produced them, so that a figure in the
-docs can always be traced back and reproduced.
+- ``parser``, ``add_world_arguments``, ``add_run_arguments``: the arguments
+  that every script spells the same way (``--n-samples``, ``--seed``,
+  ``--threads``, ``--small``, ``--outdir``, ...); ``make_world`` draws the
+  ``make_moa`` world they name.
+- ``drug_folds``, ``oof_prior``, ``oof_predictions``, ``score_table``,
+  ``print_table``: drug-grouped CV and the loss table (loss, ratio to the
+  prior, share of the prior-to-Bayes gap closed) of every quality figure.
+- ``save(name, results, outdir)`` writes ``<outdir>/<name>.json`` holding the
+  results next to the machine (CPU, cores, memory, library versions, git
+  commit) and the exact command that produced them, so that a figure in the
+  docs can always be traced back and reproduced.
 """
 
+import argparse
 import json
 import os
 import resource
 import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import numpy as np
 
 from moa_sklearn.utils._environment import _bf16_native as _native
 from moa_sklearn.utils._environment import _cpu_flags, _cpuinfo
@@ -97,8 +108,6 @@ def save(name, results, outdir=None):
 
 
 def _default(o):
-    import numpy as np
-
     if isinstance(o, np.generic):
         return o.item()
     if isinstance(o, np.ndarray):
@@ -144,3 +153,224 @@ def threads(n):
         threadpool_limits(n)
     except ImportError:
         pass
+
+
+# --------------------------------------------------------------------------
+# Arguments and the world
+# --------------------------------------------------------------------------
+
+# make_moa's column and target counts (lish-moa's), as --n-genes etc.
+WORLD_COLUMNS = dict(n_genes=772, n_cells=100, n_scored=206, n_nonscored=402)
+EFFECTS = ("opposed_modes", "variance_effect", "time_interaction")
+# the arguments that make_world passes on to make_moa (when a script has them)
+_WORLD_KEYS = ("n_samples", "n_test", *WORLD_COLUMNS, "signal", *EFFECTS)
+
+
+def parser(doc):
+    """An argument parser described by the first paragraph of ``doc``."""
+    return argparse.ArgumentParser(description=doc.split("\n\n")[0])
+
+
+def _flag(name):
+    return "--" + name.replace("_", "-")
+
+
+def add_world_arguments(
+    p, *, n_samples=23814, n_test=None, columns=False, signal=None, effects=False
+):
+    """The arguments of a make_moa world: --seed and, as asked, --n-samples
+    (unless None), --n-test, the column and target counts, --signal and the
+    non-linear effects.
+    """
+    if n_samples is not None:
+        p.add_argument("--n-samples", type=int, default=n_samples, help="training rows")
+    if n_test is not None:
+        p.add_argument("--n-test", type=int, default=n_test, help="test rows")
+    if columns:
+        for name, default in WORLD_COLUMNS.items():
+            p.add_argument(_flag(name), type=int, default=default)
+    if signal is not None:
+        p.add_argument("--signal", type=float, default=signal, help="make_moa's")
+    if effects:
+        for name in EFFECTS:
+            p.add_argument(_flag(name), type=float, default=0.0, help="make_moa's")
+    p.add_argument("--seed", type=int, default=0, help="seed of the world and models")
+
+
+def add_run_arguments(p, *, small=None, outdir=False):
+    """--threads, and as asked --small (its help given) and --outdir."""
+    p.add_argument("--threads", type=int, default=None, help="torch and BLAS threads")
+    if small is not None:
+        p.add_argument("--small", action="store_true", help=small)
+    if outdir:
+        p.add_argument("--outdir", default=None, help="default: docs/bench")
+
+
+def world_kwargs(args, **overrides):
+    """make_moa's keyword arguments from the world arguments, then ``overrides``."""
+    kwargs = {k: getattr(args, k) for k in _WORLD_KEYS if hasattr(args, k)}
+    return kwargs | {"random_state": args.seed} | overrides
+
+
+def make_world(args, **overrides):
+    """The make_moa world of the arguments (and ``overrides``), timed."""
+    from moa_sklearn.datasets import make_moa
+
+    kwargs = world_kwargs(args, **overrides)
+    t0 = time.perf_counter()
+    world = make_moa(**kwargs)
+    shown = ", ".join(f"{k}={v}" for k, v in kwargs.items())
+    print(f"make_moa({shown}): {time.perf_counter() - t0:.1f} s", flush=True)
+    return world
+
+
+def small_features(n_genes, n_cells):
+    """make_moa_features' sizes for a world of few columns (else {}).
+
+    The recipe's 600 + 50 components need 772 + 100 columns.
+    """
+    if n_genes >= 600 and n_cells >= 50:
+        return {}
+    return dict(
+        n_components={"g": max(2, n_genes // 2), "c": max(2, n_cells // 2)},
+        n_clusters={"g": 4, "c": 2},
+    )
+
+
+def net_params(epochs=None, threads=None, twostep_epochs=None):
+    """make_moa_pipeline's model_params of the three nets.
+
+    Keras and TabNet capped at ``epochs``, the two-step net at
+    ``twostep_epochs`` per step (None: the recipe's), torch ``threads``.
+    """
+    torch_threads = {} if threads is None else {"n_threads": threads}
+    twostep = {}
+    if twostep_epochs is not None:
+        twostep = dict(epochs_pretrain=twostep_epochs, epochs_finetune=twostep_epochs)
+    return {
+        "twostep": {**twostep, **torch_threads},
+        "keras": {"epochs": epochs},
+        "tabnet": {"max_epochs": epochs, **torch_threads},
+    }
+
+
+# --------------------------------------------------------------------------
+# Drug-grouped CV and the loss table
+# --------------------------------------------------------------------------
+
+
+def treated(frame):
+    """Boolean mask of the treated rows (cp_type != ctl_vehicle)."""
+    return (frame["cp_type"] != "ctl_vehicle").to_numpy()
+
+
+def drug_folds(world, n_folds, seed):
+    """The folds of ``DrugMultilabelStratifiedKFold(n_folds, random_state=seed)``."""
+    from moa_sklearn.model_selection import DrugMultilabelStratifiedKFold
+
+    cv = DrugMultilabelStratifiedKFold(n_folds, random_state=seed)
+    Y, groups = world.target.to_numpy(), world.groups.to_numpy()
+    return list(cv.split(world.data, Y, groups))
+
+
+def oof_prior(Y, is_treated, folds):
+    """Out of fold: the training part's treated-row prevalence, controls 0."""
+    prior = np.zeros(Y.shape)
+    for train, test in folds:
+        prevalence = Y[train][is_treated[train]].mean(axis=0)
+        prior[test] = np.where(is_treated[test, None], prevalence, 0.0)
+    return prior
+
+
+def oof_predictions(make, X, Y, folds, fit_params=None, predict=None):
+    """Out-of-fold predictions of a fresh ``make()`` per fold, and the seconds.
+
+    ``fit_params(model, train)``: the fit's keyword arguments;
+    ``predict(model, X)``: the probabilities (default ``predict_proba``).
+    """
+    t0 = time.perf_counter()
+    P = np.full(Y.shape, np.nan)
+    for train, test in folds:
+        model = make()
+        params = {} if fit_params is None else fit_params(model, train)
+        model.fit(X.iloc[train], Y[train], **params)
+        Xt = X.iloc[test]
+        P[test] = model.predict_proba(Xt) if predict is None else predict(model, Xt)
+    return P, time.perf_counter() - t0
+
+
+def routed(groups, y_aux=None):
+    """The fit parameters of a pipeline ending in a net, for oof_predictions.
+
+    The training part's drug ids (drug-grouped inner validation) and, when
+    given, its nonscored targets (pretraining).
+    """
+
+    def fit_params(pipe, train):
+        step = pipe.steps[-1][0]
+        params = {f"{step}__groups": groups[train]}
+        if y_aux is not None:
+            params[f"{step}__y_aux"] = y_aux[train]
+        return params
+
+    return fit_params
+
+
+def score_table(
+    Y, predictions, seconds=None, prior="constant prior", bayes="Bayes optimum"
+):
+    """Per model: loss, ratio to the prior, share of the prior-to-Bayes gap closed.
+
+    The loss is the competition metric over all rows; with ``seconds``, each
+    row also holds its model's seconds (None when not timed).
+    """
+    from moa_sklearn.metrics import mean_columnwise_log_loss
+
+    loss = {k: mean_columnwise_log_loss(Y, v) for k, v in predictions.items()}
+    p, b = loss[prior], loss[bayes]
+    table = {}
+    for k, v in loss.items():
+        table[k] = dict(loss=v, ratio_to_prior=v / p, gap_closed=(p - v) / (p - b))
+        if seconds is not None:
+            table[k]["seconds"] = seconds.get(k)
+    return table
+
+
+def print_table(table, width=40):
+    """The table of ``score_table``, one model a line."""
+    print(f"{'model':{width}s} {'loss':>8s} {'/prior':>7s} {'gap closed':>10s} time")
+    for k, r in table.items():
+        t = "" if r.get("seconds") is None else f"{r['seconds']:5.0f} s"
+        print(
+            f"{k:{width}s} {r['loss']:8.5f} {r['ratio_to_prior']:7.3f} "
+            f"{r['gap_closed']:10.2f} {t}",
+            flush=True,
+        )
+
+
+def cv_table(world, folds, models, about, width=40):
+    """Drug-grouped CV of ``models`` next to the constant prior and Bayes.
+
+    ``models``: name -> (make, fit_params), as ``oof_predictions`` takes
+    them. Prints each model's time, then the table (``about`` completes its
+    title); returns the table.
+    """
+    X, Y = world.data, world.target.to_numpy()
+    prior = oof_prior(Y, treated(X), folds)
+    predictions = {
+        "constant prior": np.clip(prior, 1e-5, 1 - 1e-5),
+        "Bayes optimum": world.bayes_proba.to_numpy(),
+    }
+    seconds = {}
+    for name, (make, fit_params) in models.items():
+        predictions[name], seconds[name] = oof_predictions(
+            make, X, Y, folds, fit_params
+        )
+        print(f"{name}: {seconds[name]:.0f} s", flush=True)
+    print(
+        f"\n{len(folds)}-fold drug-grouped CV, out-of-fold mean columnwise log loss "
+        f"over all {len(Y)} rows (controls included); {about}"
+    )
+    table = score_table(Y, predictions, seconds)
+    print_table(table, width)
+    return table

@@ -32,11 +32,11 @@ fold. Results go to ``<outdir>/baselines.json``. A smoke run (seconds)::
     python benchmarks/baselines.py --n-samples 600 --small --outdir /tmp/bench
 """
 
-import argparse
 import time
 
 import _common
 import numpy as np
+from _nets import kaggle_optimizer
 
 PROTOCOLS = ("new-compound", "kaggle")
 CLIP = (0.0005, 0.9995)
@@ -166,15 +166,7 @@ def plain(
     x_fit, y_fit = torch.tensor(a[~valid]), torch.tensor(Y[~valid], dtype=torch.float32)
     x_val, y_val = torch.tensor(a[valid]), torch.tensor(Y[valid], dtype=torch.float32)
     steps = int(np.ceil(len(x_fit) / batch_size))
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-5)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer,
-        max_lr=1e-2,
-        epochs=epochs,
-        steps_per_epoch=steps,
-        pct_start=0.1,
-        div_factor=1e3,
-    )
+    optimizer, scheduler = kaggle_optimizer(torch, model, epochs, steps)
     loss_fn, smoothing = nn.BCEWithLogitsLoss(), 0.001
     generator = torch.Generator().manual_seed(seed)
     best, best_state = np.inf, None
@@ -212,83 +204,27 @@ def splitter(protocol, n_splits, seed):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n-samples", type=int, default=23814)
+    parser = _common.parser(__doc__)
+    _common.add_world_arguments(parser, signal=1.3, effects=True)
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=25, help="the plain net's")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=None)
     parser.add_argument(
         "--protocols", nargs="+", default=list(PROTOCOLS), choices=PROTOCOLS
     )
-    parser.add_argument("--signal", type=float, default=1.3)
-    for effect in ("opposed-modes", "variance-effect", "time-interaction"):
-        parser.add_argument(f"--{effect}", type=float, default=0.0, help="make_moa's")
-    parser.add_argument("--small", action="store_true", help="a tiny world and net")
-    parser.add_argument("--outdir", default=None, help="default: docs/bench")
+    _common.add_run_arguments(parser, small="a tiny world and net", outdir=True)
     args = parser.parse_args(argv)
 
-    from moa_sklearn.datasets import make_moa
-    from moa_sklearn.metrics import mean_columnwise_log_loss
-
     _common.threads(args.threads)
-    world_kw = dict(n_samples=args.n_samples, n_test=0, random_state=args.seed)
-    world_kw.update(
-        signal=args.signal,
-        opposed_modes=args.opposed_modes,
-        variance_effect=args.variance_effect,
-        time_interaction=args.time_interaction,
-    )
     net_kw = dict(epochs=args.epochs)
+    world_kw = _common.world_kwargs(args, n_test=0)
     if args.small:
         world_kw.update(n_genes=24, n_cells=8, n_scored=6, n_nonscored=5)
         net_kw.update(hidden=32, n_pca=(6, 3))
-    world = make_moa(**world_kw)
-    X, Y, groups = world.data, world.target.to_numpy(), world.groups.to_numpy()
-    treated = _treated(X)
-    results = {}
-    for protocol in args.protocols:
-        folds = list(splitter(protocol, args.folds, args.seed).split(X, Y, groups))
-        oof = {
-            name: np.full(Y.shape, np.nan) for name in ("prior", "logistic", "plain")
-        }
-        seconds = {"logistic": 0.0, "plain": 0.0}
-        for train, test in folds:
-            prevalence = Y[train][treated[train]].mean(axis=0)
-            oof["prior"][test] = np.where(treated[test, None], prevalence, 0.0)
-            t0 = time.perf_counter()
-            oof["logistic"][test] = logistic(
-                X.iloc[train], Y[train], X.iloc[test], seed=args.seed
-            )
-            t1 = time.perf_counter()
-            oof["plain"][test] = plain(
-                X.iloc[train],
-                Y[train],
-                groups[train],
-                X.iloc[test],
-                seed=args.seed,
-                **net_kw,
-            )
-            seconds["logistic"] += t1 - t0
-            seconds["plain"] += time.perf_counter() - t1
-        oof["prior"] = np.clip(oof["prior"], 1e-5, 1 - 1e-5)
-        oof["bayes"] = world.bayes_proba.to_numpy()
-        loss = {k: mean_columnwise_log_loss(Y, v) for k, v in oof.items()}
-        p, b = loss["prior"], loss["bayes"]
-        results[protocol] = dict(
-            cv=repr(splitter(protocol, args.folds, args.seed)),
-            table={
-                k: dict(loss=v, ratio_to_prior=v / p, gap_closed=(p - v) / (p - b))
-                for k, v in loss.items()
-            },
-            seconds=seconds,
-        )
-        print(f"{protocol}: {results[protocol]['cv']}")
-        for k, r in results[protocol]["table"].items():
-            print(
-                f"  {k:10s} {r['loss']:.5f}  {r['ratio_to_prior']:.3f} of prior, "
-                f"{r['gap_closed']:.2f} of the gap closed"
-            )
+    world = _common.make_world(args, **world_kw)
+    results = {
+        protocol: score_protocol(world, protocol, args, net_kw)
+        for protocol in args.protocols
+    }
     _common.save(
         "baselines",
         dict(
@@ -299,6 +235,45 @@ def main(argv=None):
         ),
         args.outdir,
     )
+
+
+def score_protocol(world, protocol, args, net_kw):
+    """The prior, both baselines and the Bayes optimum, out of fold."""
+    X, Y, groups = world.data, world.target.to_numpy(), world.groups.to_numpy()
+    folds = list(splitter(protocol, args.folds, args.seed).split(X, Y, groups))
+    prior = _common.oof_prior(Y, _treated(X), folds)
+    oof = {"prior": np.clip(prior, 1e-5, 1 - 1e-5)}
+    oof.update(logistic=np.full(Y.shape, np.nan), plain=np.full(Y.shape, np.nan))
+    seconds = {"logistic": 0.0, "plain": 0.0}
+    for train, test in folds:
+        t0 = time.perf_counter()
+        oof["logistic"][test] = logistic(
+            X.iloc[train], Y[train], X.iloc[test], seed=args.seed
+        )
+        t1 = time.perf_counter()
+        oof["plain"][test] = plain(
+            X.iloc[train],
+            Y[train],
+            groups[train],
+            X.iloc[test],
+            seed=args.seed,
+            **net_kw,
+        )
+        seconds["logistic"] += t1 - t0
+        seconds["plain"] += time.perf_counter() - t1
+    oof["bayes"] = world.bayes_proba.to_numpy()
+    result = dict(
+        cv=repr(splitter(protocol, args.folds, args.seed)),
+        table=_common.score_table(Y, oof, prior="prior", bayes="bayes"),
+        seconds=seconds,
+    )
+    print(f"{protocol}: {result['cv']}")
+    for k, r in result["table"].items():
+        print(
+            f"  {k:10s} {r['loss']:.5f}  {r['ratio_to_prior']:.3f} of prior, "
+            f"{r['gap_closed']:.2f} of the gap closed"
+        )
+    return result
 
 
 if __name__ == "__main__":

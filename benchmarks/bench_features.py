@@ -19,16 +19,15 @@ Run (full size, takes about a minute; not part of the test suite)::
     python benchmarks/bench_features.py --n-samples 2000 --breakdown   # quick
 """
 
-import argparse
 import os
 import platform
 import time
 
+import _common
 import numpy as np
 from sklearn.base import clone
 from threadpoolctl import threadpool_limits
 
-from moa_sklearn.datasets import make_moa
 from moa_sklearn.preprocessing import make_moa_features
 
 FIT_LIMIT_S = 60.0
@@ -42,21 +41,17 @@ def _timed(fn, *args):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n-samples", type=int, default=23814)
-    parser.add_argument("--n-test", type=int, default=3982)
+    parser = _common.parser(__doc__)
+    _common.add_world_arguments(parser, n_test=3982)
     parser.add_argument("--n-genes", type=int, default=772)
     parser.add_argument("--n-cells", type=int, default=100)
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--repeat", type=int, default=3, help="transform timings: best of this many"
     )
     parser.add_argument(
         "--breakdown", action="store_true", help="also time each step's fit"
     )
-    parser.add_argument(
-        "--threads", type=int, default=None, help="limit BLAS/OpenMP threads"
-    )
+    _common.add_run_arguments(parser)
     args = parser.parse_args(argv)
     with threadpool_limits(args.threads):
         return _run(args)
@@ -69,17 +64,9 @@ def _run(args):
         f"python {platform.python_version()}, load average {load:.1f}, "
         f"threads {'default' if args.threads is None else args.threads}"
     )
-    world, t_data = _timed(
-        lambda: make_moa(
-            args.n_samples,
-            n_test=args.n_test,
-            n_genes=args.n_genes,
-            n_cells=args.n_cells,
-            random_state=args.seed,
-        )
-    )
+    world = _common.make_world(args)
     X, X_test = world.data, world.test_data
-    print(f"data: train {X.shape}, test {X_test.shape} (generated in {t_data:.1f} s)")
+    print(f"data: train {X.shape}, test {X_test.shape}")
 
     features = make_moa_features(random_state=args.seed)
     _, t_fit = _timed(features.fit, X)

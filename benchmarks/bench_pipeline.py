@@ -43,21 +43,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import _common  # noqa: E402
 
 
-def model_params(epochs, threads):
-    """The nets' parameters: epochs capped, torch threads set."""
-    t = {} if threads is None else {"n_threads": threads}
-    return {
-        "twostep": {"epochs_pretrain": epochs, "epochs_finetune": epochs, **t},
-        "keras": {"epochs": epochs},
-        "tabnet": {"max_epochs": epochs, **t},
-    }
-
-
 def one_size(args):
     """Fit and predict at ``args.one`` rows; print one JSON line."""
     import sklearn
 
-    from moa_sklearn.datasets import make_moa
     from moa_sklearn.recipes import make_moa_pipeline
 
     _common.threads(args.threads)
@@ -67,7 +56,7 @@ def one_size(args):
     import torch  # noqa: F401
 
     t0 = time.perf_counter()
-    world = make_moa(args.one, n_test=args.n_test, random_state=args.seed)
+    world = _common.make_world(args, n_samples=args.one)
     world_s = time.perf_counter() - t0
     rss_before = _common.peak_rss_mib()
     with sklearn.config_context(enable_metadata_routing=True):
@@ -75,7 +64,9 @@ def one_size(args):
             profile="quick" if args.small else "full",
             cv=args.inner_folds,
             random_state=args.seed,
-            model_params=model_params(args.epochs, args.threads),
+            model_params=_common.net_params(
+                args.epochs, args.threads, twostep_epochs=args.epochs
+            ),
         )
         t0 = time.perf_counter()
         pipe.fit(world.data, world.target, groups=world.groups, y_aux=world.target_aux)
@@ -106,51 +97,24 @@ def slope(x, y):
     return float(np.polyfit(np.log(x), np.log(y), 1)[0])
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parse_args(argv):
+    parser = _common.parser(__doc__)
     parser.add_argument(
         "--sizes", type=int, nargs="+", default=[5000, 10000, 20000, 40000]
     )
-    parser.add_argument("--n-test", type=int, default=3982)
+    _common.add_world_arguments(parser, n_samples=None, n_test=3982)
     parser.add_argument("--inner-folds", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--small", action="store_true", help="quick profile")
-    parser.add_argument("--outdir", default=None, help="default: docs/bench")
+    _common.add_run_arguments(parser, small="quick profile", outdir=True)
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
     if args.one is not None:
         return one_size(args)
-
-    common = ["--n-test", str(args.n_test), "--inner-folds", str(args.inner_folds)]
-    common += ["--epochs", str(args.epochs), "--seed", str(args.seed)]
-    if args.threads is not None:
-        common += ["--threads", str(args.threads)]
-    if args.small:
-        common.append("--small")
-    rows = []
-    for n in args.sizes:
-        print(f"{n} rows ...", flush=True)
-        proc = subprocess.run(
-            [sys.executable, __file__, "--one", str(n), *common],
-            capture_output=True,
-            text=True,
-        )
-        lines = [
-            line for line in proc.stdout.splitlines() if line.startswith("RESULT ")
-        ]
-        if proc.returncode != 0 or not lines:
-            sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-3000:])
-            raise SystemExit(f"the run at {n} rows failed ({proc.returncode})")
-        row = json.loads(lines[-1][len("RESULT ") :])
-        rows.append(row)
-        print(
-            f"  fit {row['fit_seconds']:.1f} s, predict {row['n_test']} rows "
-            f"{row['predict_seconds']:.2f} s, peak memory "
-            f"{row['peak_rss_mib']:.0f} MiB",
-            flush=True,
-        )
+    rows = [run_size(n, args) for n in args.sizes]
     n = [r["n_samples"] for r in rows]
     results = dict(
         profile="quick" if args.small else "full",
@@ -169,6 +133,34 @@ def main(argv=None):
     )
     _common.save("scaling", results, args.outdir)
     plot(results, args.outdir)
+
+
+def run_size(n, args):
+    """The measures at ``n`` rows, from a fresh process (its own peak memory)."""
+    flags = ["--n-test", str(args.n_test), "--inner-folds", str(args.inner_folds)]
+    flags += ["--epochs", str(args.epochs), "--seed", str(args.seed)]
+    if args.threads is not None:
+        flags += ["--threads", str(args.threads)]
+    if args.small:
+        flags.append("--small")
+    print(f"{n} rows ...", flush=True)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--one", str(n), *flags],
+        capture_output=True,
+        text=True,
+    )
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-3000:])
+        raise SystemExit(f"the run at {n} rows failed ({proc.returncode})")
+    row = json.loads(lines[-1][len("RESULT ") :])
+    print(
+        f"  fit {row['fit_seconds']:.1f} s, predict {row['n_test']} rows "
+        f"{row['predict_seconds']:.2f} s, peak memory "
+        f"{row['peak_rss_mib']:.0f} MiB",
+        flush=True,
+    )
+    return row
 
 
 def plot(results, outdir=None):

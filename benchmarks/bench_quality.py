@@ -36,7 +36,6 @@ A smoke run (about a minute)::
     python benchmarks/bench_quality.py --small --workdir /tmp/bq --outdir /tmp/bench
 """
 
-import argparse
 import json
 import os
 import time
@@ -51,47 +50,70 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import _common  # noqa: E402
 
 CLIP = (0.0005, 0.9995)
-# --small: a tiny world and tiny nets (a smoke run of the whole benchmark)
+BLEND = "StackingBlend (the recipe)"
+LABELS = {
+    "twostep": "TwoStepNetClassifier",
+    "keras": "KerasNetClassifier",
+    "tabnet": "TabNetMultilabelClassifier",
+}
+# --small: a tiny world, features and nets (a smoke run of the whole
+# benchmark); the nets' epochs come from --epochs, as every net's
 SMALL_WORLD = dict(n_samples=600, n_genes=24, n_cells=8, n_scored=6, n_nonscored=5)
-SMALL_CONFIG = dict(
-    feature_params={"n_components": {"g": 6, "c": 3}, "n_clusters": {"g": 3, "c": 2}},
-    model_params={
-        "twostep": {
-            "hidden_sizes": [16],
-            "dropouts": 0.1,
-            "epochs_pretrain": 2,
-            "epochs_finetune": 2,
-            "unfreeze_every": 1,
-            "batch_size": 64,
-        },
-        "keras": {"hidden_sizes": [16], "dropouts": 0.1, "batch_size": 64},
-        "tabnet": {"n_d": 8, "n_a": 8, "batch_size": 64, "virtual_batch_size": 16},
-    },
-)
+SMALL_FEATURES = dict(n_components={"g": 6, "c": 3}, n_clusters={"g": 3, "c": 2})
+SMALL_NETS = {
+    "twostep": dict(hidden_sizes=[16], dropouts=0.1, unfreeze_every=1, batch_size=64),
+    "keras": dict(hidden_sizes=[16], dropouts=0.1, batch_size=64),
+    "tabnet": dict(n_d=8, n_a=8, batch_size=64, virtual_batch_size=16),
+}
+
+
+def parse_args(argv):
+    parser = _common.parser(__doc__)
+    _common.add_world_arguments(parser)
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--inner-folds", type=int, default=2)
+    parser.add_argument(
+        "--epochs", type=int, default=24, help="Keras and TabNet (--small: all nets)"
+    )
+    parser.add_argument("--skip-stock", action="store_true")
+    parser.add_argument(
+        "--workdir", default="benchmarks/work", help="the world and the blend's CV"
+    )
+    _common.add_run_arguments(parser, small="smoke run", outdir=True)
+    return parser.parse_args(argv)
+
+
+def write_world(args, world_dir):
+    """``moa-sklearn make-data`` of the world (unless written already)."""
+    from moa_sklearn import cli
+
+    world = dict(SMALL_WORLD) if args.small else dict(n_samples=args.n_samples)
+    if not (world_dir / "train_features.csv").is_file():
+        flags = [f"--{k.replace('_', '-')}={v}" for k, v in world.items()]
+        cli.main(
+            ["make-data", str(world_dir), *flags, "--n-test=0", f"--seed={args.seed}"]
+        )
+    return dict(world, n_test=0, random_state=args.seed)
 
 
 def blend_cv(args, world_dir, cv_dir):
     """``moa-sklearn cv`` of the full pipeline (resumes a finished part)."""
     from moa_sklearn import cli
 
+    small = SMALL_NETS if args.small else {}
+    nets = _common.net_params(
+        args.epochs, args.threads, twostep_epochs=args.epochs if args.small else None
+    )
     config = dict(
         profile="quick" if args.small else "full",
-        models=["twostep", "keras", "tabnet"],
+        models=list(LABELS),
         seed=args.seed,
         folds=args.folds,
         protocol="kaggle",  # the documented figures' scheme (large drugs by row)
         inner_folds=args.inner_folds,
-        feature_params={},
-        model_params={"twostep": {}, "keras": {}, "tabnet": {}},
+        feature_params=SMALL_FEATURES if args.small else {},
+        model_params={k: {**small.get(k, {}), **v} for k, v in nets.items()},
     )
-    if args.small:
-        config.update(json.loads(json.dumps(SMALL_CONFIG)))
-    mp = config["model_params"]
-    mp["keras"]["epochs"] = args.epochs
-    mp["tabnet"]["max_epochs"] = args.epochs
-    if args.threads is not None:
-        mp["twostep"]["n_threads"] = args.threads
-        mp["tabnet"]["n_threads"] = args.threads
     cfg = Path(args.workdir) / "blend_cv.json"
     cfg.write_text(json.dumps(config, indent=1))
     t0 = time.perf_counter()
@@ -141,9 +163,8 @@ def stock_models(seed):
         )
 
     def mlp(n_features):
-        kw = {}
-        if n_features < 600:  # a small world: fewer components than the recipe
-            kw = dict(n_components={"g": 6, "c": 3}, n_clusters={"g": 3, "c": 2})
+        # a small world: fewer components than the recipe
+        kw = SMALL_FEATURES if n_features < 600 else {}
         return make_pipeline(
             make_moa_features(random_state=seed, **kw),
             MLPClassifier(early_stopping=True, random_state=seed),
@@ -155,104 +176,66 @@ def stock_models(seed):
     }
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n-samples", type=int, default=23814)
-    parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--inner-folds", type=int, default=2)
-    parser.add_argument("--epochs", type=int, default=24)
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--small", action="store_true", help="smoke run")
-    parser.add_argument("--skip-stock", action="store_true")
-    parser.add_argument(
-        "--workdir", default="benchmarks/work", help="the world and the blend's CV"
-    )
-    parser.add_argument("--outdir", default=None, help="default: docs/bench")
-    args = parser.parse_args(argv)
-
-    from moa_sklearn import cli
-    from moa_sklearn.datasets import load_moa
+def stock_predictions(X, Y, folds, seed):
+    """Out-of-fold predictions (clipped) and seconds of each stock model."""
     from moa_sklearn.metrics import mean_columnwise_log_loss, multilabel_proba
-    from moa_sklearn.model_selection import DrugMultilabelStratifiedKFold
+
+    predictions, seconds = {}, {}
+    for name, make in stock_models(seed).items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # constant labels in a fold
+            P, seconds[name] = _common.oof_predictions(
+                lambda make=make: make(X.shape[1]),
+                X,
+                Y,
+                folds,
+                predict=multilabel_proba,
+            )
+        predictions[name] = np.clip(P, *CLIP)
+        print(f"{name}: {mean_columnwise_log_loss(Y, predictions[name]):.5f}")
+    return predictions, seconds
+
+
+def main(argv=None):
+    args = parse_args(argv)
+
+    from moa_sklearn.datasets import load_moa
 
     _common.threads(args.threads)
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     world_dir, cv_dir = work / "world", work / "blend_cv"
-    world = dict(SMALL_WORLD) if args.small else dict(n_samples=args.n_samples)
-    if not (world_dir / "train_features.csv").is_file():
-        flags = [f"--{k.replace('_', '-')}={v}" for k, v in world.items()]
-        cli.main(
-            ["make-data", str(world_dir), *flags, "--n-test=0", f"--seed={args.seed}"]
-        )
+    world = write_world(args, world_dir)
     blend_seconds = blend_cv(args, world_dir, cv_dir)
 
     moa = load_moa(world_dir)
-    X, Y, groups = moa.data, moa.target.to_numpy(), moa.groups.to_numpy()
+    X, Y = moa.data, moa.target.to_numpy()
     oof, infos = read_cv(cv_dir, Y.shape)
-    names = list(infos[0]["model_scores"])
-    folds = list(
-        DrugMultilabelStratifiedKFold(args.folds, random_state=args.seed).split(
-            X, Y, groups
-        )
-    )
-    treated = (X["cp_type"] != "ctl_vehicle").to_numpy()
-    prior = np.zeros(Y.shape)
-    for train, test in folds:
-        prevalence = Y[train][treated[train]].mean(axis=0)
-        prior[test] = np.where(treated[test, None], prevalence, 0.0)
+    folds = _common.drug_folds(moa, args.folds, args.seed)
+    prior = _common.oof_prior(Y, _common.treated(X), folds)
     predictions = {"constant prior": np.clip(prior, 1e-5, 1 - 1e-5)}
     seconds = {}
     if not args.skip_stock:
-        for name, make in stock_models(args.seed).items():
-            t0 = time.perf_counter()
-            P = np.full(Y.shape, np.nan)
-            for train, test in folds:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")  # constant labels in a fold
-                    model = make(X.shape[1]).fit(X.iloc[train], Y[train])
-                P[test] = multilabel_proba(model, X.iloc[test])
-            predictions[name] = np.clip(P, *CLIP)
-            seconds[name] = time.perf_counter() - t0
-            print(f"{name}: {mean_columnwise_log_loss(Y, predictions[name]):.5f}")
-    labels = {
-        "twostep": "TwoStepNetClassifier",
-        "keras": "KerasNetClassifier",
-        "tabnet": "TabNetMultilabelClassifier",
-    }
-    labels = {n: labels.get(n, n) for n in names}
+        stock, seconds = stock_predictions(X, Y, folds, args.seed)
+        predictions.update(stock)
+    names = list(infos[0]["model_scores"])
+    labels = {n: LABELS.get(n, n) for n in names}
     for name in names:
         predictions[labels[name]] = oof[name]
-    predictions["StackingBlend (the recipe)"] = oof["blend"]
+    predictions[BLEND] = oof["blend"]
     predictions["Bayes optimum"] = oof["bayes"]
-    seconds["StackingBlend (the recipe)"] = sum(i["fit_seconds"] for i in infos)
+    seconds[BLEND] = sum(i["fit_seconds"] for i in infos)
 
-    loss = {k: mean_columnwise_log_loss(Y, v) for k, v in predictions.items()}
-    p, b = loss["constant prior"], loss["Bayes optimum"]
-    table = {
-        k: dict(
-            loss=v,
-            ratio_to_prior=v / p,
-            gap_closed=(p - v) / (p - b),
-            seconds=seconds.get(k),
-        )
-        for k, v in loss.items()
-    }
-    best_net = min((labels[n] for n in names), key=lambda k: loss[k])
-    print(f"{'model':40s} {'loss':>8s} {'/prior':>7s} {'gap closed':>10s}")
-    for k, r in table.items():
-        print(
-            f"{k:40s} {r['loss']:8.5f} {r['ratio_to_prior']:7.3f} "
-            f"{r['gap_closed']:10.2f}"
-        )
-    blend_loss = loss["StackingBlend (the recipe)"]
+    table = _common.score_table(Y, predictions, seconds)
+    _common.print_table(table)
+    best_net = min(labels.values(), key=lambda k: table[k]["loss"])
+    blend_loss, net_loss = table[BLEND]["loss"], table[best_net]["loss"]
     print(
-        f"blend {blend_loss:.5f} vs best net ({best_net}) {loss[best_net]:.5f}: "
-        f"{'beats it' if blend_loss < loss[best_net] else 'does NOT beat it'}"
+        f"blend {blend_loss:.5f} vs best net ({best_net}) {net_loss:.5f}: "
+        f"{'beats it' if blend_loss < net_loss else 'does NOT beat it'}"
     )
     results = dict(
-        world=dict(world, n_test=0, random_state=args.seed),
+        world=world,
         rows=len(Y),
         cv=f"DrugMultilabelStratifiedKFold({args.folds}, random_state={args.seed})",
         inner_folds=args.inner_folds,
@@ -260,15 +243,14 @@ def main(argv=None):
         metric="mean columnwise log loss over all rows (controls included)",
         table=table,
         best_net=best_net,
-        blend_beats_best_net=bool(blend_loss < loss[best_net]),
+        blend_beats_best_net=bool(blend_loss < net_loss),
         blend_weights=[i["weights"] for i in infos],
         fold_scores=[
-            {"StackingBlend (the recipe)": i["score"]}
-            | {labels[n]: v for n, v in i["model_scores"].items()}
+            {BLEND: i["score"]} | {labels[n]: v for n, v in i["model_scores"].items()}
             for i in infos
         ],
         fold_fit_seconds=[i["fit_seconds"] for i in infos],
-        pipeline_cv_seconds=seconds["StackingBlend (the recipe)"],
+        pipeline_cv_seconds=seconds[BLEND],
         this_run_blend_seconds=blend_seconds,
     )
     _common.save("quality", results, args.outdir)

@@ -34,34 +34,29 @@ A smoke run (seconds)::
         --n-targets 8 --epochs 2 --small --outdir /tmp/bench
 """
 
-import argparse
 import os
 import time
-
-import numpy as np
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import _common  # noqa: E402
-from bench_keras_tabnet import make_net  # noqa: E402
-from bench_twostep_speed import (  # noqa: E402
+from _nets import (  # noqa: E402
     DROPOUTS,
     HIDDEN,
+    add_data_arguments,
+    epoch_seconds,
     estimator_run,
     flops_per_row,
     kaggle_run,
+    later_epochs,
     make_data,
+    make_net,
     matmul_peak,
 )
 
 METHODS = ("kaggle", "twostep-fp32", "twostep-bf16", "keras", "tabnet")
 NO_BF16 = "no native bf16 on this machine"
-
-
-def _later(durations):
-    """Median epoch time after the first (the first when there is only one)."""
-    return float(np.median(durations[1:] if len(durations) > 1 else durations))
 
 
 def tabnet_flops_per_row_epoch(net, X, Y, n_rows=2048):
@@ -76,24 +71,21 @@ def tabnet_flops_per_row_epoch(net, X, Y, n_rows=2048):
     return counter.get_total_flops() / n
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n-samples", type=int, default=23814)
-    parser.add_argument("--n-features", type=int, default=1239)
-    parser.add_argument("--n-targets", type=int, default=206)
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--threads", type=int, default=None)
+def parse_args(argv):
+    parser = _common.parser(__doc__)
+    add_data_arguments(parser, n_samples=23814, n_features=1239, epochs=3)
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
-    parser.add_argument("--small", action="store_true", help="small architectures")
     parser.add_argument(
         "--device",
         default="cpu",
         help="the nets' device (cpu, cuda); the Kaggle loop runs on the CPU",
     )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--outdir", default=None, help="default: docs/bench")
-    args = parser.parse_args(argv)
+    _common.add_run_arguments(parser, small="small architectures", outdir=True)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
 
     import torch
 
@@ -101,7 +93,6 @@ def main(argv=None):
     hidden = (64, 32) if args.small else HIDDEN
     X, Y = make_data(args.n_samples, args.n_features, args.n_targets, args.seed)
     n_valid = max(2, len(X) // 10)
-    n_fit = len(X) - n_valid
     print(
         f"data: {X.shape[0]} rows x {X.shape[1]} features ({n_valid} inner "
         f"validation), {Y.shape[1]} labels ({Y.mean():.2%} positive); "
@@ -117,74 +108,84 @@ def main(argv=None):
         f"matmul peaks: fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 "
         + (f"{peaks['bf16']:.0f} GFLOP/s" if bf16 else "unavailable (not native)")
     )
-
-    def dense_epoch_flops(sizes):
-        fpr = flops_per_row(args.n_features, sizes, args.n_targets)
-        return 3 * fpr * n_fit + fpr * n_valid
-
     rows = {}
     for method in args.methods:
         if method.endswith("bf16") and not bf16:
             rows[method] = dict(precision="bf16", unavailable=NO_BF16)
             print(f"{method}: unavailable ({NO_BF16})", flush=True)
             continue
-        t0 = time.perf_counter()
-        if method == "kaggle":
-            durations, _ = kaggle_run(
-                torch,
-                X,
-                Y,
-                X[:10],
-                n_valid=n_valid,
-                hidden=hidden,
-                epochs=args.epochs,
-                batch_size=args.batch_size,
-                seed=args.seed,
-            )
-            flops, precision = dense_epoch_flops(hidden), "fp32"
-        elif method.startswith("twostep"):
-            precision = method.split("-")[1]
-            _, durations = estimator_run(
-                X,
-                Y,
-                hidden=hidden,
-                epochs=args.epochs,
-                batch_size=args.batch_size,
-                seed=args.seed,
-                precision=precision,
-                n_valid=n_valid,
-                device=args.device,
-            )
-            flops = dense_epoch_flops(hidden)
-        else:
-            net = make_net(
-                method,
-                small=args.small,
-                epochs=args.epochs,
-                seed=args.seed,
-                threads=args.threads,
-            ).set_params(patience=None, device=args.device)  # every epoch runs
-            net.fit(X, Y)
-            durations = [r["dur"] for r in net.history_ if r.get("dur") is not None]
-            if method == "keras":
-                flops, precision = dense_epoch_flops(net.hidden_sizes), "fp32"
-            else:
-                precision = "fp32"
-                flops = tabnet_flops_per_row_epoch(net, X, Y) * len(X)
-        fit_s = time.perf_counter() - t0
-        sec = _later(durations)
-        rows[method] = dict(
-            epoch_seconds=sec,
-            first_epoch_seconds=float(durations[0]),
-            fit_seconds=fit_s,
-            precision=precision,
-            gflop_per_epoch=flops / 1e9,
-            gflops=flops / sec / 1e9,
-        )
+        rows[method] = measure(method, args, torch, X, Y, n_valid, hidden)
+        r = rows[method]
         print(
-            f"{method}: {sec:.2f} s/epoch, {flops / sec / 1e9:.0f} GFLOP/s", flush=True
+            f"{method}: {r['epoch_seconds']:.2f} s/epoch, {r['gflops']:.0f} GFLOP/s",
+            flush=True,
         )
+    print_rows(rows, peaks)
+    data = {k: getattr(args, k) for k in ("n_samples", "n_features", "n_targets")}
+    data.update(n_valid=n_valid, epochs=args.epochs, batch_size=args.batch_size)
+    data.update(small=args.small, dropouts=list(DROPOUTS), hidden=list(hidden))
+    results = dict(
+        data=data,
+        threads=torch.get_num_threads(),
+        device=args.device,
+        matmul_peak_gflops=peaks,
+        methods=rows,
+        peak_rss_mib=_common.peak_rss_mib(),
+    )
+    _common.save("speed", results, args.outdir)
+    plot(results, args.outdir)
 
+
+def measure(method, args, torch, X, Y, n_valid, hidden):
+    """Train one method; its epoch seconds, precision and GFLOP/s."""
+
+    def dense_epoch_flops(sizes):
+        # training: forward + backward (~3 forwards); validation: one forward
+        fpr = flops_per_row(args.n_features, sizes, args.n_targets)
+        return 3 * fpr * (len(X) - n_valid) + fpr * n_valid
+
+    run = dict(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
+    t0 = time.perf_counter()
+    if method == "kaggle":
+        durations, _ = kaggle_run(
+            torch, X, Y, X[:10], n_valid=n_valid, hidden=hidden, **run
+        )
+        flops, precision = dense_epoch_flops(hidden), "fp32"
+    elif method.startswith("twostep"):
+        precision = method.split("-")[1]
+        _, durations = estimator_run(
+            X,
+            Y,
+            hidden=hidden,
+            precision=precision,
+            n_valid=n_valid,
+            device=args.device,
+            **run,
+        )
+        flops = dense_epoch_flops(hidden)
+    else:
+        net = make_net(method, args)
+        net.set_params(patience=None, device=args.device)  # every epoch runs
+        net.fit(X, Y)
+        durations, precision = epoch_seconds(net), "fp32"
+        if method == "keras":
+            flops = dense_epoch_flops(net.hidden_sizes)
+        else:
+            flops = tabnet_flops_per_row_epoch(net, X, Y) * len(X)
+    fit_s = time.perf_counter() - t0
+    sec = later_epochs(durations)
+    return dict(
+        epoch_seconds=sec,
+        first_epoch_seconds=float(durations[0]),
+        fit_seconds=fit_s,
+        precision=precision,
+        gflop_per_epoch=flops / 1e9,
+        gflops=flops / sec / 1e9,
+    )
+
+
+def print_rows(rows, peaks):
+    """The table of the methods; adds each one's speed-up over the Kaggle loop."""
     ref = rows.get("kaggle", {}).get("epoch_seconds")
     print(
         f"{'method':14s}{'s/epoch':>9s}{'vs Kaggle':>10s}{'GFLOP/s':>9s}"
@@ -196,31 +197,15 @@ def main(argv=None):
             continue
         r["speedup_vs_kaggle"] = ref / r["epoch_seconds"] if ref else None
         up = f"{r['speedup_vs_kaggle']:.2f}x" if ref else "-"
-        of_bf16 = f"{100 * r['gflops'] / peaks['bf16']:9.0f}%" if bf16 else "       -"
+        of_bf16 = (
+            f"{100 * r['gflops'] / peaks['bf16']:9.0f}%"
+            if peaks["bf16"]
+            else "       -"
+        )
         print(
             f"{method:14s}{r['epoch_seconds']:9.2f}{up:>10s}{r['gflops']:9.0f}"
             f"{100 * r['gflops'] / peaks['fp32']:9.0f}%{of_bf16}"
         )
-    results = dict(
-        data=dict(
-            n_samples=args.n_samples,
-            n_features=args.n_features,
-            n_targets=args.n_targets,
-            n_valid=n_valid,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            small=args.small,
-            dropouts=list(DROPOUTS),
-            hidden=list(hidden),
-        ),
-        threads=torch.get_num_threads(),
-        device=args.device,
-        matmul_peak_gflops=peaks,
-        methods=rows,
-        peak_rss_mib=_common.peak_rss_mib(),
-    )
-    _common.save("speed", results, args.outdir)
-    plot(results, args.outdir)
 
 
 def plot(results, outdir=None):

@@ -13,10 +13,12 @@ The core suite writes JSON (results, machine, command) and PNG plots to
 - ``scaling``: fit time, memory and predict latency of the full pipeline at
   5k-40k rows, log-log slopes (``bench_pipeline.py``, ~8 min).
 
-The studies (text output, saved as ``docs/bench/<name>.txt`` with the
-machine and command on top): ``make_moa`` calibration, feature transformer
-speed, and, with ``--studies``, the longer two-step, Keras/TabNet and blend
-holdout studies.
+The text benchmarks (output saved as ``docs/bench/<name>.txt`` with the
+machine and command on top): ``make_moa`` calibration and feature
+transformer speed; with ``--studies``, also the studies of earlier
+development steps, kept in ``benchmarks/studies/`` with their commands (the
+suite above supersedes them): two-step speed and quality, Keras/TabNet,
+blend holdout and the non-linear worlds.
 
 Run them as documented (a quiet machine, one core, one thread)::
 
@@ -28,7 +30,6 @@ tiny size into ``--outdir`` (a check that the suite works, in a few
 minutes; the test suite runs it).
 """
 
-import argparse
 import json
 import subprocess
 import sys
@@ -42,7 +43,8 @@ DOCS_PAGE = HERE.parent / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
 # name: (script, kind, full-size arguments, smoke arguments); "json" scripts
-# take --outdir and write <name>.json + <name>.png, "text" ones print.
+# take --outdir and write <name>.json + <name>.png, "text" ones print. Paths
+# are relative to benchmarks/.
 BENCHMARKS = {
     "quality": ("bench_quality.py", "json", [], ["--small", "--folds", "3",
                 "--epochs", "2", "--workdir", "{outdir}/work"]),
@@ -57,24 +59,26 @@ BENCHMARKS = {
                  "2000"]),
 }  # fmt: skip
 STUDIES = {
-    "twostep_speed": ("bench_twostep_speed.py", "text", ["--n-samples", "20000",
+    "twostep_speed": ("studies/bench_twostep_speed.py", "text", ["--n-samples", "20000",
                       "--n-features", "1000", "--epochs", "2"], ["--n-samples",
                       "600", "--n-features", "50", "--epochs", "1", "--hidden",
                       "64", "32"]),
-    "twostep_quality": ("bench_twostep_quality.py", "text", ["--configs", "aux",
+    "twostep_quality": ("studies/bench_twostep_quality.py", "text", ["--configs", "aux",
                         "no-pretrain", "--precisions", "bf16"], ["--n-samples",
                         "1200", "--n-genes", "40", "--n-cells", "10",
                         "--n-scored", "12", "--n-nonscored", "20", "--folds",
                         "3", "--epochs", "2", "--hidden", "64", "32",
                         "--skip-mlp"]),
-    "keras_tabnet": ("bench_keras_tabnet.py", "text", ["--epochs", "24"],
+    "keras_tabnet": ("studies/bench_keras_tabnet.py", "text", ["--epochs", "24"],
                      ["--n-samples", "1200", "--n-genes", "40", "--n-cells",
                       "10", "--n-scored", "12", "--n-nonscored", "20",
                       "--n-features", "50", "--folds", "3", "--epochs", "2",
                       "--small"]),
-    "blend_holdout": ("bench_blend_holdout.py", "text", ["--inner-folds", "3",
-                      "--epochs", "24"], ["--n-samples", "1500", "--n-test",
+    "blend_holdout": ("studies/bench_blend_holdout.py", "text", ["--inner-folds",
+                      "3", "--epochs", "24"], ["--n-samples", "1500", "--n-test",
                       "400", "--small", "--inner-folds", "2", "--epochs", "2"]),
+    "nonlinear_world": ("studies/bench_nonlinear_world.py", "text", [],
+                        ["--n-samples", "600"]),
 }  # fmt: skip
 THREADED = {"quality", "speed", "scaling", "features", "twostep_speed"}
 THREADED |= {"twostep_quality", "keras_tabnet", "blend_holdout"}
@@ -312,7 +316,7 @@ def write_docs(outdir):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = _common.parser(__doc__)
     names = [*BENCHMARKS, *STUDIES]
     parser.add_argument("--only", nargs="+", choices=names, metavar="NAME")
     parser.add_argument("--studies", action="store_true", help="the long studies too")

@@ -5,6 +5,7 @@ Private helper of :mod:`moa_sklearn.cli` (no plotting library needed).
 
 import datetime
 import json
+from collections import namedtuple
 from html import escape
 
 import numpy as np
@@ -93,26 +94,36 @@ def _log_ticks(lo, hi):
     return [lo, hi]
 
 
+_MIDDLE, _END = ' text-anchor="middle"', ' text-anchor="end"'
+
+
+def _line(x1, y1, x2, y2, stroke, attrs=""):
+    """An SVG line; coordinates as given (numbers or formatted strings)."""
+    return f'<line x1="{x1}" y1="{y1}" x2="{x2}" y2="{y2}" stroke="{stroke}"{attrs}/>'
+
+
+def _text(x, y, size, body, attrs=""):
+    """An SVG text of ``body`` (escaped here); coordinates as given."""
+    return f'<text x="{x}" y="{y}" font-size="{size}"{attrs}>{escape(body)}</text>'
+
+
+class _Axis(namedtuple("_Axis", "label lim log ticks", defaults=(False, None))):
+    """An axis: its label, (low, high) limits, log scale, ticks.
+
+    ``ticks``: values, or (label, value) pairs; ``None`` for round values.
+    """
+
+    def tick_values(self):
+        if self.ticks is not None:
+            return self.ticks
+        return _log_ticks(*self.lim) if self.log else _linear_ticks(*self.lim)
+
+
 class _Plot:
     """Axes with tick values on both axes; data coordinates to pixels."""
 
-    def __init__(
-        self,
-        title,
-        xlabel,
-        ylabel,
-        xlim,
-        ylim,
-        *,
-        xlog=False,
-        ylog=False,
-        xticks=None,
-        yticks=None,
-        width=_W,
-        height=_H,
-        right=_RIGHT,
-    ):
-        self.xlim, self.ylim, self.xlog, self.ylog = xlim, ylim, xlog, ylog
+    def __init__(self, title, xaxis, yaxis, *, width=_W, height=_H, right=_RIGHT):
+        self.xaxis, self.yaxis = xaxis, yaxis
         self.x0, self.x1 = _LEFT, width - right
         self.y0, self.y1 = height - _BOTTOM, _TOP
         self.width, self.height = width, height
@@ -124,50 +135,38 @@ class _Plot:
             f'<rect x="0.5" y="0.5" width="{width - 1}" height="{height - 1}" '
             'fill="white" stroke="#ccc"/>',
         ]
-        if xticks is None:
-            xticks = _log_ticks(*xlim) if xlog else _linear_ticks(*xlim)
-        if yticks is None:
-            yticks = _log_ticks(*ylim) if ylog else _linear_ticks(*ylim)
-        p = self.parts
-        for v in yticks:  # horizontal grid lines with the values on the left
+        self._draw_ticks()
+        self._draw_axes()
+
+    def _ticks(self, axis, place):
+        """(label, pixel position) of each tick of an axis."""
+        for v in axis.tick_values():
             label, v = v if isinstance(v, tuple) else (_tick_text(v), v)
-            y = self.y(v)
-            p.append(
-                f'<line x1="{self.x0}" y1="{y:.1f}" x2="{self.x1}" y2="{y:.1f}" '
-                'stroke="#e6e6e6"/>'
-            )
-            p.append(
-                f'<text x="{self.x0 - 6}" y="{y + 4:.1f}" font-size="11" '
-                f'text-anchor="end">{escape(str(label))}</text>'
-            )
-        for v in xticks:
-            label, v = v if isinstance(v, tuple) else (_tick_text(v), v)
-            x = self.x(v)
-            p.append(
-                f'<line x1="{x:.1f}" y1="{self.y0}" x2="{x:.1f}" y2="{self.y0 + 5}" '
-                'stroke="black"/>'
-            )
-            p.append(
-                f'<text x="{x:.1f}" y="{self.y0 + 18}" font-size="11" '
-                f'text-anchor="middle">{escape(str(label))}</text>'
-            )
-        p.append(
-            f'<line x1="{self.x0}" y1="{self.y0}" x2="{self.x1}" y2="{self.y0}" '
-            'stroke="black"/>'
-        )
-        p.append(
-            f'<line x1="{self.x0}" y1="{self.y0}" x2="{self.x0}" y2="{self.y1}" '
-            'stroke="black"/>'
-        )
-        p.append(
-            f'<text x="{(self.x0 + self.x1) / 2:.0f}" y="{height - 10}" '
-            f'font-size="12" text-anchor="middle">{escape(xlabel)}</text>'
-        )
-        ymid = (self.y0 + self.y1) / 2
-        p.append(
-            f'<text x="16" y="{ymid:.0f}" font-size="12" text-anchor="middle" '
-            f'transform="rotate(-90 16 {ymid:.0f})">{escape(ylabel)}</text>'
-        )
+            yield str(label), place(v)
+
+    def _draw_ticks(self):
+        """Horizontal grid lines with the values on the left; x tick marks."""
+        x0, x1, y0 = self.x0, self.x1, self.y0
+        for label, y in self._ticks(self.yaxis, self.y):
+            self.parts.append(_line(x0, f"{y:.1f}", x1, f"{y:.1f}", "#e6e6e6"))
+            self.parts.append(_text(x0 - 6, f"{y + 4:.1f}", 11, label, _END))
+        for label, x in self._ticks(self.xaxis, self.x):
+            self.parts.append(_line(f"{x:.1f}", y0, f"{x:.1f}", y0 + 5, "black"))
+            self.parts.append(_text(f"{x:.1f}", y0 + 18, 11, label, _MIDDLE))
+
+    def _draw_axes(self):
+        """The two axis lines and their labels (the y label rotated)."""
+        x0, x1, y0, y1 = self.x0, self.x1, self.y0, self.y1
+        ymid = f"{(y0 + y1) / 2:.0f}"
+        rotate = f'{_MIDDLE} transform="rotate(-90 16 {ymid})"'
+        self.parts += [
+            _line(x0, y0, x1, y0, "black"),
+            _line(x0, y0, x0, y1, "black"),
+            _text(
+                f"{(x0 + x1) / 2:.0f}", self.height - 10, 12, self.xaxis.label, _MIDDLE
+            ),
+            _text(16, ymid, 12, self.yaxis.label, rotate),
+        ]
 
     @staticmethod
     def _frac(v, lim, log):
@@ -177,10 +176,12 @@ class _Plot:
         return 0.5 if hi == lo else (v - lo) / (hi - lo)
 
     def x(self, v):
-        return self.x0 + self._frac(v, self.xlim, self.xlog) * (self.x1 - self.x0)
+        frac = self._frac(v, self.xaxis.lim, self.xaxis.log)
+        return self.x0 + frac * (self.x1 - self.x0)
 
     def y(self, v):
-        return self.y0 - self._frac(v, self.ylim, self.ylog) * (self.y0 - self.y1)
+        frac = self._frac(v, self.yaxis.lim, self.yaxis.log)
+        return self.y0 - frac * (self.y0 - self.y1)
 
     def legend(self, entries):
         """``entries``: (label, color, dashed) drawn right of the plot area."""
@@ -188,13 +189,8 @@ class _Plot:
         for i, (label, color, dashed) in enumerate(entries):
             y = self.y1 + 10 + 18 * i
             dash = ' stroke-dasharray="5 3"' if dashed else ""
-            self.parts.append(
-                f'<line x1="{x}" y1="{y}" x2="{x + 22}" y2="{y}" stroke="{color}" '
-                f'stroke-width="2"{dash}/>'
-            )
-            self.parts.append(
-                f'<text x="{x + 28}" y="{y + 4}" font-size="11">{escape(label)}</text>'
-            )
+            self.parts.append(_line(x, y, x + 22, y, color, f' stroke-width="2"{dash}'))
+            self.parts.append(_text(x + 28, y + 4, 11, label))
 
     def svg(self):
         return "\n".join([*self.parts, "</svg>"])
@@ -211,12 +207,13 @@ def _per_target_chart(per_target, target_names):
     ticks = sorted({1, *ticks, n})
     plot = _Plot(
         "per-target log loss",
-        f"targets ranked from the worst (1) to the best ({n}); hover a bar "
-        "for its name",
-        "log loss",
-        (0.5, n + 0.5),
-        (0.0, top * 1.05 or 1.0),
-        xticks=ticks,
+        _Axis(
+            f"targets ranked from the worst (1) to the best ({n}); hover a bar "
+            "for its name",
+            (0.5, n + 0.5),
+            ticks=ticks,
+        ),
+        _Axis("log loss", (0.0, top * 1.05 or 1.0)),
     )
     step = (plot.x1 - plot.x0) / max(n, 1)
     for r, (j, v) in enumerate(zip(order, values)):
@@ -233,17 +230,15 @@ def _per_target_chart(per_target, target_names):
 def _weights_chart(names, mean_w, fold_w):
     """Mean blend weight of each model (bars) and each fold's (dots)."""
     n = len(names)
+    xticks = [
+        (f"{name} ({w:.3f})", m + 0.5) for m, (name, w) in enumerate(zip(names, mean_w))
+    ]
     plot = _Plot(
         "mean blend weights",
-        "model (bar: mean over the folds; dots: each fold)",
-        "blend weight",
-        (0.0, float(n)),
-        (0.0, 1.0),
-        xticks=[
-            (f"{name} ({w:.3f})", m + 0.5)
-            for m, (name, w) in enumerate(zip(names, mean_w))
-        ],
-        yticks=[0.0, 0.25, 0.5, 0.75, 1.0],
+        _Axis(
+            "model (bar: mean over the folds; dots: each fold)", (0.0, n), ticks=xticks
+        ),
+        _Axis("blend weight", (0.0, 1.0), ticks=[0.0, 0.25, 0.5, 0.75, 1.0]),
         width=min(_W, 160 + 120 * n),
     )
     for m, (name, w) in enumerate(zip(names, mean_w)):
@@ -266,16 +261,15 @@ def _calibration_plot(bins):
     lo = 1e-4
     plot = _Plot(
         "calibration",
-        "mean predicted probability of the bin (log scale)",
-        "observed frequency (log scale)",
-        (lo, 1.0),
-        (lo, 1.0),
-        xlog=True,
-        ylog=True,
+        _Axis("mean predicted probability of the bin (log scale)", (lo, 1.0), log=True),
+        _Axis("observed frequency (log scale)", (lo, 1.0), log=True),
     )
     plot.parts.append(
-        f'<line x1="{plot.x(lo):.1f}" y1="{plot.y(lo):.1f}" x2="{plot.x(1):.1f}" '
-        f'y2="{plot.y(1):.1f}" stroke="#999" stroke-dasharray="4 3"/>'
+        _line(
+            *(f"{v:.1f}" for v in (plot.x(lo), plot.y(lo), plot.x(1), plot.y(1))),
+            "#999",
+            ' stroke-dasharray="4 3"',
+        )
     )
     for b in bins:
         cx = plot.x(min(max(b["mean_predicted"], lo), 1.0))
@@ -309,24 +303,17 @@ def _learning_curves(series, title, boundaries=()):
     xticks = [int(v) for v in _linear_ticks(first, last, 6) if float(v).is_integer()]
     plot = _Plot(
         title,
-        "epoch",
-        "loss (log scale)",
-        (first - 0.5, last + 0.5),
-        (lo / pad, hi * pad),
-        ylog=True,
-        xticks=xticks or [first, last],
+        _Axis("epoch", (first - 0.5, last + 0.5), ticks=xticks or [first, last]),
+        _Axis("loss (log scale)", (lo / pad, hi * pad), log=True),
         right=190,
     )
     for epoch, label in boundaries:
-        x = plot.x(epoch - 0.5)
-        plot.parts.append(
-            f'<line x1="{x:.1f}" y1="{plot.y0}" x2="{x:.1f}" y2="{plot.y1}" '
-            'stroke="#888" stroke-dasharray="2 3"/>'
-        )
-        plot.parts.append(
-            f'<text x="{x + 4:.1f}" y="{plot.y0 - 6}" font-size="11" '
-            f'fill="#555">{escape(label)} from here</text>'
-        )
+        x = f"{plot.x(epoch - 0.5):.1f}"
+        dotted = ' stroke-dasharray="2 3"'
+        plot.parts.append(_line(x, plot.y0, x, plot.y1, "#888", dotted))
+        from_here = f"{label} from here"
+        x_text = f"{plot.x(epoch - 0.5) + 4:.1f}"
+        plot.parts.append(_text(x_text, plot.y0 - 6, 11, from_here, ' fill="#555"'))
     for label, pts, color, dashed in series:
         xy = " ".join(f"{plot.x(e):.2f},{plot.y(v):.2f}" for e, v in pts if v > 0)
         dash = ' stroke-dasharray="5 3"' if dashed else ""
@@ -357,7 +344,7 @@ def _json_text(value):
 
 
 def _provenance(infos, config, cvdir):
-    """The section that says what produced the report (rows of a table)."""
+    """The rows of the table that says what produced the report."""
     settings = dict((config or {}).get("settings") or {})
     data_files = settings.pop("data_files", None) or {}
     fingerprint = settings.pop("data", None)
@@ -381,13 +368,18 @@ def _provenance(infos, config, cvdir):
     if not envs:
         rows.append(["machine", "not recorded (a run of an older version)"])
         return rows
+    return rows + _machine_rows(envs)
+
+
+def _machine_rows(envs):
+    """The machine and library versions of the folds (those of the first)."""
     env = envs[0]
     flags = env.get("cpu_flags")
     cpu = env.get("cpu", "unknown")
     if flags is not None:
         cpu += f" ({', '.join(flags) if flags else 'no AVX2'})"
     cores = env.get("cores_used")
-    rows += [
+    rows = [
         ["machine: CPU", cpu],
         [
             "machine: cores",
@@ -422,8 +414,6 @@ def write_report(folds, n_folds, summary=None, config=None, cvdir=None):
     cvdir : str or None
         The CV folder, named in the report.
     """
-    from .metrics import columnwise_log_loss, mean_columnwise_log_loss
-
     Y = np.concatenate([a["y_true"] for a, _ in folds])
     P = np.concatenate([a["proba"] for a, _ in folds])
     infos = [i for _, i in folds]
@@ -431,58 +421,81 @@ def write_report(folds, n_folds, summary=None, config=None, cvdir=None):
     target_names = (summary or {}).get("target_names") or [
         f"target {j}" for j in range(Y.shape[1])
     ]
-    score = mean_columnwise_log_loss(Y, P)
-    per_target = columnwise_log_loss(Y, P)
-    bins = calibration_bins(Y, P)
+    return "\n".join(
+        [
+            *_head(infos, names, Y.shape, n_folds, config),
+            *_scores_section(infos, names, Y, P, summary),
+            *_per_target_section(Y, P, target_names),
+            *_calibration_section(Y, P),
+            *_weights_section(infos, names),
+            *_learning_curves_section(infos, names),
+            *_provenance_section(infos, config, cvdir),
+            "</body></html>",
+        ]
+    )
 
-    h = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        "<title>moa-sklearn CV report</title>",
-        "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto;"
-        "padding:0 1em}"
-        "table{border-collapse:collapse;margin:0.5em 0}"
-        "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}"
-        "#provenance td,#provenance th{text-align:left;font-size:90%;"
-        "word-break:break-all}"
-        "svg{display:block;margin:0.5em 0}</style>",
-        "</head><body>",
-        "<h1>moa-sklearn CV report</h1>",
-        f"<p>{len(folds)} of {n_folds} folds finished. Log losses are the "
-        "competition metric (mean columnwise binary log loss) over all rows, "
-        "control rows included.</p>",
-    ]
-    env = next((i["environment"] for i in infos if i.get("environment")), None)
-    settings = (config or {}).get("settings") or {}
+
+_STYLE = (
+    "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto;"
+    "padding:0 1em}"
+    "table{border-collapse:collapse;margin:0.5em 0}"
+    "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}"
+    "#provenance td,#provenance th{text-align:left;font-size:90%;"
+    "word-break:break-all}"
+    "svg{display:block;margin:0.5em 0}</style>"
+)
+
+
+def _head(infos, names, shape, n_folds, config):
+    """The page's head, title and first lines: folds, models, run, protocol."""
+    config = config or {}
+    settings = config.get("settings") or {}
     line = (
         f"<p>Models: {escape(', '.join(names))}; {settings.get('profile', '?')} "
-        f"profile, seed {settings.get('seed', '?')}, {Y.shape[0]} rows, "
-        f"{Y.shape[1]} targets"
+        f"profile, seed {settings.get('seed', '?')}, {shape[0]} rows, "
+        f"{shape[1]} targets"
     )
+    env = next((i["environment"] for i in infos if i.get("environment")), None)
     if env:
         line += (
             f"; computed by moa-sklearn {escape(str(config.get('version')))} on "
             f"{escape(str(env.get('cpu')))} ({len(env.get('cores_used') or [])} "
             f"cores) on {escape(str(env.get('date', ''))[:10])}"
         )
-    h.append(line + '. <a href="#provenance">What produced this report</a>.</p>')
-    protocol = settings.get("protocol")
-    if protocol in _PROTOCOLS:
-        h.append(
-            f'<p id="protocol">Protocol: <b>{escape(protocol)}</b> '
-            f"({escape(_PROTOCOLS[protocol][1])}; "
-            f"DrugMultilabelStratifiedKFold(max_drug_size="
-            f"{_PROTOCOLS[protocol][0]})).</p>"
-        )
-    else:  # a run of a version without protocols: the Kaggle scheme
-        h.append(
+    return [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        "<title>moa-sklearn CV report</title>",
+        _STYLE,
+        "</head><body>",
+        "<h1>moa-sklearn CV report</h1>",
+        f"<p>{len(infos)} of {n_folds} folds finished. Log losses are the "
+        "competition metric (mean columnwise binary log loss) over all rows, "
+        "control rows included.</p>",
+        line + '. <a href="#provenance">What produced this report</a>.</p>',
+        _protocol_line(settings.get("protocol")),
+    ]
+
+
+def _protocol_line(protocol):
+    if protocol not in _PROTOCOLS:  # a run of a version without protocols
+        return (
             '<p id="protocol">Protocol: <b>kaggle</b> (not recorded by this run; '
             "the only one before protocols were named).</p>"
         )
+    max_drug_size, what = _PROTOCOLS[protocol]
+    return (
+        f'<p id="protocol">Protocol: <b>{escape(protocol)}</b> '
+        f"({escape(what)}; "
+        f"DrugMultilabelStratifiedKFold(max_drug_size={max_drug_size})).</p>"
+    )
 
-    # --- scores
-    h.append('<section id="scores"><h2>Scores</h2>')
-    h.append(f'<p>Out-of-fold log loss: <span id="oof-score">{score:.6f}</span></p>')
+
+def _scores_section(infos, names, Y, P, summary):
+    """The out-of-fold score and a table of each fold's (and all folds') scores."""
+    from .metrics import mean_columnwise_log_loss
+
+    score = mean_columnwise_log_loss(Y, P)
     header = ["fold", "rows", "blend", *names, "prior", "Bayes", "fit seconds"]
     rows = [
         [
@@ -508,40 +521,48 @@ def write_report(folds, n_folds, summary=None, config=None, cvdir=None):
                 f"{sum(i['fit_seconds'] for i in infos):.1f}",
             ]
         )
-    h.append(_table(header, rows, "fold-scores"))
-    h.append(
+    return [
+        '<section id="scores"><h2>Scores</h2>',
+        f'<p>Out-of-fold log loss: <span id="oof-score">{score:.6f}</span></p>',
+        _table(header, rows, "fold-scores"),
         "<p>prior: the training part's label frequencies; Bayes: the exact "
-        "optimum, when the data come from <code>make-data</code>.</p></section>"
-    )
+        "optimum, when the data come from <code>make-data</code>.</p></section>",
+    ]
 
-    # --- per-target log loss
-    h.append('<section id="per-target"><h2>Per-target log loss</h2>')
-    h.append(_per_target_chart(per_target, target_names))
-    order = np.argsort(-per_target)
-    h.append("<p>Worst targets:</p>")
-    h.append(
+
+def _per_target_section(Y, P, target_names):
+    """Each target's log loss (a chart) and the ten worst targets (a table)."""
+    from .metrics import columnwise_log_loss
+
+    per_target = columnwise_log_loss(Y, P)
+    worst = np.argsort(-per_target)[:10]
+    return [
+        '<section id="per-target"><h2>Per-target log loss</h2>',
+        _per_target_chart(per_target, target_names),
+        "<p>Worst targets:</p>",
         _table(
             ["target", "log loss", "positives"],
             [
                 [target_names[j], f"{per_target[j]:.6f}", int(Y[:, j].sum())]
-                for j in order[:10]
+                for j in worst
             ],
             "worst-targets",
-        )
-    )
-    h.append("</section>")
+        ),
+        "</section>",
+    ]
 
-    # --- calibration
-    h.append('<section id="calibration"><h2>Calibration of OOF predictions</h2>')
-    h.append(_calibration_plot(bins))
-    h.append(
+
+def _calibration_section(Y, P):
+    """The calibration of the OOF predictions: a plot and its bins."""
+    bins = calibration_bins(Y, P)
+    return [
+        '<section id="calibration"><h2>Calibration of OOF predictions</h2>',
+        _calibration_plot(bins),
         "<p>Every out-of-fold prediction (row x target) binned by its "
         "probability; a dot is a bin (area: its count) at its mean prediction "
         "and its observed frequency of positives. On the dashed line the "
         "predictions are calibrated. A hollow dot at the bottom is a bin "
-        "without a positive.</p>"
-    )
-    h.append(
+        "without a positive.</p>",
         _table(
             ["bin", "n", "mean predicted", "observed"],
             [
@@ -554,13 +575,17 @@ def write_report(folds, n_folds, summary=None, config=None, cvdir=None):
                 for b in bins
             ],
             "calibration-table",
-        )
-    )
-    h.append("</section>")
+        ),
+        "</section>",
+    ]
 
-    # --- blend weights
-    h.append('<section id="weights"><h2>Blend weights</h2>')
-    h.append(
+
+def _weights_section(infos, names):
+    """The blend's weights in each fold (a table) and their mean (a chart)."""
+    fold_w = [[i["weights"][n] for i in infos] for n in names]
+    mean_w = [float(np.mean(w)) for w in fold_w]
+    return [
+        '<section id="weights"><h2>Blend weights</h2>',
         _table(
             ["fold", *names],
             [
@@ -568,59 +593,65 @@ def write_report(folds, n_folds, summary=None, config=None, cvdir=None):
                 for i in infos
             ],
             "weights-table",
-        )
-    )
-    mean_w = [float(np.mean([i["weights"][n] for i in infos])) for n in names]
-    fold_w = [[i["weights"][n] for i in infos] for n in names]
-    h.append(_weights_chart(names, mean_w, fold_w))
-    h.append("</section>")
+        ),
+        _weights_chart(names, mean_w, fold_w),
+        "</section>",
+    ]
 
-    # --- learning curves
-    h.append('<section id="learning-curves"><h2>Learning curves of the nets</h2>')
-    h.append(
+
+def _learning_curves_section(infos, names):
+    """Each net's learning curves, as refitted in the first finished fold."""
+    out = [
+        '<section id="learning-curves"><h2>Learning curves of the nets</h2>',
         "<p>Each net as refitted on the training part of the first finished "
         "fold (first seed; solid: training loss, dashed: validation loss; log "
         "scale, so that a high first epoch does not flatten the rest). The "
         "two-step net pretrains on the scored and nonscored targets, then "
         "fine-tunes on the scored ones: its two steps are separated by a "
-        "dotted line.</p>"
-    )
+        "dotted line.</p>",
+    ]
     first = infos[0].get("history", {})
     for name in names:
-        records = first.get(name) or []
-        seeds = [r.get("seed") for r in records]
-        records = [r for r in records if r.get("seed") == (seeds[0] if seeds else None)]
-        series, boundaries = [], []
-        steps = list(dict.fromkeys(r.get("step") for r in records))
-        for s, step in enumerate(steps):  # the two-step net: pretrain, finetune
-            idx = [i for i, r in enumerate(records) if r.get("step") == step]
-            if s and idx:
-                boundaries.append((idx[0] + 1, str(step)))
-            for key, dashed in (("train_loss", False), ("valid_loss", True)):
-                pts = [
-                    (i + 1, float(records[i][key]))
-                    for i in idx
-                    if records[i].get(key) is not None
-                ]
-                what = "training" if key == "train_loss" else "validation"
-                label = f"{step} {what}" if step is not None else what
-                color = _COLORS[(2 * s + dashed) % len(_COLORS)]
-                series.append((label, pts, color, dashed))
+        series, boundaries = _curves_of(first.get(name) or [])
         svg = _learning_curves(series, f"learning curve {name}", boundaries)
-        h.append(f"<h3>{escape(name)}</h3>")
-        h.append(svg or "<p>No learning curve recorded.</p>")
-    h.append("</section>")
+        out.append(f"<h3>{escape(name)}</h3>")
+        out.append(svg or "<p>No learning curve recorded.</p>")
+    out.append("</section>")
+    return out
 
-    # --- provenance
-    h.append('<section id="provenance"><h2>What produced this report</h2>')
-    h.append(
+
+def _curves_of(records):
+    """The series and step boundaries of a net's history (its first seed)."""
+    seeds = [r.get("seed") for r in records]
+    records = [r for r in records if r.get("seed") == (seeds[0] if seeds else None)]
+    series, boundaries = [], []
+    steps = list(dict.fromkeys(r.get("step") for r in records))
+    for s, step in enumerate(steps):  # the two-step net: pretrain, finetune
+        idx = [i for i, r in enumerate(records) if r.get("step") == step]
+        if s and idx:
+            boundaries.append((idx[0] + 1, str(step)))
+        for key, dashed in (("train_loss", False), ("valid_loss", True)):
+            pts = [
+                (i + 1, float(records[i][key]))
+                for i in idx
+                if records[i].get(key) is not None
+            ]
+            what = "training" if key == "train_loss" else "validation"
+            label = f"{step} {what}" if step is not None else what
+            color = _COLORS[(2 * s + dashed) % len(_COLORS)]
+            series.append((label, pts, color, dashed))
+    return series, boundaries
+
+
+def _provenance_section(infos, config, cvdir):
+    """What produced the report: settings, data digests, machine, versions."""
+    return [
+        '<section id="provenance"><h2>What produced this report</h2>',
         "<p>The settings of the CV run, the SHA-256 of its data files (compare "
         "with <code>sha256sum</code>), and the machine and library versions "
-        "that computed the folds.</p>"
-    )
-    h.append(
-        _table(["what", "value"], _provenance(infos, config, cvdir), "provenance-table")
-    )
-    h.append("</section>")
-    h.append("</body></html>")
-    return "\n".join(h)
+        "that computed the folds.</p>",
+        _table(
+            ["what", "value"], _provenance(infos, config, cvdir), "provenance-table"
+        ),
+        "</section>",
+    ]

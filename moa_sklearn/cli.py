@@ -45,6 +45,7 @@ import pandas as pd
 
 from . import __version__
 from .model_selection import _PROTOCOLS, _protocol_splitter
+from .utils._engines import ENGINES
 from .utils._progress import progress_bar, write_line
 
 __all__ = ["main"]
@@ -222,9 +223,9 @@ def _is_int(value):
 
 def _model_names(settings):
     """The models of the blend: the names given, or the installed ones."""
-    from .recipes import _ENGINES, MODELS, _installed
+    from .recipes import MODELS, _installed
+    from .utils._engines import install_hint
 
-    extra = {"twostep": "torch", "tabnet": "torch", "keras": "keras"}
     models = settings["models"]
     if models == "auto":
         names = [m for m in MODELS if _installed(m)]
@@ -232,7 +233,7 @@ def _model_names(settings):
             raise CLIError(
                 "no model can run: none of the engines of the nets "
                 f"({', '.join(MODELS)}) is installed; install them with "
-                "pip install 'moa-sklearn[torch]' and/or 'moa-sklearn[keras]'."
+                f"{install_hint()}."
             )
         left_out = [m for m in MODELS if m not in names]
         return names, left_out
@@ -250,8 +251,8 @@ def _model_names(settings):
     for m in names:
         if not _installed(m):
             raise CLIError(
-                f"model {m!r} needs {' and '.join(_ENGINES[m][1])}, which is not "
-                f"installed: pip install 'moa-sklearn[{extra[m]}]'."
+                f"model {m!r} needs {' and '.join(ENGINES[m].requires)}, which is "
+                f"not installed: {install_hint(ENGINES[m].extra)}."
             )
     return names, []
 
@@ -262,7 +263,7 @@ def _check_settings(settings):
     Returns the names of the blend's models; logs the models left out by
     ``auto``.
     """
-    from .recipes import MODELS, PROFILES
+    from .recipes import PROFILES
 
     if settings["profile"] not in PROFILES:
         raise CLIError(
@@ -270,6 +271,19 @@ def _check_settings(settings):
             f"{settings['profile']!r}."
         )
     names, left_out = _model_names(settings)
+    _check_values(settings)
+    _check_model_params(settings["model_params"])
+    _check_estimators(settings, names)
+    if left_out:
+        _log(
+            f"models: {', '.join(names)} ({', '.join(left_out)} left out: their "
+            "engine is not installed)."
+        )
+    return names
+
+
+def _check_values(settings):
+    """The settings of one value: seed, folds, n_jobs, device, ..."""
     checks = [
         ("seed", _is_int(settings["seed"]) and settings["seed"] >= 0, "an int >= 0"),
         ("folds", _is_int(settings["folds"]) and settings["folds"] >= 2, "an int >= 2"),
@@ -292,18 +306,30 @@ def _check_settings(settings):
     for key, ok, what in checks:
         if not ok:
             raise CLIError(f"{key} must be {what}, got {settings[key]!r}.")
-    unknown = sorted(set(settings["model_params"]) - set(MODELS))
+
+
+def _check_model_params(model_params):
+    """``model_params``: a JSON object per built-in model."""
+    from .recipes import MODELS
+
+    unknown = sorted(set(model_params) - set(MODELS))
     if unknown:
         raise CLIError(
             f"model_params has unknown model(s) {unknown}; models are "
             f"{', '.join(MODELS)}."
         )
-    for name, params in settings["model_params"].items():
+    for name, params in model_params.items():
         if not isinstance(params, dict):
             raise CLIError(
                 f"model_params[{name!r}] must be a JSON object, got {params!r}."
             )
-    # the estimators say what else is wrong (unknown or bad parameters)
+
+
+def _check_estimators(settings, names):
+    """Build the pipeline: the estimators say what else is wrong.
+
+    An unknown keyword argument, or a bad parameter value of a net.
+    """
     import sklearn
 
     try:
@@ -318,12 +344,6 @@ def _check_settings(settings):
                     raise CLIError(f"model_params[{name!r}]: {e}") from None
     except TypeError as e:  # an unknown keyword argument
         raise CLIError(f"feature_params or model_params: {e}") from None
-    if left_out:
-        _log(
-            f"models: {', '.join(names)} ({', '.join(left_out)} left out: their "
-            "engine is not installed)."
-        )
-    return names
 
 
 def _build_pipeline(settings, names):
@@ -390,15 +410,9 @@ def _cmd_make_data(args):
 
     _writable_folder(args.folder, "data folder")
     _writable_folder(Path(args.folder) / TRUTH_FOLDER, "truth folder")
+    options = [flag[2:].replace("-", "_") for flag, *_ in _MAKE_DATA_OPTIONS]
     world = make_moa(
-        args.n_samples,
-        n_test=args.n_test,
-        n_genes=args.n_genes,
-        n_cells=args.n_cells,
-        n_scored=args.n_scored,
-        n_nonscored=args.n_nonscored,
-        signal=args.signal,
-        random_state=args.seed,
+        **{name: getattr(args, name) for name in options}, random_state=args.seed
     )
     folder = write_moa(world, args.folder)
     truth = folder / TRUTH_FOLDER
@@ -542,42 +556,72 @@ def _read_fold(cvdir, k):
     return arrays, info
 
 
-def _cmd_cv(args):
+def _checked_start(args, writable_output):
+    """Settings, models, output and data of cv and fit, checked in that order.
+
+    Every setting and the data folder are checked before the output is
+    created (``writable_output(path)`` checks it can be written).
+    """
     settings = _settings(args)
     names = _check_settings(settings)  # before anything is written
     _check_data_folder(args.folder)
-    cvdir = _writable_folder(args.output, "output")
-    moa = _load(args.folder)
+    output = writable_output(args.output)
+    return settings, names, output, _load(args.folder)
+
+
+def _cmd_cv(args):
+    settings, names, cvdir, moa = _checked_start(
+        args, lambda path: _writable_folder(path, "output")
+    )
     truth = _load_truth(args.folder, moa.data.index)
     for stale in cvdir.glob("*.tmp*"):
         stale.unlink()
+    config = _cv_config(settings, moa, args.folder)
+    _resume_or_start(cvdir, config)
+    results = _cv_folds(cvdir, moa, settings, names, truth)
+    summary = _summarise(results, moa, cvdir, config)
+    line = f"CV log loss {summary['score']:.5f} (prior {summary['prior_score']:.5f}"
+    if summary["bayes_score"] is not None:
+        line += f", Bayes {summary['bayes_score']:.5f}"
+    _log(line + f") -> {str(cvdir / 'cv_summary.json')!r}")
+    return 0
 
+
+def _cv_config(settings, moa, folder):
+    """The settings that a CV run's results depend on, and its data (JSON)."""
     config = {k: settings[k] for k in _RESULT_KEYS}
     config["data"] = _data_fingerprint(moa)
-    config["data_files"] = _data_digests(args.folder)
-    config = json.loads(json.dumps(config, default=_json_default))
+    config["data_files"] = _data_digests(folder)
+    return json.loads(json.dumps(config, default=_json_default))
+
+
+def _resume_or_start(cvdir, config):
+    """Write ``config.json``, or check that the run in ``cvdir`` has ``config``."""
     config_path = cvdir / "config.json"
-    if config_path.is_file():
-        old = _read_json(config_path, "CV settings file")
-        old_config = old.get("settings") if isinstance(old, dict) else None
-        if old_config != config:
-            old_config = old_config if isinstance(old_config, dict) else {}
-            differ = sorted(
-                k
-                for k in set(config) | set(old_config)
-                if config.get(k) != old_config.get(k)
-            )
-            raise CLIError(
-                f"{str(cvdir)!r} holds a CV run with other settings (differing: "
-                f"{', '.join(differ)}); resume it with the same settings and data, "
-                "or write to another folder with -o."
-            )
-    else:
+    if not config_path.is_file():
         _write_json(
             config_path,
             dict(format=CV_FORMAT, version=__version__, settings=config),
         )
+        return
+    old = _read_json(config_path, "CV settings file")
+    old_config = old.get("settings") if isinstance(old, dict) else None
+    if old_config != config:
+        old_config = old_config if isinstance(old_config, dict) else {}
+        differ = sorted(
+            k
+            for k in set(config) | set(old_config)
+            if config.get(k) != old_config.get(k)
+        )
+        raise CLIError(
+            f"{str(cvdir)!r} holds a CV run with other settings (differing: "
+            f"{', '.join(differ)}); resume it with the same settings and data, "
+            "or write to another folder with -o."
+        )
 
+
+def _cv_folds(cvdir, moa, settings, names, truth):
+    """Every fold's (arrays, info): loaded when saved, else fitted and saved."""
     n_folds = settings["folds"]
     splitter = _protocol_splitter(settings["protocol"], n_folds, settings["seed"])
     folds = list(splitter.split(moa.data, moa.target.to_numpy(), moa.groups.to_numpy()))
@@ -589,31 +633,32 @@ def _cmd_cv(args):
         for k, (train, test) in enumerate(folds):
             saved = _read_fold(cvdir, k)
             if saved is not None:
-                results.append(saved)
                 _log(
                     f"fold {k + 1}/{n_folds}: loaded (log loss {saved[1]['score']:.5f})"
                 )
-                bar.update(1)
-                continue
-            _log(f"fold {k + 1}/{n_folds}: fitting {len(train)} rows ...")
-            arrays, info = _fit_fold(k, train, test, moa, settings, names, truth)
-            npz, js = _fold_paths(cvdir, k)
-            _atomic_write(npz, lambda f, a=arrays: np.savez(f, **a))
-            _write_json(js, info)  # written last: marks the fold as finished
-            models = ", ".join(f"{n} {s:.5f}" for n, s in info["model_scores"].items())
-            _log(
-                f"fold {k + 1}/{n_folds}: log loss {info['score']:.5f} ({models}; "
-                f"prior {info['prior_score']:.5f}) in {info['fit_seconds']:.1f} s"
-            )
+            else:
+                _log(f"fold {k + 1}/{n_folds}: fitting {len(train)} rows ...")
+                saved = _fit_fold(k, train, test, moa, settings, names, truth)
+                _save_fold(cvdir, k, *saved)
+                _log(f"fold {k + 1}/{n_folds}: {_fold_line(saved[1])}")
             bar.update(1)
-            results.append((arrays, info))
+            results.append(saved)
+    return results
 
-    summary = _summarise(results, moa, cvdir, config)
-    line = f"CV log loss {summary['score']:.5f} (prior {summary['prior_score']:.5f}"
-    if summary["bayes_score"] is not None:
-        line += f", Bayes {summary['bayes_score']:.5f}"
-    _log(line + f") -> {str(cvdir / 'cv_summary.json')!r}")
-    return 0
+
+def _save_fold(cvdir, k, arrays, info):
+    npz, js = _fold_paths(cvdir, k)
+    _atomic_write(npz, lambda f: np.savez(f, **arrays))
+    _write_json(js, info)  # written last: marks the fold as finished
+
+
+def _fold_line(info):
+    """A finished fold's scores and time, for the log."""
+    models = ", ".join(f"{n} {s:.5f}" for n, s in info["model_scores"].items())
+    return (
+        f"log loss {info['score']:.5f} ({models}; prior {info['prior_score']:.5f}) "
+        f"in {info['fit_seconds']:.1f} s"
+    )
 
 
 def _summarise(results, moa, cvdir, config):
@@ -669,11 +714,9 @@ def _cmd_fit(args):
     import joblib
     import sklearn
 
-    settings = _settings(args)
-    names = _check_settings(settings)  # before anything is written
-    _check_data_folder(args.folder)
-    out = _writable_file(args.output, "model file")
-    moa = _load(args.folder)
+    settings, names, out, moa = _checked_start(
+        args, lambda path: _writable_file(path, "model file")
+    )
     _log(f"fitting on {moa.data.shape[0]} rows ({settings['profile']} profile) ...")
     t0 = time.perf_counter()
     with sklearn.config_context(enable_metadata_routing=True):
@@ -763,7 +806,7 @@ def _load_pipeline(path):
 
 
 def _cmd_predict(args):
-    from .datasets import SAMPLE_SUBMISSION, TEST_FEATURES, _read_csv
+    from .datasets import TEST_FEATURES, _read_csv
 
     header = _read_model_header(args.model)
     folder = Path(args.folder)
@@ -775,37 +818,14 @@ def _cmd_predict(args):
     else:
         name = TEST_FEATURES
     test = _read_csv(folder, name)
-    expected = header["feature_names"]
-    columns = list(test.columns)
-    if columns != expected:
-        missing = [c for c in expected if c not in columns]
-        extra = [c for c in columns if c not in expected]
-        if missing or extra:
-            detail = f"missing {missing[:5]}, unexpected {extra[:5]}"
-        else:
-            detail = "same columns in another order"
-        raise CLIError(
-            f"{name}: its columns differ from those the model was fitted on "
-            f"({detail}; {len(columns)} columns, expected {len(expected)})."
-        )
+    _check_test_columns(name, list(test.columns), header["feature_names"])
     if header.get("version") != __version__:
         _log(
             f"warning: the model was written by moa-sklearn {header.get('version')}, "
             f"this is {__version__}."
         )
     targets = header["target_names"]
-    sample = folder / SAMPLE_SUBMISSION
-    order = None
-    if name == TEST_FEATURES and sample.is_file():
-        order = _read_csv(folder, SAMPLE_SUBMISSION)
-        if sorted(order.columns) != sorted(targets):
-            raise CLIError(
-                f"{SAMPLE_SUBMISSION}: its target columns differ from the model's."
-            )
-        if set(order.index) != set(test.index) or len(order) != len(test):
-            raise CLIError(
-                f"{SAMPLE_SUBMISSION}: its sig_id values differ from {name}'s."
-            )
+    order = _submission_order(folder, name, test, targets)
     # every check done: now unpickle the nets (imports their engines)
     proba = _load_pipeline(args.model).predict_proba(test)
     submission = pd.DataFrame(proba, index=test.index, columns=targets)
@@ -816,6 +836,38 @@ def _cmd_predict(args):
     _log(f"wrote {submission.shape[0]} rows x {submission.shape[1]} targets -> {out}")
     _score_against_truth(folder, name, submission)
     return 0
+
+
+def _check_test_columns(name, columns, expected):
+    """The features file has the columns the model was fitted on, in order."""
+    if columns == expected:
+        return
+    missing = [c for c in expected if c not in columns]
+    extra = [c for c in columns if c not in expected]
+    if missing or extra:
+        detail = f"missing {missing[:5]}, unexpected {extra[:5]}"
+    else:
+        detail = "same columns in another order"
+    raise CLIError(
+        f"{name}: its columns differ from those the model was fitted on "
+        f"({detail}; {len(columns)} columns, expected {len(expected)})."
+    )
+
+
+def _submission_order(folder, name, test, targets):
+    """``sample_submission.csv`` beside the test features (checked), or None."""
+    from .datasets import SAMPLE_SUBMISSION, TEST_FEATURES, _read_csv
+
+    if name != TEST_FEATURES or not (folder / SAMPLE_SUBMISSION).is_file():
+        return None
+    order = _read_csv(folder, SAMPLE_SUBMISSION)
+    if sorted(order.columns) != sorted(targets):
+        raise CLIError(
+            f"{SAMPLE_SUBMISSION}: its target columns differ from the model's."
+        )
+    if set(order.index) != set(test.index) or len(order) != len(test):
+        raise CLIError(f"{SAMPLE_SUBMISSION}: its sig_id values differ from {name}'s.")
+    return order
 
 
 def _score_against_truth(folder, name, submission):
@@ -904,7 +956,7 @@ def _add_settings(p):
         type=_model_list,
         action="extend",
         metavar="M[,M...]",
-        help="the blend's models, comma-separated, among twostep, keras, tabnet; "
+        help=f"the blend's models, comma-separated, among {', '.join(ENGINES)}; "
         "or auto (default: the installed ones)",
     )
     g.add_argument("--seed", type=int, help="random seed (default: 0)")
@@ -947,65 +999,106 @@ def _parser():
         "--debug", action="store_true", help="show tracebacks of errors"
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add_parser in (
+        _make_data_parser,
+        _cv_parser,
+        _fit_parser,
+        _predict_parser,
+        _report_parser,
+    ):
+        add_parser(sub)
+    return parser
 
-    p = sub.add_parser(
-        "make-data",
-        help="write a synthetic make_moa world in the Kaggle layout",
-        description="Write a make_moa world to FOLDER in the Kaggle layout, "
+
+# the subcommands: help line (in the list of commands) and description
+_COMMANDS = {
+    "make-data": (
+        "write a synthetic make_moa world in the Kaggle layout",
+        "Write a make_moa world to FOLDER in the Kaggle layout, "
         "with its Bayes-optimal probabilities in FOLDER/truth/ (bayes_proba.csv, "
         "test_bayes_proba.csv, test_targets_scored.csv). The defaults are "
         "lish-moa's full size (23,814 training rows; the main job of the "
         "README uses --n-samples 3000 --n-test 500).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    p.add_argument("folder", metavar="FOLDER", help="folder to write (created)")
-    p.add_argument(
-        "--n-samples", type=int, default=23814, metavar="N", help="training rows"
-    )
-    p.add_argument(
-        "--n-test", type=int, default=3982, metavar="N", help="test rows (0: none)"
-    )
-    p.add_argument(
-        "--n-genes", type=int, default=772, metavar="N", help="gene columns g-*"
-    )
-    p.add_argument(
-        "--n-cells", type=int, default=100, metavar="N", help="cell columns c-*"
-    )
-    p.add_argument(
-        "--n-scored", type=int, default=206, metavar="N", help="scored targets"
-    )
-    p.add_argument(
-        "--n-nonscored",
-        type=int,
-        default=402,
-        metavar="N",
-        help="nonscored (auxiliary) targets",
-    )
-    p.add_argument(
-        "--signal",
-        type=float,
-        default=1.3,
-        metavar="S",
-        help="strength of the MoA effects (larger: easier to predict)",
-    )
-    p.add_argument("--seed", type=int, default=0, help="random seed")
-    p.set_defaults(func=_cmd_make_data)
-
-    p = sub.add_parser(
-        "cv",
-        help="drug-grouped CV of the pipeline (resumable)",
-        description="Drug-grouped K-fold CV of make_moa_pipeline on FOLDER. "
+    ),
+    "cv": (
+        "drug-grouped CV of the pipeline (resumable)",
+        "Drug-grouped K-fold CV of make_moa_pipeline on FOLDER. "
         "Per-fold results go to CVDIR as they finish; run the same command "
         "again to resume an interrupted run. Every setting is checked before "
         "anything is written.",
+    ),
+    "fit": (
+        "fit the pipeline on all training rows",
+        "Fit make_moa_pipeline on FOLDER's training files and save it.",
+    ),
+    "predict": (
+        "write a submission (sig_id + one column per target)",
+        "Predict FOLDER/test_features.csv (or a features CSV file) "
+        "with a model written by `fit`; rows and columns follow "
+        "FOLDER/sample_submission.csv when present. Model files are pickles: "
+        "load only files you trust.",
+    ),
+    "report": (
+        "an HTML report of a CV run",
+        "Write an HTML report (inline SVG plots) of the CV run in "
+        "CVDIR: scores, per-target log loss, calibration of the OOF "
+        "predictions, blend weights, the nets' learning curves, and what "
+        "produced it (settings, versions, machine, data files).",
+    ),
+}
+
+
+def _subparser(sub, name, **kwargs):
+    help_line, description = _COMMANDS[name]
+    return sub.add_parser(name, help=help_line, description=description, **kwargs)
+
+
+# make-data's options (each a keyword argument of make_moa): flag, type,
+# default, metavar, help
+_MAKE_DATA_OPTIONS = (
+    ("--n-samples", int, 23814, "N", "training rows"),
+    ("--n-test", int, 3982, "N", "test rows (0: none)"),
+    ("--n-genes", int, 772, "N", "gene columns g-*"),
+    ("--n-cells", int, 100, "N", "cell columns c-*"),
+    ("--n-scored", int, 206, "N", "scored targets"),
+    ("--n-nonscored", int, 402, "N", "nonscored (auxiliary) targets"),
+    (
+        "--signal",
+        float,
+        1.3,
+        "S",
+        "strength of the MoA effects (larger: easier to predict)",
+    ),
+)
+
+
+def _make_data_parser(sub):
+    p = _subparser(
+        sub, "make-data", formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
+    p.add_argument("folder", metavar="FOLDER", help="folder to write (created)")
+    for flag, kind, default, metavar, what in _MAKE_DATA_OPTIONS:
+        p.add_argument(flag, type=kind, default=default, metavar=metavar, help=what)
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.set_defaults(func=_cmd_make_data)
+
+
+def _add_data_folder(p):
     p.add_argument("folder", metavar="FOLDER", help="data folder (Kaggle layout)")
-    p.add_argument(
-        "-o",
-        "--output",
+
+
+def _add_output(p, metavar, what, **kwargs):
+    p.add_argument("-o", "--output", metavar=metavar, help=what, **kwargs)
+
+
+def _cv_parser(sub):
+    p = _subparser(sub, "cv")
+    _add_data_folder(p)
+    _add_output(
+        p,
+        "CVDIR",
+        "folder of the results (created; resumed when it holds a run)",
         required=True,
-        metavar="CVDIR",
-        help="folder of the results (created; resumed when it holds a run)",
     )
     p.add_argument("--folds", type=int, metavar="K", help="outer folds (default: 5)")
     p.add_argument(
@@ -1018,62 +1111,37 @@ def _parser():
     _add_settings(p)
     p.set_defaults(func=_cmd_cv)
 
-    p = sub.add_parser(
-        "fit",
-        help="fit the pipeline on all training rows",
-        description="Fit make_moa_pipeline on FOLDER's training files and save it.",
-    )
-    p.add_argument("folder", metavar="FOLDER", help="data folder (Kaggle layout)")
-    p.add_argument(
-        "-o",
-        "--output",
-        required=True,
-        metavar="MODEL",
-        help="model file to write (e.g. model.joblib)",
-    )
+
+def _fit_parser(sub):
+    p = _subparser(sub, "fit")
+    _add_data_folder(p)
+    _add_output(p, "MODEL", "model file to write (e.g. model.joblib)", required=True)
     _add_settings(p)
     p.set_defaults(func=_cmd_fit)
 
-    p = sub.add_parser(
-        "predict",
-        help="write a submission (sig_id + one column per target)",
-        description="Predict FOLDER/test_features.csv (or a features CSV file) "
-        "with a model written by `fit`; rows and columns follow "
-        "FOLDER/sample_submission.csv when present. Model files are pickles: "
-        "load only files you trust.",
-    )
+
+def _predict_parser(sub):
+    p = _subparser(sub, "predict")
     p.add_argument("model", metavar="MODEL", help="model file written by `fit`")
     p.add_argument(
         "folder",
         metavar="FOLDER",
         help="data folder (its test_features.csv) or a features CSV file",
     )
-    p.add_argument(
-        "-o",
-        "--output",
+    _add_output(
+        p,
+        "CSV",
+        "submission file to write (default: submission.csv)",
         default="submission.csv",
-        metavar="CSV",
-        help="submission file to write (default: submission.csv)",
     )
     p.set_defaults(func=_cmd_predict)
 
-    p = sub.add_parser(
-        "report",
-        help="an HTML report of a CV run",
-        description="Write an HTML report (inline SVG plots) of the CV run in "
-        "CVDIR: scores, per-target log loss, calibration of the OOF "
-        "predictions, blend weights, the nets' learning curves, and what "
-        "produced it (settings, versions, machine, data files).",
-    )
+
+def _report_parser(sub):
+    p = _subparser(sub, "report")
     p.add_argument("cvdir", metavar="CVDIR", help="folder written by `cv`")
-    p.add_argument(
-        "-o",
-        "--output",
-        metavar="HTML",
-        help="report to write (default: CVDIR/report.html)",
-    )
+    _add_output(p, "HTML", "report to write (default: CVDIR/report.html)")
     p.set_defaults(func=_cmd_report)
-    return parser
 
 
 def _after_interrupt(args):

@@ -26,6 +26,15 @@ TRAIN_NONSCORED = "train_targets_nonscored.csv"
 TRAIN_DRUG = "train_drug.csv"
 TEST_FEATURES = "test_features.csv"
 SAMPLE_SUBMISSION = "sample_submission.csv"
+# every file of the layout; the last two (the test rows) are optional
+_KAGGLE_FILES = (
+    TRAIN_FEATURES,
+    TRAIN_SCORED,
+    TRAIN_NONSCORED,
+    TRAIN_DRUG,
+    TEST_FEATURES,
+    SAMPLE_SUBMISSION,
+)
 
 CATEGORICAL_COLUMNS = ["cp_type", "cp_time", "cp_dose"]
 CP_TYPES = ("trt_cp", "ctl_vehicle")
@@ -207,15 +216,33 @@ def load_moa(folder):
         raise FileNotFoundError(f"lish-moa folder {str(folder)!r} does not exist.")
     features = _read_csv(folder, TRAIN_FEATURES)
     feature_names = _check_feature_columns(features, TRAIN_FEATURES)
-    index = features.index
+    scored = _read_targets(folder, TRAIN_SCORED, features.index)
+    nonscored = _read_targets(folder, TRAIN_NONSCORED, features.index)
+    result = Bunch(
+        data=features,
+        target=scored,
+        target_aux=nonscored,
+        groups=_read_drugs(folder, features.index),
+        feature_names=feature_names,
+        target_names=list(scored.columns),
+        aux_target_names=list(nonscored.columns),
+    )
+    test = _read_test_features(folder, feature_names)
+    if test is not None:
+        result.test_data = test
+    submission = _read_sample_submission(folder, result.target_names, test)
+    if submission is not None:
+        result.sample_submission = submission
+    return result
 
-    scored = _check_targets(
-        _align(_read_csv(folder, TRAIN_SCORED), index, TRAIN_SCORED), TRAIN_SCORED
-    )
-    nonscored = _check_targets(
-        _align(_read_csv(folder, TRAIN_NONSCORED), index, TRAIN_NONSCORED),
-        TRAIN_NONSCORED,
-    )
+
+def _read_targets(folder, name, index):
+    """A training targets file, aligned on the training features' rows."""
+    return _check_targets(_align(_read_csv(folder, name), index, name), name)
+
+
+def _read_drugs(folder, index):
+    """The drug id of each training row (``train_drug.csv``)."""
     drug = _align(_read_csv(folder, TRAIN_DRUG), index, TRAIN_DRUG)
     if "drug_id" not in drug.columns:
         raise ValueError(f"{TRAIN_DRUG}: column 'drug_id' is missing.")
@@ -228,36 +255,36 @@ def load_moa(folder):
             f"{TRAIN_DRUG}: {int(missing_drug.sum())} drug_id value(s) are missing "
             f"(NaN or empty), e.g. for sig_id {list(drug.index[missing_drug][:3])}."
         )
+    return drug["drug_id"]
 
-    result = Bunch(
-        data=features,
-        target=scored,
-        target_aux=nonscored,
-        groups=drug["drug_id"],
-        feature_names=feature_names,
-        target_names=list(scored.columns),
-        aux_target_names=list(nonscored.columns),
-    )
+
+def _read_test_features(folder, feature_names):
+    """``test_features.csv`` with the training features' columns, or None."""
     test = _read_csv(folder, TEST_FEATURES, required=False)
-    if test is not None:
-        test_names = _check_feature_columns(test, TEST_FEATURES)
-        if test_names != feature_names:
-            raise ValueError(
-                f"{TEST_FEATURES}: its columns differ from {TRAIN_FEATURES}'s "
-                f"(first difference at "
-                f"{_first_difference(test_names, feature_names)!r})."
-            )
-        result.test_data = test
+    if test is None:
+        return None
+    test_names = _check_feature_columns(test, TEST_FEATURES)
+    if test_names != feature_names:
+        raise ValueError(
+            f"{TEST_FEATURES}: its columns differ from {TRAIN_FEATURES}'s "
+            f"(first difference at "
+            f"{_first_difference(test_names, feature_names)!r})."
+        )
+    return test
+
+
+def _read_sample_submission(folder, target_names, test):
+    """``sample_submission.csv`` (rows of the test features, if any), or None."""
     submission = _read_csv(folder, SAMPLE_SUBMISSION, required=False)
-    if submission is not None:
-        if list(submission.columns) != result.target_names:
-            raise ValueError(
-                f"{SAMPLE_SUBMISSION}: its target columns differ from {TRAIN_SCORED}'s."
-            )
-        if test is not None:
-            _align(submission, test.index, SAMPLE_SUBMISSION, reference=TEST_FEATURES)
-        result.sample_submission = submission
-    return result
+    if submission is None:
+        return None
+    if list(submission.columns) != target_names:
+        raise ValueError(
+            f"{SAMPLE_SUBMISSION}: its target columns differ from {TRAIN_SCORED}'s."
+        )
+    if test is not None:
+        _align(submission, test.index, SAMPLE_SUBMISSION, reference=TEST_FEATURES)
+    return submission
 
 
 def _first_difference(a, b):
@@ -330,6 +357,11 @@ def write_moa(data, folder):
 # --------------------------------------------------------------------------
 # The synthetic world
 # --------------------------------------------------------------------------
+
+# Sizes of a world without a label table: lish-moa's.
+_DEFAULT_SIZES = dict(
+    n_samples=23814, n_scored=206, n_nonscored=402, control_fraction=0.078
+)
 
 # Sizes of the few large drugs of lish-moa (rows), for a 23,814-row world.
 _BIG_DRUG_ROWS = (718, 449, 365, 335, 303, 274, 196, 178)
@@ -407,13 +439,27 @@ class _World:
     ):
         self.n_genes, self.n_cells = n_genes, n_cells
         self.n_scored, self.n_nonscored = n_scored, n_nonscored
-        n_targets = n_scored + n_nonscored
-        n_features = n_genes + n_cells
-        r = _N_LATENT
+        strength = self._make_signatures(rng, signal, opposed_modes)
+        self._make_loadings(rng)
+        self._make_row_noise(rng)
+        self._make_conditions(rng)
+        if classes is None:
+            self._make_catalogue(rng)
+        else:
+            self.classes, self.prior = classes
+            self.scored_weight = None
+        self._make_effects(rng, signal, strength, variance_effect, time_interaction)
+        self._make_components(rng)
 
-        # Target signatures: a family direction + the target's own, in two modes
-        # (drugs of one MoA act in one of two ways, so the class is a mixture
-        # and no linear model is optimal), with long-tailed strength.
+    def _make_signatures(self, rng, signal, opposed_modes):
+        """Each target's signature per mode; returns its (long-tailed) strength.
+
+        A target's signature is a family direction + the target's own, in two
+        modes (drugs of one MoA act in one of two ways, so the class is a
+        mixture and no linear model is optimal).
+        """
+        n_targets = self.n_scored + self.n_nonscored
+        r = _N_LATENT
         n_families = max(1, int(round(n_targets / 10)))
         self.family = rng.randint(n_families, size=n_targets)
         phi = rng.normal(size=(n_families, r))
@@ -435,17 +481,23 @@ class _World:
             ],
             axis=2,
         )  # (n_targets, n_modes, r + 1)
+        return strength
 
-        # Loadings from the latent space (+ viability) to the features.
-        w_genes = rng.normal(0.0, 0.32, size=(r, n_genes))
-        w_cells = rng.normal(0.0, 0.12, size=(r, n_cells))
+    def _make_loadings(self, rng):
+        """Loadings from the latent space (+ viability) to the features."""
+        n_genes, n_cells = self.n_genes, self.n_cells
+        w_genes = rng.normal(0.0, 0.32, size=(_N_LATENT, n_genes))
+        w_cells = rng.normal(0.0, 0.12, size=(_N_LATENT, n_cells))
         viability = np.concatenate(
             [rng.normal(0.0, 0.25, n_genes), rng.uniform(1.2, 2.0, n_cells)]
         )
         self.loadings = np.vstack([np.hstack([w_genes, w_cells]), viability])
-        self.drug_noise = np.r_[np.full(r, _DRUG_NOISE), _VIABILITY_DRUG_NOISE]
+        self.drug_noise = np.r_[np.full(_N_LATENT, _DRUG_NOISE), _VIABILITY_DRUG_NOISE]
 
-        # Row noise: gene blocks + global gene factors; one strong cell factor.
+    def _make_row_noise(self, rng):
+        """Row noise: gene blocks + global gene factors; one strong cell factor."""
+        n_genes, n_cells = self.n_genes, self.n_cells
+        n_features = n_genes + n_cells
         n_blocks = max(1, n_genes // 30)
         block = rng.randint(n_blocks, size=n_genes)
         factors = [np.zeros((n_features, n_blocks))]
@@ -457,7 +509,9 @@ class _World:
         self.row_factors = np.hstack(factors + [glob, cell])
         self.row_noise = np.r_[np.ones(n_genes), np.full(n_cells, 0.35**2)]
 
-        # Baseline (plate / time effects) per dose x time, and the effect scale.
+    def _make_conditions(self, rng):
+        """Baseline (plate / time effects) per dose x time, and the effect scale."""
+        n_features = self.n_genes + self.n_cells
         self.conditions = [(t, d) for t in _TIMES for d in _DOSES]
         self.baseline = {
             cond: rng.normal(0.0, 0.1, size=n_features) for cond in self.conditions
@@ -466,15 +520,14 @@ class _World:
             (t, d): _TIME_SCALE[t] * _DOSE_SCALE[d] for t, d in self.conditions
         }
 
-        if classes is None:
-            self._make_catalogue(rng)
-        else:
-            self.classes, self.prior = classes
-            self.scored_weight = None
+    def _make_effects(self, rng, signal, strength, variance_effect, time_interaction):
+        """The signatures of the non-linear effects (scaled as the targets').
 
-        # The non-linear effects draw from a stream of their own, derived from
-        # (not drawn from) the world's: with or without them, a seed gives the
-        # same drugs, labels and ids; only the features differ.
+        They draw from a stream of their own, derived from (not drawn from) the
+        world's: with or without them, a seed gives the same drugs, labels and
+        ids; only the features differ.
+        """
+        n_targets, r = strength.size, _N_LATENT
         self.time_signature = self.variance_axis = None
         entropy = rng.get_state()[1].tolist()
         self.effect_rng = np.random.RandomState(
@@ -495,7 +548,6 @@ class _World:
             self.variance_axis = (
                 np.hstack([v, np.zeros((n_targets, 1))]) @ self.loadings
             )
-        self._make_components(rng)
 
     def _make_catalogue(self, rng):
         """Classes of label sets and their prior probabilities."""
@@ -523,7 +575,20 @@ class _World:
             else:
                 classes.append((t,))
                 weights.append(0.57 * w_scored[t])
-        # pairs of scored targets, mostly within a family
+        pairs = self._scored_pairs(rng, w_scored)
+        pair_w = np.exp(rng.normal(0.0, 0.8, len(pairs)))
+        for (t1, t2), w in zip(sorted(pairs), pair_w / max(pair_w.sum(), 1e-12)):
+            classes.append((t1, t2))
+            weights.append(0.09 * w)
+        if not pairs:
+            weights[0] += 0.09
+        weights = np.asarray(weights)
+        self.classes = classes
+        self.prior = weights / weights.sum()
+
+    def _scored_pairs(self, rng, w_scored):
+        """Pairs of scored targets (drugs of two MoAs), mostly within a family."""
+        ns = self.n_scored
         n_pairs = max(1, ns // 2) if ns >= 2 else 0
         pairs = set()
         for _ in range(20 * n_pairs):
@@ -536,15 +601,7 @@ class _World:
                 pool = np.delete(np.arange(ns), t1)
             t2 = rng.choice(pool)
             pairs.add((min(t1, t2), max(t1, t2)))
-        pair_w = np.exp(rng.normal(0.0, 0.8, len(pairs)))
-        for (t1, t2), w in zip(sorted(pairs), pair_w / max(pair_w.sum(), 1e-12)):
-            classes.append((t1, t2))
-            weights.append(0.09 * w)
-        if not pairs:
-            weights[0] += 0.09
-        weights = np.asarray(weights)
-        self.classes = classes
-        self.prior = weights / weights.sum()
+        return pairs
 
     def _make_components(self, rng):
         """Mixture components: a class's combinations of its targets' modes.
@@ -755,6 +812,31 @@ def _label_table(table):
     indices, one per distinct label vector of the treated drugs) with their
     prior (share of drugs), and each drug's class.
     """
+    values, conditions, control = _check_label_table(table)
+    treated_groups = pd.Series(table.groups).to_numpy()[~control]
+    drug_ids, drug_of_row = np.unique(treated_groups, return_inverse=True)
+    # one label vector per drug: its rows' majority (labels are constant within
+    # a drug in lish-moa, so this is simply the drug's labels)
+    sums = np.zeros((drug_ids.size, values.shape[1]))
+    np.add.at(sums, drug_of_row, values[~control])
+    drug_labels = (2 * sums >= np.bincount(drug_of_row)[:, None]).astype(np.int8)
+    vectors, drug_class, counts = np.unique(
+        drug_labels, axis=0, return_inverse=True, return_counts=True
+    )
+    classes = [tuple(np.flatnonzero(v)) for v in vectors]
+    return dict(
+        control=control,
+        conditions=conditions,
+        drug_of_row=drug_of_row,
+        drug_class=drug_class.ravel(),
+        drug_labels=drug_labels,
+        classes=classes,
+        prior=counts / counts.sum(),
+    )
+
+
+def _check_label_table(table):
+    """Check a label table; return its 0/1 labels, conditions and control rows."""
     needed = ("data", "target", "target_aux", "groups")
     if not all(hasattr(table, k) for k in needed):
         raise TypeError(
@@ -784,25 +866,7 @@ def _label_table(table):
     control = (data["cp_type"] == CONTROL).to_numpy()
     if values[control].any():
         raise ValueError("labels_from: control rows (ctl_vehicle) must have no label.")
-    drug_ids, drug_of_row = np.unique(groups.to_numpy()[~control], return_inverse=True)
-    # one label vector per drug: its rows' majority (labels are constant within
-    # a drug in lish-moa, so this is simply the drug's labels)
-    sums = np.zeros((drug_ids.size, values.shape[1]))
-    np.add.at(sums, drug_of_row, values[~control])
-    drug_labels = (2 * sums >= np.bincount(drug_of_row)[:, None]).astype(np.int8)
-    vectors, drug_class, counts = np.unique(
-        drug_labels, axis=0, return_inverse=True, return_counts=True
-    )
-    classes = [tuple(np.flatnonzero(v)) for v in vectors]
-    return dict(
-        control=control,
-        conditions=conditions,
-        drug_of_row=drug_of_row,
-        drug_class=drug_class.ravel(),
-        drug_labels=drug_labels,
-        classes=classes,
-        prior=counts / counts.sum(),
-    )
+    return values, conditions, control
 
 
 def _sample_part(world, rng, drug_class, drug_of_row, conditions, ctl_conditions):
@@ -937,51 +1001,30 @@ def make_moa(
     (True, (2000, 43))
     """
     table = None if labels_from is None else _label_table(labels_from)
-    defaults = dict(n_samples=23814, n_scored=206, n_nonscored=402)
-    defaults["control_fraction"] = 0.078
-    if table is not None:
-        given = dict(
-            n_samples=n_samples,
-            n_scored=n_scored,
-            n_nonscored=n_nonscored,
-            control_fraction=control_fraction,
-        )
-        defaults = dict(
-            n_samples=len(labels_from.data),
-            n_scored=labels_from.target.shape[1],
-            n_nonscored=labels_from.target_aux.shape[1],
-            control_fraction=float(table["control"].mean()),
-        )
-        clash = {k: v for k, v in given.items() if v is not None and v != defaults[k]}
-        if clash:
-            raise ValueError(
-                f"with labels_from, {sorted(clash)} come from the label table "
-                f"({', '.join(f'{k}={defaults[k]!r}' for k in sorted(clash))}): "
-                "leave them out."
-            )
-    n_samples = defaults["n_samples"] if n_samples is None else n_samples
-    n_scored = defaults["n_scored"] if n_scored is None else n_scored
-    n_nonscored = defaults["n_nonscored"] if n_nonscored is None else n_nonscored
-    if control_fraction is None:
-        control_fraction = defaults["control_fraction"]
-    n_samples = _check_count(n_samples, "n_samples", 12 if table is None else 1)
+    given = dict(
+        n_samples=n_samples,
+        n_scored=n_scored,
+        n_nonscored=n_nonscored,
+        control_fraction=control_fraction,
+    )
+    sizes = _DEFAULT_SIZES if table is None else _table_sizes(labels_from, table, given)
+    given = {k: sizes[k] if v is None else v for k, v in given.items()}
+    n_samples = _check_count(
+        given["n_samples"], "n_samples", 12 if table is None else 1
+    )
     n_test = _check_count(n_test, "n_test", 0)
     n_genes = _check_count(n_genes, "n_genes", 1)
     n_cells = _check_count(n_cells, "n_cells", 1)
-    n_scored = _check_count(n_scored, "n_scored", 1)
-    n_nonscored = _check_count(n_nonscored, "n_nonscored", 0)
+    n_scored = _check_count(given["n_scored"], "n_scored", 1)
+    n_nonscored = _check_count(given["n_nonscored"], "n_nonscored", 0)
     signal = _check_effect(signal, "signal")
     effects = dict(
         opposed_modes=_check_effect(opposed_modes, "opposed_modes", upper=1),
         variance_effect=_check_effect(variance_effect, "variance_effect"),
         time_interaction=_check_effect(time_interaction, "time_interaction"),
     )
-    if not isinstance(control_fraction, numbers.Real) or not (
-        0 <= control_fraction < 0.5
-    ):
-        raise ValueError(
-            f"control_fraction must be in [0, 0.5), got {control_fraction!r}."
-        )
+    control_fraction = _check_control_fraction(given["control_fraction"])
+
     rng = check_random_state(random_state)
     classes = None if table is None else (table["classes"], table["prior"])
     world = _World(
@@ -992,37 +1035,37 @@ def make_moa(
     return _world_from_labels(world, rng, labels_from, table, n_test, control_fraction)
 
 
+def _table_sizes(labels_from, table, given):
+    """The sizes of a label table; a size ``given`` otherwise is an error."""
+    sizes = dict(
+        n_samples=len(labels_from.data),
+        n_scored=labels_from.target.shape[1],
+        n_nonscored=labels_from.target_aux.shape[1],
+        control_fraction=float(table["control"].mean()),
+    )
+    clash = {k: v for k, v in given.items() if v is not None and v != sizes[k]}
+    if clash:
+        raise ValueError(
+            f"with labels_from, {sorted(clash)} come from the label table "
+            f"({', '.join(f'{k}={sizes[k]!r}' for k in sorted(clash))}): "
+            "leave them out."
+        )
+    return sizes
+
+
+def _check_control_fraction(value):
+    if not isinstance(value, numbers.Real) or not (0 <= value < 0.5):
+        raise ValueError(f"control_fraction must be in [0, 0.5), got {value!r}.")
+    return value
+
+
 def _synthetic_world(world, rng, n_samples, n_test, control_fraction):
     """The rows of a world of the synthetic catalogue (training and test)."""
-    n_scored = world.n_scored
-    single_class = {c[0]: k for k, c in enumerate(world.classes) if len(c) == 1}
-
-    # --- training drugs ---
     n_ctl = int(round(control_fraction * n_samples))
-    n_trt = n_samples - n_ctl
-    big = [int(round(b * n_samples / 23814)) for b in _BIG_DRUG_ROWS]
-    big = [b for b in big if b > 18]
-    if sum(big) > n_trt // 2:
-        big = []
-    sizes = np.concatenate([big, _drug_sizes(rng, n_trt - sum(big))]).astype(np.int64)
-    n_big = len(big)
-    drug_class = rng.choice(len(world.classes), size=sizes.size, p=world.prior)
-    # the large drugs belong to the most common scored MoAs, as in lish-moa
-    top = np.argsort(-world.scored_weight)[:n_big]
-    drug_class[:n_big] = [single_class[t] for t in top]
-    # every scored target has at least one drug (as in lish-moa)
-    counts = world.membership[drug_class, :n_scored].sum(axis=0)
-    empty = [k for k in range(n_big, sizes.size) if not world.classes[drug_class[k]]]
-    for t in np.flatnonzero(counts == 0):
-        if not empty:
-            break
-        drug_class[empty.pop()] = single_class[t]
-
-    # --- test drugs (ordinary 6-row drugs, classes drawn from the prior) ---
-    n_test_ctl = int(round(control_fraction * n_test))
-    test_sizes = _drug_sizes(rng, n_test - n_test_ctl) if n_test else np.zeros(0, int)
-    test_class = rng.choice(len(world.classes), size=test_sizes.size, p=world.prior)
-
+    sizes, drug_class = _training_drugs(world, rng, n_samples - n_ctl, n_samples)
+    test_sizes, test_class, n_test_ctl = _test_drugs(
+        world, rng, n_test, control_fraction
+    )
     ids = _hex_ids(rng, sizes.size + test_sizes.size + 1)
     parts = []
     for part_sizes, classes, n_part_ctl, drug_ids in (
@@ -1034,6 +1077,39 @@ def _synthetic_world(world, rng, n_samples, n_test, control_fraction):
         )
     sig_ids = _hex_ids(rng, n_samples + n_test, prefix="id_")
     return _world_bunch(world, rng, parts, [sig_ids[:n_samples], sig_ids[n_samples:]])
+
+
+def _training_drugs(world, rng, n_trt, n_samples):
+    """Sizes and classes of the drugs of ``n_trt`` treated training rows.
+
+    A few large drugs (scaled to ``n_samples`` rows) belong to the most common
+    scored MoAs, and every scored target has at least one drug, as in lish-moa.
+    """
+    single_class = {c[0]: k for k, c in enumerate(world.classes) if len(c) == 1}
+    big = [int(round(b * n_samples / 23814)) for b in _BIG_DRUG_ROWS]
+    big = [b for b in big if b > 18]
+    if sum(big) > n_trt // 2:
+        big = []
+    sizes = np.concatenate([big, _drug_sizes(rng, n_trt - sum(big))]).astype(np.int64)
+    n_big = len(big)
+    drug_class = rng.choice(len(world.classes), size=sizes.size, p=world.prior)
+    top = np.argsort(-world.scored_weight)[:n_big]
+    drug_class[:n_big] = [single_class[t] for t in top]
+    counts = world.membership[drug_class, : world.n_scored].sum(axis=0)
+    empty = [k for k in range(n_big, sizes.size) if not world.classes[drug_class[k]]]
+    for t in np.flatnonzero(counts == 0):
+        if not empty:
+            break
+        drug_class[empty.pop()] = single_class[t]
+    return sizes, drug_class
+
+
+def _test_drugs(world, rng, n_test, control_fraction):
+    """Test drugs: ordinary drugs, classes drawn from the prior; and n controls."""
+    n_test_ctl = int(round(control_fraction * n_test))
+    test_sizes = _drug_sizes(rng, n_test - n_test_ctl) if n_test else np.zeros(0, int)
+    test_class = rng.choice(len(world.classes), size=test_sizes.size, p=world.prior)
+    return test_sizes, test_class, n_test_ctl
 
 
 def _part_rows(world, rng, sizes, classes, n_ctl, drug_ids, control_id):
@@ -1062,37 +1138,12 @@ def _part_rows(world, rng, sizes, classes, n_ctl, drug_ids, control_id):
 
 def _world_from_labels(world, rng, labels_from, table, n_test, control_fraction):
     """A world that keeps a label table's rows, drugs and labels (``labels_from``)."""
-    control = table["control"]
-    conditions = table["conditions"]
-    trt_conditions = [c for c, ctl in zip(conditions, control) if not ctl]
-    ctl_conditions = [c for c, ctl in zip(conditions, control) if ctl]
-    latent, proba, labels = _sample_part(
-        world,
-        rng,
-        table["drug_class"],
-        table["drug_of_row"],
-        trt_conditions,
-        ctl_conditions,
+    train = _table_rows(world, rng, labels_from, table)
+    test_sizes, test_class, n_test_ctl = _test_drugs(
+        world, rng, n_test, control_fraction
     )
-    # back to the table's row order (treated rows first in the sample)
-    order = np.r_[np.flatnonzero(~control), np.flatnonzero(control)]
-    rows = np.empty_like(order)
-    rows[order] = np.arange(order.size)
     data = labels_from.data
-    groups = pd.Series(labels_from.groups).to_numpy()
-    train = dict(
-        latent=latent[rows],
-        proba=proba[rows],
-        labels=labels[rows],
-        cp_type=data["cp_type"].to_numpy(),
-        cp_time=data["cp_time"].to_numpy().astype(np.int64),
-        cp_dose=data["cp_dose"].to_numpy(),
-        drug=groups.astype(object),
-    )
-    n_test_ctl = int(round(control_fraction * n_test))
-    test_sizes = _drug_sizes(rng, n_test - n_test_ctl) if n_test else np.zeros(0, int)
-    test_class = rng.choice(len(world.classes), size=test_sizes.size, p=world.prior)
-    taken = set(map(str, groups)) | set(map(str, data.index))
+    taken = set(map(str, train["drug"])) | set(map(str, data.index))
     ids = [i for i in _hex_ids(rng, test_sizes.size + 1 + len(taken)) if i not in taken]
     test = _part_rows(
         world, rng, test_sizes, test_class, n_test_ctl, ids[: test_sizes.size], ids[-1]
@@ -1110,38 +1161,47 @@ def _world_from_labels(world, rng, labels_from, table, n_test, control_fraction)
     )
 
 
+def _table_rows(world, rng, labels_from, table):
+    """The training part of a label table: its rows, new features."""
+    control = table["control"]
+    conditions = table["conditions"]
+    trt_conditions = [c for c, ctl in zip(conditions, control) if not ctl]
+    ctl_conditions = [c for c, ctl in zip(conditions, control) if ctl]
+    latent, proba, labels = _sample_part(
+        world,
+        rng,
+        table["drug_class"],
+        table["drug_of_row"],
+        trt_conditions,
+        ctl_conditions,
+    )
+    # back to the table's row order (treated rows first in the sample)
+    order = np.r_[np.flatnonzero(~control), np.flatnonzero(control)]
+    rows = np.empty_like(order)
+    rows[order] = np.arange(order.size)
+    data = labels_from.data
+    return dict(
+        latent=latent[rows],
+        proba=proba[rows],
+        labels=labels[rows],
+        cp_type=data["cp_type"].to_numpy(),
+        cp_time=data["cp_time"].to_numpy().astype(np.int64),
+        cp_dose=data["cp_dose"].to_numpy(),
+        drug=pd.Series(labels_from.groups).to_numpy().astype(object),
+    )
+
+
 def _world_bunch(world, rng, parts, sig_ids, names=None, shuffle_train=True):
     """The Bunch of :func:`make_moa` from the training and test parts."""
-    n_scored = world.n_scored
-    gene_names = [f"g-{i}" for i in range(world.n_genes)]
-    cell_names = [f"c-{i}" for i in range(world.n_cells)]
     if names is None:
         names = (
-            [f"moa_{i:03d}" for i in range(n_scored)],
+            [f"moa_{i:03d}" for i in range(world.n_scored)],
             [f"aux_{i:03d}" for i in range(world.n_nonscored)],
         )
     target_names, aux_names = names
-
-    def frames(part, sig, shuffle=True):
-        n = part["latent"].shape[0]
-        order = rng.permutation(n) if shuffle else np.arange(n)
-        index = pd.Index(np.asarray(sig, dtype=object)[: order.size], name="sig_id")
-        data = pd.DataFrame(
-            world.observe(part["latent"][order]),
-            index=index,
-            columns=gene_names + cell_names,
-        )
-        data.insert(0, "cp_dose", part["cp_dose"][order])
-        data.insert(0, "cp_time", part["cp_time"][order])
-        data.insert(0, "cp_type", part["cp_type"][order])
-        labels = part["labels"][order]
-        target = pd.DataFrame(labels[:, :n_scored], index=index, columns=target_names)
-        aux = pd.DataFrame(labels[:, n_scored:], index=index, columns=aux_names)
-        bayes = pd.DataFrame(part["proba"][order], index=index, columns=target_names)
-        groups = pd.Series(part["drug"][order], index=index, name="drug_id")
-        return data, target, aux, bayes, groups
-
-    data, target, aux, bayes, groups = frames(parts[0], sig_ids[0], shuffle_train)
+    data, target, aux, bayes, groups = _part_frames(
+        world, rng, parts[0], sig_ids[0], names, shuffle_train
+    )
     world_bunch = Bunch(
         data=data,
         target=target,
@@ -1154,7 +1214,9 @@ def _world_bunch(world, rng, parts, sig_ids, names=None, shuffle_train=True):
         DESCR="Synthetic lish-moa world generated by moa_sklearn.datasets.make_moa.",
     )
     if parts[1]["latent"].shape[0]:
-        t_data, t_target, t_aux, t_bayes, t_groups = frames(parts[1], sig_ids[1])
+        t_data, t_target, t_aux, t_bayes, t_groups = _part_frames(
+            world, rng, parts[1], sig_ids[1], names
+        )
         world_bunch.update(
             test_data=t_data,
             test_target=t_target,
@@ -1163,3 +1225,26 @@ def _world_bunch(world, rng, parts, sig_ids, names=None, shuffle_train=True):
             test_groups=t_groups,
         )
     return world_bunch
+
+
+def _part_frames(world, rng, part, sig, names, shuffle=True):
+    """Features, targets, nonscored targets, Bayes proba and drugs of a part."""
+    target_names, aux_names = names
+    n_scored = world.n_scored
+    n = part["latent"].shape[0]
+    order = rng.permutation(n) if shuffle else np.arange(n)
+    index = pd.Index(np.asarray(sig, dtype=object)[: order.size], name="sig_id")
+    columns = [f"g-{i}" for i in range(world.n_genes)]
+    columns += [f"c-{i}" for i in range(world.n_cells)]
+    data = pd.DataFrame(
+        world.observe(part["latent"][order]), index=index, columns=columns
+    )
+    data.insert(0, "cp_dose", part["cp_dose"][order])
+    data.insert(0, "cp_time", part["cp_time"][order])
+    data.insert(0, "cp_type", part["cp_type"][order])
+    labels = part["labels"][order]
+    target = pd.DataFrame(labels[:, :n_scored], index=index, columns=target_names)
+    aux = pd.DataFrame(labels[:, n_scored:], index=index, columns=aux_names)
+    bayes = pd.DataFrame(part["proba"][order], index=index, columns=target_names)
+    groups = pd.Series(part["drug"][order], index=index, name="drug_id")
+    return data, target, aux, bayes, groups

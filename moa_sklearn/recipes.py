@@ -1,6 +1,5 @@
 """The whole lish-moa recipe as one scikit-learn ``Pipeline``."""
 
-import importlib.util
 import numbers
 import warnings
 
@@ -10,21 +9,17 @@ from sklearn.pipeline import Pipeline
 
 from .ensemble import ControlVehicleClassifier, StackingBlend
 from .preprocessing import make_moa_features
+from .utils._engines import ENGINES as _ENGINES
+from .utils._engines import install_hint
+from .utils._engines import installed as _installed
 
 __all__ = ["make_moa_pipeline", "MODELS", "PROFILES"]
 
-MODELS = ("twostep", "keras", "tabnet")
+MODELS = tuple(_ENGINES)
 """Names of the built-in models of :func:`make_moa_pipeline`."""
 
 PROFILES = ("quick", "full")
 """Profiles of :func:`make_moa_pipeline`."""
-
-# model name -> (estimator class in moa_sklearn.neural, modules it imports)
-_ENGINES = {
-    "twostep": ("TwoStepNetClassifier", ("torch", "skorch")),
-    "keras": ("KerasNetClassifier", ("keras",)),
-    "tabnet": ("TabNetMultilabelClassifier", ("torch", "pytorch_tabnet")),
-}
 
 # quick: few epochs and small nets, for demos and tests (seconds on a CPU for
 # a few thousand rows); full: the class defaults, which are the recipe
@@ -61,10 +56,6 @@ _QUICK_FEATURE_PARAMS = dict(
 _QUICK_CV, _FULL_CV = 3, 5
 
 
-def _installed(name):
-    return all(importlib.util.find_spec(m) is not None for m in _ENGINES[name][1])
-
-
 def _resolve_models(models):
     """Return a list of (name, estimator-or-None) from the ``models`` argument."""
     if isinstance(models, str) and models == "auto":
@@ -73,13 +64,13 @@ def _resolve_models(models):
         if not found:  # one message: no warning before the error
             raise ImportError(
                 "make_moa_pipeline(models='auto') found no installed engine: "
-                "pip install 'moa-sklearn[torch]' or 'moa-sklearn[keras]'."
+                f"{install_hint()}."
             )
         if missing:
+            extras = [_ENGINES[m].extra for m in missing]
             warnings.warn(
                 f"make_moa_pipeline(models='auto'): {missing} left out, their "
-                "engines are not installed (pip install 'moa-sklearn[torch]' / "
-                "'moa-sklearn[keras]').",
+                f"engines are not installed ({install_hint(*extras)}).",
                 UserWarning,
                 stacklevel=3,
             )
@@ -115,7 +106,7 @@ def _resolve_models(models):
 def _build_net(name, profile, random_state, params):
     from . import neural
 
-    cls = getattr(neural, _ENGINES[name][0])  # clear ImportError if missing
+    cls = getattr(neural, _ENGINES[name].cls)  # clear ImportError if missing
     kwargs = dict(_QUICK_MODEL_PARAMS[name]) if profile == "quick" else {}
     kwargs["random_state"] = random_state
     kwargs.update(params)

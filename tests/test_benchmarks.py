@@ -5,6 +5,7 @@ docs/benchmarks.md; here the suite runs at a tiny size (``--smoke``) so that
 a change that breaks a benchmark is caught. Nothing here is timed.
 """
 
+import importlib
 import json
 import os
 import subprocess
@@ -22,40 +23,45 @@ pytest.importorskip("torch")
 pytest.importorskip("keras")
 
 
-@pytest.fixture(scope="module")
-def run_all():
+def run_script(script, *args, **env):
+    """Run a script of benchmarks/ from the repository root (output captured)."""
+    return subprocess.run(
+        [sys.executable, str(BENCH / script), *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, **env},
+    )
+
+
+def assert_ok(proc):
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+def bench_module(name):
+    """A module of benchmarks/, imported as the scripts import each other."""
     sys.path.insert(0, str(BENCH))
     try:
-        import run_all
-
-        yield run_all
+        yield importlib.import_module(name)
     finally:
         sys.path.remove(str(BENCH))
 
 
 @pytest.fixture(scope="module")
+def run_all():
+    yield from bench_module("run_all")
+
+
+@pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(BENCH / "run_all.py"),
-            "--smoke",
-            "--only",
-            "quality",
-            "speed",
-            "scaling",
-            "--threads",
-            "1",
-            "--outdir",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    only = ("--only", "quality", "speed", "scaling")
+    proc = run_script(
+        "run_all.py",
+        *("--smoke", *only, "--threads", "1", "--outdir", str(out)),
+        TF_CPP_MIN_LOG_LEVEL="3",
     )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert_ok(proc)
     return out
 
 
@@ -99,28 +105,13 @@ def test_quality_scores_every_model_on_the_same_rows(smoke):
 
 def test_quality_resumes_the_blend_cv(smoke, capsys):
     """A second run reuses the finished folds of the blend's CV."""
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(BENCH / "bench_quality.py"),
-            "--small",
-            "--folds",
-            "3",
-            "--epochs",
-            "2",
-            "--threads",
-            "1",
-            "--skip-stock",
-            "--workdir",
-            str(smoke / "work"),
-            "--outdir",
-            str(smoke / "again"),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
+    proc = run_script(
+        "bench_quality.py",
+        *("--small", "--folds", "3", "--epochs", "2", "--threads", "1"),
+        *("--skip-stock", "--workdir", str(smoke / "work")),
+        *("--outdir", str(smoke / "again")),
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert_ok(proc)
     assert proc.stderr.count("loaded") == 3
     first = json.loads((smoke / "quality.json").read_text())["results"]["table"]
     again = json.loads((smoke / "again" / "quality.json").read_text())["results"]
@@ -154,20 +145,14 @@ def test_speed_measures_every_net_against_the_kaggle_loop(smoke):
 
 def test_speed_reports_bf16_unavailable_on_a_cpu_without_it(tmp_path, run_all):
     """On a CPU without native bf16 the bf16 row is "unavailable", not a failure."""
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(BENCH / "bench_speed.py"),
-            *("--n-samples", "300", "--n-features", "20", "--n-targets", "4"),
-            *("--epochs", "1", "--small", "--threads", "1"),
-            *("--methods", "kaggle", "twostep-bf16", "--outdir", str(tmp_path)),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "MOA_SKLEARN_NO_BF16": "1"},
+    proc = run_script(
+        "bench_speed.py",
+        *("--n-samples", "300", "--n-features", "20", "--n-targets", "4"),
+        *("--epochs", "1", "--small", "--threads", "1"),
+        *("--methods", "kaggle", "twostep-bf16", "--outdir", str(tmp_path)),
+        MOA_SKLEARN_NO_BF16="1",
     )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert_ok(proc)
     assert "twostep-bf16: unavailable" in proc.stdout
     payload = json.loads((tmp_path / "speed.json").read_text())
     assert payload["machine"]["bf16_native"] is False
@@ -197,26 +182,35 @@ def test_docs_page_holds_the_tables_of_the_committed_results(run_all):
         assert (ROOT / "docs" / "bench" / f"{name}.png").is_file()
 
 
+@pytest.mark.parametrize(
+    "script",
+    sorted(
+        str(p.relative_to(BENCH))
+        for p in [*BENCH.glob("*.py"), *BENCH.glob("studies/*.py")]
+        if not p.name.startswith("_")
+    ),
+)
+def test_every_script_reads_its_arguments(script):
+    """Each script (the suite's and the studies') imports what it shares."""
+    proc = run_script(script, "--help")
+    assert_ok(proc)
+    assert proc.stdout.startswith("usage:")
+
+
+def test_run_all_knows_every_study(run_all):
+    studies = {spec[0] for spec in run_all.STUDIES.values()}
+    assert studies == {f"studies/{p.name}" for p in BENCH.glob("studies/*.py")}
+
+
 def test_smoke_refuses_to_overwrite_the_documented_figures():
-    proc = subprocess.run(
-        [sys.executable, str(BENCH / "run_all.py"), "--smoke"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
+    proc = run_script("run_all.py", "--smoke")
     assert proc.returncode == 2
     assert "--outdir" in proc.stderr
 
 
 @pytest.fixture(scope="module")
 def baselines():
-    sys.path.insert(0, str(BENCH))
-    try:
-        import baselines
-
-        yield baselines
-    finally:
-        sys.path.remove(str(BENCH))
+    yield from bench_module("baselines")
 
 
 def test_plain_recipe_picks_its_epoch_on_held_out_drugs(baselines):
@@ -227,18 +221,12 @@ def test_plain_recipe_picks_its_epoch_on_held_out_drugs(baselines):
 
 
 def test_baselines_score_both_protocols_on_the_same_world(tmp_path):
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(BENCH / "baselines.py"),
-            *("--n-samples", "600", "--small", "--epochs", "2", "--folds", "3"),
-            *("--threads", "1", "--outdir", str(tmp_path)),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
+    proc = run_script(
+        "baselines.py",
+        *("--n-samples", "600", "--small", "--epochs", "2", "--folds", "3"),
+        *("--threads", "1", "--outdir", str(tmp_path)),
     )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert_ok(proc)
     payload = json.loads((tmp_path / "baselines.json").read_text())
     protocols = payload["results"]["protocols"]
     assert set(protocols) == {"new-compound", "kaggle"}

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from moa_sklearn import cli
+from moa_sklearn.datasets import _KAGGLE_FILES
 from moa_sklearn.metrics import mean_columnwise_log_loss
 
 pytest.importorskip("torch")
@@ -601,17 +602,7 @@ def test_predict_checks_the_test_file_before_unpickling_the_model(
     assert "features.csv: the file has no rows" in err
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "train_features.csv",
-        "train_targets_scored.csv",
-        "train_targets_nonscored.csv",
-        "train_drug.csv",
-        "test_features.csv",
-        "sample_submission.csv",
-    ],
-)
+@pytest.mark.parametrize("name", _KAGGLE_FILES)
 def test_header_only_data_file(work, tmp_path, capsys, name):
     folder = tmp_path / "data"
     folder.mkdir()
@@ -703,7 +694,7 @@ def test_a_missing_engine_is_one_message_and_nothing_written(
     out = tmp_path / "cv"
     monkeypatch.setattr(recipes, "_installed", lambda name: name != "keras")
     err = error_of(capsys, run_args(work, "cv", out, "--models", "keras,twostep"))
-    assert "pip install 'moa-sklearn[keras]'" in err
+    assert 'pip install "moa-sklearn[keras]"' in err
     monkeypatch.setattr(recipes, "_installed", lambda name: False)  # core only
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -6,7 +6,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import QuantileTransformer
 from sklearn.utils import Bunch
 
-from moa_sklearn.datasets import load_moa, make_moa, write_moa
+from moa_sklearn.datasets import _KAGGLE_FILES, load_moa, make_moa, write_moa
 from moa_sklearn.metrics import columnwise_log_loss, mean_columnwise_log_loss
 
 
@@ -530,17 +530,7 @@ def test_missing_folder(tmp_path):
         load_moa(tmp_path / "nope")
 
 
-_FILES = [
-    "train_features.csv",
-    "train_targets_scored.csv",
-    "train_targets_nonscored.csv",
-    "train_drug.csv",
-    "test_features.csv",
-    "sample_submission.csv",
-]
-
-
-@pytest.mark.parametrize("name", _FILES)
+@pytest.mark.parametrize("name", _KAGGLE_FILES)
 def test_header_only_file_has_no_rows(folder, name):
     """A file with its header and no row is said to have no rows (not e.g.
     'non-numeric values' for the empty feature columns)."""

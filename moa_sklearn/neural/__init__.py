@@ -16,14 +16,11 @@ moa_sklearn.neural`` does not import torch, keras or pytorch-tabnet.
 
 import importlib
 
-from ._base import _TORCH_EXTRA, BaseMultilabelNet
+from ..utils._engines import ENGINES, install_hint
+from ._base import BaseMultilabelNet
 
 # public name -> (private module, what to install when its import fails)
-_LAZY = {
-    "TwoStepNetClassifier": ("._torch", _TORCH_EXTRA),
-    "KerasNetClassifier": ("._keras", 'pip install "moa-sklearn[keras]"'),
-    "TabNetMultilabelClassifier": ("._tabnet", _TORCH_EXTRA),
-}
+_LAZY = {e.cls: (e.module, install_hint(e.extra)) for e in ENGINES.values()}
 
 __all__ = ["BaseMultilabelNet", *_LAZY]
 

@@ -23,6 +23,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..exceptions import _warn_without_groups
+from ..utils._engines import TORCH_INSTALL
 from ..utils._progress import progress_bar
 from ..utils._validation import (
     _as_array,
@@ -39,7 +40,7 @@ __all__ = ["BaseMultilabelNet"]
 # that predict_proba is strictly inside (0, 1) as the estimator contract says.
 _PROBA_EPS = 1e-15
 
-_TORCH_EXTRA = 'pip install "moa-sklearn[torch]"'
+_TORCH_EXTRA = TORCH_INSTALL  # what the torch nets' import errors say to run
 
 
 def _is_int(value):

@@ -13,6 +13,7 @@ import warnings
 import numpy as np
 from scipy.special import erf, expit
 
+from ..utils._engines import KERAS_INSTALL
 from ._base import (
     BaseMultilabelNet,
     _check_hidden_sizes,
@@ -22,7 +23,7 @@ from ._base import (
 )
 from ._quiet import quiet_engine_logs
 
-_KERAS_EXTRA = 'pip install "moa-sklearn[keras]"'
+_KERAS_EXTRA = KERAS_INSTALL  # what the import errors say to run
 
 try:
     # TensorFlow's start-up banner (C++ logs) is dropped, its warnings kept

@@ -451,7 +451,7 @@ class TwoStepNetClassifier(BaseMultilabelNet):
       a search run in parallel processes).
 
     skorch's per-batch bookkeeping (callbacks, history) costs well under a
-    millisecond a batch and is kept. ``benchmarks/bench_twostep_speed.py``
+    millisecond a batch and is kept. ``benchmarks/studies/bench_twostep_speed.py``
     measures seconds per epoch against the notebook loop.
 
     **Fold safety.** The best epoch of each step is chosen on an inner split
