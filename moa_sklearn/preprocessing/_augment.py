@@ -52,7 +52,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import QuantileTransformer
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from .utils._validation import (
+from ..utils._validation import (
     _non_numeric_array_columns,
     check_n_samples,
     nonfinite_error,
