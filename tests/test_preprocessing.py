@@ -132,33 +132,37 @@ def test_sklearn_feature_names_and_set_output_checks(transformer, check):
 # --------------------------------------------------------------------------
 
 
-def test_auto_groups_use_gene_and_cell_patterns_on_frames():
+def test_auto_column_groups_use_gene_and_cell_patterns_on_frames():
     X = _numeric_frame()
     pca = PCAFeatures(n_components=3, random_state=0).fit(X)
-    assert list(pca.groups_) == ["g", "c"]
-    assert_array_equal(X.columns[pca.groups_["g"]], [f"g-{i}" for i in range(30)])
-    assert_array_equal(X.columns[pca.groups_["c"]], [f"c-{i}" for i in range(10)])
+    assert list(pca.column_groups_) == ["g", "c"]
+    assert_array_equal(
+        X.columns[pca.column_groups_["g"]], [f"g-{i}" for i in range(30)]
+    )
+    assert_array_equal(
+        X.columns[pca.column_groups_["c"]], [f"c-{i}" for i in range(10)]
+    )
     new = pca.get_feature_names_out()[X.shape[1] :].tolist()
     assert new == ["pca_g_0", "pca_g_1", "pca_g_2", "pca_c_0", "pca_c_1", "pca_c_2"]
 
 
-def test_auto_groups_fall_back_to_all_columns_on_arrays():
+def test_auto_column_groups_fall_back_to_all_columns_on_arrays():
     X = _numeric_frame().to_numpy()
     pca = PCAFeatures(n_components=2, random_state=0).fit(X)
-    assert list(pca.groups_) == ["all"]
-    assert_array_equal(pca.groups_["all"], np.arange(X.shape[1]))
+    assert list(pca.column_groups_) == ["all"]
+    assert_array_equal(pca.column_groups_["all"], np.arange(X.shape[1]))
     names = pca.get_feature_names_out()
     assert names[0] == "x0" and names[-2:].tolist() == ["pca_all_0", "pca_all_1"]
     stats = RowStatistics(stats=("mean",)).fit(X)
     assert stats.get_feature_names_out()[-1] == "stat_all_mean"
 
 
-def test_explicit_index_groups_on_arrays():
+def test_explicit_index_column_groups_on_arrays():
     X = _numeric_frame()
     genes = [X.columns.get_loc(f"g-{i}") for i in range(30)]
     cells = [X.columns.get_loc(f"c-{i}") for i in range(10)]
-    groups = {"genes": genes, "cells": cells}
-    by_index = PCAFeatures(groups=groups, n_components=2, random_state=0)
+    column_groups = {"genes": genes, "cells": cells}
+    by_index = PCAFeatures(column_groups=column_groups, n_components=2, random_state=0)
     Xt_array = by_index.fit_transform(X.to_numpy())
     assert by_index.get_feature_names_out()[-4:].tolist() == [
         "pca_genes_0",
@@ -172,10 +176,10 @@ def test_explicit_index_groups_on_arrays():
 
 def test_explicit_name_list_and_pattern_groups():
     X = _numeric_frame()
-    groups = {"few": ["g-0", "g-5", "c-1"], "cells": r"^c-[0-4]$"}
-    rs = RowStatistics(groups=groups, stats=("sum",)).fit(X)
-    assert_array_equal(X.columns[rs.groups_["few"]], ["g-0", "g-5", "c-1"])
-    assert rs.groups_["cells"].size == 5
+    column_groups = {"few": ["g-0", "g-5", "c-1"], "cells": r"^c-[0-4]$"}
+    rs = RowStatistics(column_groups=column_groups, stats=("sum",)).fit(X)
+    assert_array_equal(X.columns[rs.column_groups_["few"]], ["g-0", "g-5", "c-1"])
+    assert rs.column_groups_["cells"].size == 5
     out = rs.transform(X)
     assert_allclose(out[:, -2], X[["g-0", "g-5", "c-1"]].sum(axis=1))
     assert_allclose(out[:, -1], X[[f"c-{i}" for i in range(5)]].sum(axis=1))
@@ -184,15 +188,17 @@ def test_explicit_name_list_and_pattern_groups():
 @pytest.mark.parametrize(
     "transformer",
     [
-        RankGauss(groups={"genes": "^gene-"}),
-        PCAFeatures(groups={"genes": "^gene-"}),
-        KMeansFeatures(groups={"genes": "^gene-"}),
-        RowStatistics(groups={"genes": "^gene-"}),
+        RankGauss(column_groups={"genes": "^gene-"}),
+        PCAFeatures(column_groups={"genes": "^gene-"}),
+        KMeansFeatures(column_groups={"genes": "^gene-"}),
+        RowStatistics(column_groups={"genes": "^gene-"}),
     ],
     ids=_ids(NUMERIC[:4]),
 )
 def test_pattern_matching_no_column_is_an_error_naming_it(transformer):
-    with pytest.raises(ValueError, match=r"groups\['genes'\].*'\^gene-'.*matches no"):
+    with pytest.raises(
+        ValueError, match=r"column_groups\['genes'\].*'\^gene-'.*matches no"
+    ):
         transformer.fit(_numeric_frame())
 
 
@@ -204,7 +210,7 @@ def test_explicit_keep_or_columns_pattern_matching_nothing_is_an_error():
 
 
 @pytest.mark.parametrize(
-    "groups, message",
+    "column_groups, message",
     [
         ({"g": "^g-"}, "no column names"),
         ({"g": [0, 500]}, r"indices \[500\] are out of range"),
@@ -214,23 +220,36 @@ def test_explicit_keep_or_columns_pattern_matching_nothing_is_an_error():
         ({}, "empty dict"),
     ],
 )
-def test_invalid_groups_on_arrays(groups, message):
+def test_invalid_column_groups_on_arrays(column_groups, message):
     X = _numeric_frame().to_numpy()
     with pytest.raises(ValueError, match=message):
-        PCAFeatures(groups=groups, n_components=2).fit(X)
+        PCAFeatures(column_groups=column_groups, n_components=2).fit(X)
 
 
-def test_groups_type_errors():
+def test_column_groups_type_errors():
     X = _numeric_frame()
-    with pytest.raises(TypeError, match="groups must be 'auto' or a dict"):
-        PCAFeatures(groups="^g-").fit(X)
+    with pytest.raises(TypeError, match="column_groups must be 'auto' or a dict"):
+        PCAFeatures(column_groups="^g-").fit(X)
     with pytest.raises(TypeError, match="not a mix"):
-        PCAFeatures(groups={"g": ["g-0", 3]}).fit(X)
+        PCAFeatures(column_groups={"g": ["g-0", 3]}).fit(X)
 
 
-def test_missing_columns_in_groups_are_named():
+def test_missing_columns_in_column_groups_are_named():
     with pytest.raises(ValueError, match=r"columns \['g-999'\] are not in X"):
-        RowStatistics(groups={"g": ["g-0", "g-999"]}).fit(_numeric_frame())
+        RowStatistics(column_groups={"g": ["g-0", "g-999"]}).fit(_numeric_frame())
+
+
+def test_column_groups_is_not_named_groups():
+    """``groups`` are the drug ids of the rows in scikit-learn (``model__groups``);
+    the transformers' column groups have their own name."""
+    params = make_moa_features().get_params()
+    for step in ("rankgauss", "pca", "kmeans", "stats"):
+        assert params[f"{step}__column_groups"] == "auto"
+    assert not [key for key in params if key.split("__")[-1] == "groups"]
+    features = make_moa_features(column_groups={"g": "^g-"})
+    assert features.named_steps["pca"].column_groups == {"g": "^g-"}
+    with pytest.raises(TypeError, match="groups"):
+        PCAFeatures(groups={"g": "^g-"})
 
 
 # --------------------------------------------------------------------------
@@ -464,7 +483,7 @@ def test_row_statistics_values():
     X.iloc[0, X.columns.get_indexer([f"c-{i}" for i in range(10)])] = 2.5  # flat
     rs = RowStatistics().set_output(transform="pandas")
     Xt = rs.fit_transform(X)
-    assert list(rs.groups_) == ["g", "c", "gc"]
+    assert list(rs.column_groups_) == ["g", "c", "gc"]
     assert Xt.columns[X.shape[1] :].tolist() == [
         f"stat_{g}_{s}"
         for g in ("g", "c", "gc")

@@ -21,13 +21,17 @@ The public recipe turns the 875 raw columns of lish-moa (``cp_type``,
 
 Column groups
 -------------
-Every transformer selects its columns with a ``groups`` parameter: a dict
-``{group name: selector}`` where a selector is a regular expression searched
-in the column names (``"^g-"``), a list of column names, or a list of column
-indices (the way to select columns of an array). The group name appears in the
-new feature names: ``pca_g_0``, ``kmeans_c_3``, ``stat_gc_mean``.
+:class:`RankGauss`, :class:`PCAFeatures`, :class:`KMeansFeatures` and
+:class:`RowStatistics` select their columns with a ``column_groups``
+parameter (not ``groups``, which in scikit-learn are the drug ids of the rows,
+as in ``model__groups``): a dict ``{group name: selector}`` where a selector
+is a regular expression searched in the column names (``"^g-"``), a list of
+column names, or a list of column indices (the way to select columns of an
+array). The group name appears in the new feature names: ``pca_g_0``,
+``kmeans_c_3``, ``stat_gc_mean``; the fitted ``column_groups_`` holds the
+column indices of each group.
 
-``groups="auto"`` (the default) means the lish-moa groups ``{"g": "^g-",
+``column_groups="auto"`` (the default) means the lish-moa groups ``{"g": "^g-",
 "c": "^c-"}``, keeping those that match a column. When ``X`` has no column
 names (an array) or no column matches, all columns form one group named
 ``"all"``. An explicit selector that matches no column raises an error naming

@@ -53,7 +53,7 @@ class _AugmentingTransformer(_GroupTransformer):
         self._prepare(X, groups)
         for name, idx in groups.items():
             self._fit_group(name, X[:, idx])
-        self.groups_ = groups
+        self.column_groups_ = groups
         return self
 
     def transform(self, X):
@@ -70,10 +70,10 @@ class _AugmentingTransformer(_GroupTransformer):
             ``X`` followed by the new features, named by
             :meth:`get_feature_names_out`.
         """
-        check_is_fitted(self, "groups_")
+        check_is_fitted(self, "column_groups_")
         X = _validate_numeric(self, X, reset=False)
         blocks = [X]
-        for name, idx in self.groups_.items():
+        for name, idx in self.column_groups_.items():
             blocks.append(self._transform_group(name, X[:, idx]))
         return np.hstack(blocks)
 
@@ -91,8 +91,8 @@ class _AugmentingTransformer(_GroupTransformer):
         feature_names_out : ndarray of str objects
         """
         names = list(_names_in(self, input_features))
-        check_is_fitted(self, "groups_")
-        for name in self.groups_:
+        check_is_fitted(self, "column_groups_")
+        for name in self.column_groups_:
             names.extend(self._new_names(name))
         return np.asarray(names, dtype=object)
 
@@ -113,7 +113,7 @@ class PCAFeatures(_AugmentingTransformer):
 
     Parameters
     ----------
-    groups : 'auto' or dict, default='auto'
+    column_groups : 'auto' or dict, default='auto'
         The column groups: ``'auto'`` gives ``g`` (``^g-``) and ``c``
         (``^c-``) on a DataFrame, and one group ``all`` of all columns on an
         array (or a DataFrame without such columns). A dict maps group names
@@ -129,7 +129,7 @@ class PCAFeatures(_AugmentingTransformer):
 
     Attributes
     ----------
-    groups_ : dict of str to ndarray of int
+    column_groups_ : dict of str to ndarray of int
         The column indices of each group.
     n_components_ : dict of str to int
         The number of components appended per group, after capping.
@@ -160,9 +160,9 @@ class PCAFeatures(_AugmentingTransformer):
     """
 
     def __init__(
-        self, groups="auto", n_components="auto", method="pca", random_state=None
+        self, column_groups="auto", n_components="auto", method="pca", random_state=None
     ):
-        self.groups = groups
+        self.column_groups = column_groups
         self.n_components = n_components
         self.method = method
         self.random_state = random_state
@@ -210,7 +210,7 @@ class KMeansFeatures(_AugmentingTransformer):
 
     Parameters
     ----------
-    groups : 'auto' or dict, default='auto'
+    column_groups : 'auto' or dict, default='auto'
         The column groups: ``'auto'`` gives ``g`` (``^g-``) and ``c``
         (``^c-``) on a DataFrame, and one group ``all`` of all columns on an
         array (or a DataFrame without such columns). A dict maps group names
@@ -228,7 +228,7 @@ class KMeansFeatures(_AugmentingTransformer):
 
     Attributes
     ----------
-    groups_ : dict of str to ndarray of int
+    column_groups_ : dict of str to ndarray of int
         The column indices of each group.
     n_clusters_ : dict of str to int
         The number of clusters per group, after capping.
@@ -259,13 +259,13 @@ class KMeansFeatures(_AugmentingTransformer):
 
     def __init__(
         self,
-        groups="auto",
+        column_groups="auto",
         n_clusters="auto",
         output="onehot",
         n_init="auto",
         random_state=None,
     ):
-        self.groups = groups
+        self.column_groups = column_groups
         self.n_clusters = n_clusters
         self.output = output
         self.n_init = n_init
@@ -322,7 +322,7 @@ class RowStatistics(_AugmentingTransformer):
 
     Parameters
     ----------
-    groups : 'auto' or dict, default='auto'
+    column_groups : 'auto' or dict, default='auto'
         The column groups. ``'auto'`` gives ``g`` (``^g-``), ``c`` (``^c-``)
         and ``gc`` (both) on a DataFrame, and one group ``all`` of all columns
         on an array (or a DataFrame without such columns). A dict maps group
@@ -332,7 +332,7 @@ class RowStatistics(_AugmentingTransformer):
 
     Attributes
     ----------
-    groups_ : dict of str to ndarray of int
+    column_groups_ : dict of str to ndarray of int
         The column indices of each group.
     n_features_in_ : int
         Number of columns seen in ``fit``.
@@ -355,8 +355,8 @@ class RowStatistics(_AugmentingTransformer):
     _union_name = "gc"
     _chunk_rows = 2048
 
-    def __init__(self, groups="auto", stats=_STATISTICS):
-        self.groups = groups
+    def __init__(self, column_groups="auto", stats=_STATISTICS):
+        self.column_groups = column_groups
         self.stats = stats
 
     def _check_params(self):

@@ -11,7 +11,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..utils._validation import _non_numeric_array_columns, nonfinite_error
 
-# The lish-moa column groups used by ``groups="auto"``.
+# The lish-moa column groups used by ``column_groups="auto"``.
 _AUTO_GROUPS = {"g": r"^g-", "c": r"^c-"}
 # Name of the single group formed by all columns when "auto" finds no group.
 _ALL_GROUP = "all"
@@ -91,9 +91,9 @@ def _resolve_selector(selector, feature_names, n_features, where):
 
 
 def _resolve_groups(groups, feature_names, n_features, *, union_name=None):
-    """``{group name: column indices}`` from the ``groups`` parameter.
+    """``{group name: column indices}`` from the ``column_groups`` parameter.
 
-    With ``groups="auto"`` and a ``union_name``, a group of that name holding
+    With ``column_groups="auto"`` and a ``union_name``, a group of that name holding
     the columns of all the auto groups is added when more than one matched.
     """
     if isinstance(groups, str) and groups == "auto":
@@ -111,17 +111,17 @@ def _resolve_groups(groups, feature_names, n_features, *, union_name=None):
         return found
     if not isinstance(groups, dict):
         raise TypeError(
-            "groups must be 'auto' or a dict {group name: column pattern, column "
-            f"names or column indices}}; got {type(groups).__name__}."
+            "column_groups must be 'auto' or a dict {group name: column pattern, "
+            f"column names or column indices}}; got {type(groups).__name__}."
         )
     if not groups:
-        raise ValueError("groups is an empty dict: give at least one group.")
+        raise ValueError("column_groups is an empty dict: give at least one group.")
     resolved = {}
     for name, selector in groups.items():
         if not isinstance(name, str) or not name:
             raise TypeError(f"group names must be non-empty strings; got {name!r}.")
         resolved[name] = _resolve_selector(
-            selector, feature_names, n_features, f"groups[{name!r}]"
+            selector, feature_names, n_features, f"column_groups[{name!r}]"
         )
     return resolved
 
@@ -229,7 +229,7 @@ class _GroupTransformer(TransformerMixin, BaseEstimator):
 
     def _fit_groups(self, X, *, union_name=None):
         return _resolve_groups(
-            self.groups,
+            self.column_groups,
             getattr(self, "feature_names_in_", None),
             X.shape[1],
             union_name=union_name,

@@ -149,7 +149,7 @@ class CategoricalEncoder(TransformerMixin, BaseEstimator):
                 "lish-moa's column names (as load_moa and make_moa return, or "
                 "pd.DataFrame(X, columns=feature_names)), or give the columns "
                 "explicitly: columns= (categorical= in make_moa_features) as "
-                "column indices, and groups= as column indices of the encoded "
+                "column indices, and column_groups= as column indices of the encoded "
                 "output."
             )
         return ValueError(

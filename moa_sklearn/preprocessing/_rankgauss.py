@@ -22,7 +22,7 @@ class RankGauss(OneToOneFeatureMixin, _GroupTransformer):
 
     Parameters
     ----------
-    groups : 'auto' or dict, default='auto'
+    column_groups : 'auto' or dict, default='auto'
         The columns to transform: the union of the groups. ``'auto'``: the
         ``g-`` and ``c-`` columns of a DataFrame, or all columns of an array
         (or of a DataFrame without such columns). A dict maps group names to a
@@ -67,9 +67,13 @@ class RankGauss(OneToOneFeatureMixin, _GroupTransformer):
     """
 
     def __init__(
-        self, groups="auto", n_quantiles=100, subsample=100_000, random_state=None
+        self,
+        column_groups="auto",
+        n_quantiles=100,
+        subsample=100_000,
+        random_state=None,
     ):
-        self.groups = groups
+        self.column_groups = column_groups
         self.n_quantiles = n_quantiles
         self.subsample = subsample
         self.random_state = random_state

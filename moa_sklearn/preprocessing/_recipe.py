@@ -10,7 +10,7 @@ from ._selection import VarianceSelector
 
 def make_moa_features(
     *,
-    groups="auto",
+    column_groups="auto",
     n_quantiles=100,
     n_components="auto",
     decomposition="pca",
@@ -55,7 +55,7 @@ def make_moa_features(
 
     Parameters
     ----------
-    groups : 'auto' or dict, default='auto'
+    column_groups : 'auto' or dict, default='auto'
         Column groups of the RankGauss, PCA, KMeans and row-statistics steps
         (see :class:`PCAFeatures`). ``'auto'``: ``g`` (``^g-``), ``c``
         (``^c-``), and for row statistics also ``gc``. The input must be a
@@ -120,13 +120,15 @@ def make_moa_features(
             (
                 "rankgauss",
                 RankGauss(
-                    groups=groups, n_quantiles=n_quantiles, random_state=random_state
+                    column_groups=column_groups,
+                    n_quantiles=n_quantiles,
+                    random_state=random_state,
                 ),
             ),
             (
                 "pca",
                 PCAFeatures(
-                    groups=groups,
+                    column_groups=column_groups,
                     n_components=n_components,
                     method=decomposition,
                     random_state=random_state,
@@ -136,13 +138,13 @@ def make_moa_features(
             (
                 "kmeans",
                 KMeansFeatures(
-                    groups=groups,
+                    column_groups=column_groups,
                     n_clusters=n_clusters,
                     output=cluster_output,
                     random_state=random_state,
                 ),
             ),
-            ("stats", RowStatistics(groups=groups, stats=stats)),
+            ("stats", RowStatistics(column_groups=column_groups, stats=stats)),
         ]
     )
     return pipeline.set_output(transform="pandas")
