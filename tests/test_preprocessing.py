@@ -16,8 +16,10 @@ from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.estimator_checks import (
     check_global_output_transform_pandas,
+    check_param_validation,
     check_set_output_transform,
     check_set_output_transform_pandas,
     check_transformer_get_feature_names_out,
@@ -217,7 +219,7 @@ def test_explicit_keep_or_columns_pattern_matching_nothing_is_an_error():
         ({"g": ["g-0"]}, "no column names"),
         ({"g": []}, "empty list"),
         ({"g": [0, 0]}, "more than once"),
-        ({}, "empty dict"),
+        ({}, r"must be .* or a non-empty dict .* Got \{\} instead"),
     ],
 )
 def test_invalid_column_groups_on_arrays(column_groups, message):
@@ -226,12 +228,42 @@ def test_invalid_column_groups_on_arrays(column_groups, message):
         PCAFeatures(column_groups=column_groups, n_components=2).fit(X)
 
 
-def test_column_groups_type_errors():
-    X = _numeric_frame()
-    with pytest.raises(TypeError, match="column_groups must be 'auto' or a dict"):
-        PCAFeatures(column_groups="^g-").fit(X)
-    with pytest.raises(TypeError, match="not a mix"):
-        PCAFeatures(column_groups={"g": ["g-0", 3]}).fit(X)
+@pytest.mark.parametrize(
+    "column_groups",
+    ["^g-", {"g": ["g-0", 3]}, {"g": 5}, {"": "^g-"}, {"g": ("g-0", True)}],
+    ids=["pattern", "mixed-list", "int", "empty-name", "bool-index"],
+)
+def test_column_groups_type_errors(column_groups):
+    """A column_groups that is not 'auto' or a dict {name: selector} is
+    rejected before fitting, naming the parameter and what it must be."""
+    message = (
+        r"The 'column_groups' parameter of PCAFeatures must be a str among "
+        r"\{'auto'\} or a non-empty dict \{group name: column-name pattern, or "
+        r"non-empty list of column names or of column indices\}\. Got"
+    )
+    with pytest.raises(InvalidParameterError, match=message):
+        PCAFeatures(column_groups=column_groups).fit(_numeric_frame())
+
+
+@pytest.mark.parametrize(
+    "transformer, param",
+    [
+        (CategoricalEncoder(columns=5), "columns"),
+        (CategoricalEncoder(columns=[0, "cp_type"]), "columns"),
+        (VarianceSelector(keep={"cp_type"}), "keep"),
+        (VarianceSelector(keep=[]), "keep"),
+    ],
+    ids=["int", "mixed", "set", "empty"],
+)
+def test_columns_and_keep_type_errors(transformer, param):
+    X = _raw_frame() if param == "columns" else _numeric_frame()
+    message = (
+        rf"The '{param}' parameter of {type(transformer).__name__} must be a "
+        r"column-name pattern \(str\) or a non-empty list of column names or of "
+        r"column indices.*(None)?.* Got"
+    )
+    with pytest.raises(InvalidParameterError, match=message):
+        transformer.fit(X)
 
 
 def test_missing_columns_in_column_groups_are_named():
@@ -426,8 +458,11 @@ def test_pca_features_cap_and_factor_analysis():
     [
         ({"g": 3}, r"missing \['c'\]"),
         ({"g": 3, "c": 2, "x": 1}, r"unknown \['x'\]"),
-        (0, "positive integer"),
-        ({"g": 3, "c": 1.5}, r"n_components\['c'\] must be a positive integer"),
+        (0, r"'n_components' parameter of PCAFeatures must be .* Got 0 instead"),
+        (
+            {"g": 3, "c": 1.5},
+            r"a dict \{group name: int >= 1\}\. Got \{'g': 3, 'c': 1.5\}",
+        ),
     ],
 )
 def test_pca_features_bad_n_components(n_components, message):
@@ -435,18 +470,42 @@ def test_pca_features_bad_n_components(n_components, message):
         PCAFeatures(n_components=n_components).fit(_numeric_frame())
 
 
-def test_bad_choices():
+@pytest.mark.parametrize(
+    "transformer, message",
+    [
+        (PCAFeatures(method="ica"), r"'method' .* among \{.*'factor_analysis'.*\}"),
+        (KMeansFeatures(output="proba"), r"'output' .* among \{.*'distance'.*\}"),
+        (KMeansFeatures(n_init=0), r"'n_init' .* an int in the range \[1, inf\)"),
+        (RankGauss(n_quantiles=1), r"'n_quantiles' .* an int in the range \[2, inf\)"),
+        (RankGauss(subsample=0), r"'subsample' .* an int in the range \[1, inf\)"),
+        (RowStatistics(stats=("mean", "median")), r"'stats' .* distinct names among"),
+        (RowStatistics(stats=("mean", "mean")), r"'stats' .* distinct names among"),
+        (RowStatistics(stats=()), r"'stats' .* a non-empty tuple"),
+        (RowStatistics(stats="mean"), r"'stats' .* a non-empty tuple"),
+        (CategoricalEncoder(drop="first"), r"'drop' .* among \{'if_binary'\} or None"),
+        (VarianceSelector(threshold=-1), r"'threshold' .* in the range \[0.0, inf\)"),
+    ],
+    ids=lambda v: "message" if isinstance(v, str) else repr(v),
+)
+def test_bad_parameter_values_name_the_parameter(transformer, message):
+    X = (
+        _raw_frame()
+        if isinstance(transformer, CategoricalEncoder)
+        else _numeric_frame()
+    )
+    with pytest.raises(InvalidParameterError, match=message):
+        transformer.fit(X)
+
+
+@pytest.mark.parametrize("transformer", TRANSFORMERS, ids=_ids(TRANSFORMERS))
+def test_parameters_are_declared(transformer):
+    check_param_validation(type(transformer).__name__, transformer)
+
+
+def test_stats_may_be_a_list_in_any_order():
     X = _numeric_frame()
-    with pytest.raises(ValueError, match="method must be one of"):
-        PCAFeatures(method="ica").fit(X)
-    with pytest.raises(ValueError, match="output must be one of"):
-        KMeansFeatures(output="proba").fit(X)
-    with pytest.raises(ValueError, match="stats must be distinct names"):
-        RowStatistics(stats=("mean", "median")).fit(X)
-    with pytest.raises(ValueError, match="drop must be one of"):
-        CategoricalEncoder(drop="first").fit(_raw_frame())
-    with pytest.raises(ValueError, match="threshold must be a non-negative"):
-        VarianceSelector(threshold=-1).fit(X)
+    out = RowStatistics(stats=["mean", "sum"]).fit(X).get_feature_names_out()
+    assert out[-2:].tolist() == ["stat_gc_mean", "stat_gc_sum"]
 
 
 def test_kmeans_features_onehot_and_distance():

@@ -1,25 +1,27 @@
 """Transformers that append features per column group: PCA, KMeans, row statistics."""
 
 import warnings
+from numbers import Integral
 
 import numpy as np
+from sklearn.base import _fit_context
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA, FactorAnalysis
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
 from ._columns import (
-    _check_choice,
+    _COUNT_PER_GROUP,
+    _distinct_names,
     _GroupTransformer,
-    _names_in,
     _per_group,
     _validate_numeric,
 )
 
-# Recipe sizes used by ``n_components="auto"`` / ``n_clusters="auto"``.
-_AUTO_N_COMPONENTS = {"g": 600, "c": 50}
-_AUTO_N_COMPONENTS_OTHER = 50
-_AUTO_N_CLUSTERS = {"g": 22, "c": 4}
-_AUTO_N_CLUSTERS_OTHER = 8
+# Recipe sizes used by ``n_components="auto"`` / ``n_clusters="auto"``:
+# (per lish-moa group, for any other group).
+_AUTO_N_COMPONENTS = ({"g": 600, "c": 50}, 50)
+_AUTO_N_CLUSTERS = ({"g": 22, "c": 4}, 8)
 _STATISTICS = ("sum", "mean", "std", "skew", "kurtosis")
 
 
@@ -27,11 +29,13 @@ class _AugmentingTransformer(_GroupTransformer):
     """Base of the transformers that append features to their input.
 
     Subclasses implement ``_fit_group(name, Xg)`` (store what is fitted),
-    ``_transform_group(name, Xg)`` (new columns) and ``_new_names(name)``.
+    ``_transform_group(name, Xg)`` (new columns) and ``_new_names(name)``,
+    and may implement ``_prepare(X, groups)`` (run once before the groups).
     """
 
     _union_name = None
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Fit on ``X`` (per group).
 
@@ -47,7 +51,6 @@ class _AugmentingTransformer(_GroupTransformer):
         self : object
             The fitted transformer.
         """
-        self._check_params()
         X = _validate_numeric(self, X, reset=True)
         groups = self._fit_groups(X, union_name=self._union_name)
         self._prepare(X, groups)
@@ -90,14 +93,11 @@ class _AugmentingTransformer(_GroupTransformer):
         -------
         feature_names_out : ndarray of str objects
         """
-        names = list(_names_in(self, input_features))
         check_is_fitted(self, "column_groups_")
+        names = list(_check_feature_names_in(self, input_features))
         for name in self.column_groups_:
             names.extend(self._new_names(name))
         return np.asarray(names, dtype=object)
-
-    def _check_params(self):
-        pass
 
     def _prepare(self, X, groups):
         pass
@@ -159,6 +159,13 @@ class PCAFeatures(_AugmentingTransformer):
     (100, 8)
     """
 
+    _parameter_constraints = {
+        **_GroupTransformer._parameter_constraints,
+        "n_components": _COUNT_PER_GROUP,
+        "method": [StrOptions({"pca", "factor_analysis"})],
+        "random_state": ["random_state"],
+    }
+
     def __init__(
         self, column_groups="auto", n_components="auto", method="pca", random_state=None
     ):
@@ -167,16 +174,9 @@ class PCAFeatures(_AugmentingTransformer):
         self.method = method
         self.random_state = random_state
 
-    def _check_params(self):
-        _check_choice(self.method, ["pca", "factor_analysis"], "method")
-
     def _prepare(self, X, groups):
         wanted = _per_group(
-            self.n_components,
-            list(groups),
-            "n_components",
-            _AUTO_N_COMPONENTS,
-            _AUTO_N_COMPONENTS_OTHER,
+            self.n_components, groups, "n_components", _AUTO_N_COMPONENTS
         )
         self.n_components_ = {
             g: min(n, X.shape[0], groups[g].size) for g, n in wanted.items()
@@ -257,6 +257,14 @@ class KMeansFeatures(_AugmentingTransformer):
     array([2., 2., 2., 2.])
     """  # noqa: E501
 
+    _parameter_constraints = {
+        **_GroupTransformer._parameter_constraints,
+        "n_clusters": _COUNT_PER_GROUP,
+        "output": [StrOptions({"onehot", "distance"})],
+        "n_init": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+    }
+
     def __init__(
         self,
         column_groups="auto",
@@ -271,17 +279,8 @@ class KMeansFeatures(_AugmentingTransformer):
         self.n_init = n_init
         self.random_state = random_state
 
-    def _check_params(self):
-        _check_choice(self.output, ["onehot", "distance"], "output")
-
     def _prepare(self, X, groups):
-        wanted = _per_group(
-            self.n_clusters,
-            list(groups),
-            "n_clusters",
-            _AUTO_N_CLUSTERS,
-            _AUTO_N_CLUSTERS_OTHER,
-        )
+        wanted = _per_group(self.n_clusters, groups, "n_clusters", _AUTO_N_CLUSTERS)
         self.n_clusters_ = {g: min(n, X.shape[0]) for g, n in wanted.items()}
         self.kmeans_ = {}
 
@@ -355,23 +354,14 @@ class RowStatistics(_AugmentingTransformer):
     _union_name = "gc"
     _chunk_rows = 2048
 
+    _parameter_constraints = {
+        **_GroupTransformer._parameter_constraints,
+        "stats": [_distinct_names(_STATISTICS)],
+    }
+
     def __init__(self, column_groups="auto", stats=_STATISTICS):
         self.column_groups = column_groups
         self.stats = stats
-
-    def _check_params(self):
-        stats = self.stats
-        if isinstance(stats, str) or not isinstance(stats, (list, tuple)):
-            raise TypeError(
-                f"stats must be a tuple of names among {list(_STATISTICS)}; got "
-                f"{stats!r}."
-            )
-        unknown = [s for s in stats if s not in _STATISTICS]
-        if unknown or not stats or len(set(stats)) != len(stats):
-            raise ValueError(
-                f"stats must be distinct names among {list(_STATISTICS)}; got "
-                f"{list(stats)}."
-            )
 
     def _fit_group(self, name, Xg):
         pass

@@ -2,12 +2,14 @@
 
 import numbers
 import re
+from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils.validation import validate_data
 
 from ..utils._validation import _non_numeric_array_columns, nonfinite_error
 
@@ -19,142 +21,240 @@ _ALL_GROUP = "all"
 _AUTO_CATEGORICAL = r"^cp_"
 
 
+# --------------------------------------------------------------------------
+# Parameter constraints
+# --------------------------------------------------------------------------
+
+
+class _Rule(Options):
+    """A parameter constraint that scikit-learn's own classes cannot spell.
+
+    ``make_constraint`` (what ``_parameter_constraints`` goes through) takes
+    only scikit-learn's constraint classes, so a rule on the contents of a
+    dict or a list is an ``Options`` whose test is ``predicate`` and whose
+    text in the error message is ``description``.
+    """
+
+    def __init__(self, description, predicate):
+        super().__init__(object, set())
+        self.description = description
+        self.predicate = predicate
+
+    def is_satisfied_by(self, val):
+        return self.predicate(val)
+
+    def __str__(self):
+        return self.description
+
+
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(
+        value, (bool, np.bool_)
+    )
+
+
+def _is_selector(value):
+    """A column-name pattern, or a non-empty list of names or of indices."""
+    if isinstance(value, str):
+        return True
+    if not isinstance(value, (list, tuple, range, np.ndarray, pd.Index)):
+        return False
+    items = list(value)
+    return bool(items) and (
+        all(isinstance(i, str) for i in items) or all(_is_int(i) for i in items)
+    )
+
+
+def _is_group_dict(value):
+    return (
+        isinstance(value, dict)
+        and bool(value)
+        and all(isinstance(k, str) and k and _is_selector(v) for k, v in value.items())
+    )
+
+
+def _is_count_dict(value):
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and _is_int(v) and v >= 1 for k, v in value.items()
+    )
+
+
+# a column-name pattern (``'auto'`` is one), a list of names or of indices
+_SELECTOR = _Rule(
+    "a column-name pattern (str) or a non-empty list of column names or of "
+    "column indices",
+    _is_selector,
+)
+_COLUMN_GROUPS = [
+    StrOptions({"auto"}),
+    _Rule(
+        "a non-empty dict {group name: column-name pattern, or non-empty list "
+        "of column names or of column indices}",
+        _is_group_dict,
+    ),
+]
+# n_components, n_clusters: 'auto', one count for every group, or one a group
+_COUNT_PER_GROUP = [
+    StrOptions({"auto"}),
+    Interval(numbers.Integral, 1, None, closed="left"),
+    _Rule("a dict {group name: int >= 1}", _is_count_dict),
+]
+
+
+def _distinct_names(options):
+    """The constraint of a non-empty tuple of distinct names among ``options``."""
+
+    def predicate(value):
+        return (
+            isinstance(value, (list, tuple))
+            and bool(value)
+            and all(isinstance(v, str) and v in options for v in value)
+            and len(set(value)) == len(value)
+        )
+
+    return _Rule(
+        f"a non-empty tuple of distinct names among {list(options)}", predicate
+    )
+
+
+# --------------------------------------------------------------------------
+# Column selection
+# --------------------------------------------------------------------------
+
+
+def _matching(pattern, feature_names):
+    """Indices of the column names in which ``pattern`` is found."""
+    regex = re.compile(pattern)
+    names = [] if feature_names is None else feature_names
+    return np.asarray(
+        [i for i, col in enumerate(names) if regex.search(str(col))], dtype=np.intp
+    )
+
+
+def _select_by_pattern(pattern, feature_names, where):
+    if feature_names is None:
+        raise ValueError(
+            f"{where} is the column-name pattern {pattern!r}, but X has no "
+            "column names (it is an array): pass a DataFrame, or select the "
+            "columns of an array by their indices, e.g. [0, 1, 2]."
+        )
+    try:
+        idx = _matching(pattern, feature_names)
+    except re.error as exc:
+        raise ValueError(
+            f"{where}: {pattern!r} is not a valid regular expression ({exc})."
+        ) from None
+    if not idx.size:
+        shown = ", ".join(map(repr, list(feature_names)[:5]))
+        more = ", ..." if len(feature_names) > 5 else ""
+        raise ValueError(
+            f"{where}: the pattern {pattern!r} matches no column of X "
+            f"(columns: {shown}{more})."
+        )
+    return idx
+
+
+def _select_by_names(names, feature_names, where):
+    if feature_names is None:
+        raise ValueError(
+            f"{where} lists column names, but X has no column names (it is "
+            "an array): select the columns of an array by their indices."
+        )
+    position = {col: i for i, col in enumerate(feature_names)}
+    missing = [name for name in names if name not in position]
+    if missing:
+        raise ValueError(f"{where}: columns {missing} are not in X.")
+    return np.asarray([position[name] for name in names], dtype=np.intp)
+
+
+def _select_by_indices(indices, n_features, where):
+    idx = np.asarray(indices, dtype=np.intp)
+    bad = idx[(idx < 0) | (idx >= n_features)]
+    if bad.size:
+        raise ValueError(
+            f"{where}: column indices {bad.tolist()} are out of range for X "
+            f"with {n_features} columns."
+        )
+    return idx
+
+
 def _resolve_selector(selector, feature_names, n_features, where):
     """Column indices (in column order of the selector) chosen by ``selector``.
 
-    ``selector`` is a regular expression (str) searched in the column names, a
-    list of column names, or a list of column indices. ``where`` names the
-    parameter in error messages.
+    ``selector`` satisfies ``_SELECTOR``: a regular expression (str) searched
+    in the column names, a list of column names, or a list of column indices.
+    ``where`` names the parameter in error messages.
     """
     if isinstance(selector, str):
-        if feature_names is None:
-            raise ValueError(
-                f"{where} is the column-name pattern {selector!r}, but X has no "
-                "column names (it is an array): pass a DataFrame, or select the "
-                "columns of an array by their indices, e.g. [0, 1, 2]."
-            )
-        try:
-            regex = re.compile(selector)
-        except re.error as exc:
-            raise ValueError(
-                f"{where}: {selector!r} is not a valid regular expression ({exc})."
-            ) from None
-        idx = [i for i, col in enumerate(feature_names) if regex.search(str(col))]
-        if not idx:
-            shown = ", ".join(map(repr, list(feature_names)[:5]))
-            more = ", ..." if len(feature_names) > 5 else ""
-            raise ValueError(
-                f"{where}: the pattern {selector!r} matches no column of X "
-                f"(columns: {shown}{more})."
-            )
-        return np.asarray(idx, dtype=np.intp)
-
-    if isinstance(selector, (list, tuple, range, np.ndarray, pd.Index)):
-        items = list(selector)
+        return _select_by_pattern(selector, feature_names, where)
+    items = list(selector)
+    if isinstance(items[0], str):
+        idx = _select_by_names(items, feature_names, where)
     else:
-        raise TypeError(
-            f"{where} must be a column-name pattern (str), a list of column names "
-            f"or a list of column indices; got {type(selector).__name__}."
-        )
-    if not items:
-        raise ValueError(f"{where} is an empty list: it selects no column.")
-    if all(
-        isinstance(i, numbers.Integral) and not isinstance(i, (bool, np.bool_))
-        for i in items
-    ):
-        idx = np.asarray(items, dtype=np.intp)
-        bad = idx[(idx < 0) | (idx >= n_features)]
-        if bad.size:
-            raise ValueError(
-                f"{where}: column indices {bad.tolist()} are out of range for X "
-                f"with {n_features} columns."
-            )
-    elif all(isinstance(i, str) for i in items):
-        if feature_names is None:
-            raise ValueError(
-                f"{where} lists column names, but X has no column names (it is "
-                "an array): select the columns of an array by their indices."
-            )
-        position = {col: i for i, col in enumerate(feature_names)}
-        missing = [i for i in items if i not in position]
-        if missing:
-            raise ValueError(f"{where}: columns {missing} are not in X.")
-        idx = np.asarray([position[i] for i in items], dtype=np.intp)
-    else:
-        raise TypeError(
-            f"{where} must list either column names (str) or column indices "
-            f"(int), not a mix or other types: got {items[:5]!r}."
-        )
+        idx = _select_by_indices(items, n_features, where)
     if np.unique(idx).size != idx.size:
         raise ValueError(f"{where} selects some column more than once.")
     return idx
 
 
-def _resolve_groups(groups, feature_names, n_features, *, union_name=None):
+def _resolve_columns(columns, feature_names, n_features, where):
+    """Sorted column indices of ``columns`` (``CategoricalEncoder.columns``,
+    ``VarianceSelector.keep``): ``'auto'`` is the names starting with
+    ``cp_`` (none for an array), None is no column."""
+    if columns is None:
+        return np.empty(0, dtype=np.intp)
+    if isinstance(columns, str) and columns == "auto":
+        return _matching(_AUTO_CATEGORICAL, feature_names)
+    return np.sort(_resolve_selector(columns, feature_names, n_features, where))
+
+
+def _resolve_groups(column_groups, feature_names, n_features, *, union_name=None):
     """``{group name: column indices}`` from the ``column_groups`` parameter.
 
-    With ``column_groups="auto"`` and a ``union_name``, a group of that name holding
-    the columns of all the auto groups is added when more than one matched.
+    With ``column_groups="auto"`` and a ``union_name``, a group of that name
+    holding the columns of all the auto groups is added when more than one
+    matched.
     """
-    if isinstance(groups, str) and groups == "auto":
-        found = {}
-        if feature_names is not None:
-            for name, pattern in _AUTO_GROUPS.items():
-                regex = re.compile(pattern)
-                idx = [i for i, c in enumerate(feature_names) if regex.search(str(c))]
-                if idx:
-                    found[name] = np.asarray(idx, dtype=np.intp)
-        if not found:
-            return {_ALL_GROUP: np.arange(n_features, dtype=np.intp)}
-        if union_name is not None and len(found) > 1:
-            found[union_name] = np.unique(np.concatenate(list(found.values())))
-        return found
-    if not isinstance(groups, dict):
-        raise TypeError(
-            "column_groups must be 'auto' or a dict {group name: column pattern, "
-            f"column names or column indices}}; got {type(groups).__name__}."
-        )
-    if not groups:
-        raise ValueError("column_groups is an empty dict: give at least one group.")
-    resolved = {}
-    for name, selector in groups.items():
-        if not isinstance(name, str) or not name:
-            raise TypeError(f"group names must be non-empty strings; got {name!r}.")
-        resolved[name] = _resolve_selector(
-            selector, feature_names, n_features, f"column_groups[{name!r}]"
-        )
-    return resolved
-
-
-def _per_group(value, group_names, param, auto_table, auto_other):
-    """A positive int per group from an 'auto' / int / dict parameter."""
-    if isinstance(value, str) and value == "auto":
-        return {g: auto_table.get(g, auto_other) for g in group_names}
-
-    def _check(v, where):
-        if (
-            not isinstance(v, numbers.Integral)
-            or isinstance(v, (bool, np.bool_))
-            or v < 1
-        ):
-            raise ValueError(f"{where} must be a positive integer, got {v!r}.")
-        return int(v)
-
-    if isinstance(value, dict):
-        missing = [g for g in group_names if g not in value]
-        extra = [g for g in value if g not in group_names]
-        if missing or extra:
-            raise ValueError(
-                f"{param} must give a value for each group {list(group_names)}; "
-                f"missing {missing}, unknown {extra}."
+    if isinstance(column_groups, dict):
+        return {
+            name: _resolve_selector(
+                selector, feature_names, n_features, f"column_groups[{name!r}]"
             )
-        return {g: _check(value[g], f"{param}[{g!r}]") for g in group_names}
-    return {g: _check(value, param) for g in group_names}
+            for name, selector in column_groups.items()
+        }
+    found = {}
+    for name, pattern in _AUTO_GROUPS.items():
+        idx = _matching(pattern, feature_names)
+        if idx.size:
+            found[name] = idx
+    if not found:
+        return {_ALL_GROUP: np.arange(n_features, dtype=np.intp)}
+    if union_name is not None and len(found) > 1:
+        found[union_name] = np.unique(np.concatenate(list(found.values())))
+    return found
 
 
-def _check_choice(value, options, param):
-    if not (isinstance(value, str) and value in options):
-        raise ValueError(f"{param} must be one of {list(options)}, got {value!r}.")
+def _per_group(value, groups, param, auto):
+    """A count per group from a parameter satisfying ``_COUNT_PER_GROUP``;
+    ``auto`` is ``({group: count}, count of any other group)``."""
+    if isinstance(value, str):  # "auto"
+        table, other = auto
+        return {g: table.get(g, other) for g in groups}
+    if not isinstance(value, dict):
+        return dict.fromkeys(groups, int(value))
+    missing = [g for g in groups if g not in value]
+    extra = [g for g in value if g not in groups]
+    if missing or extra:
+        raise ValueError(
+            f"{param} must give a value for each group {list(groups)}; "
+            f"missing {missing}, unknown {extra}."
+        )
+    return {g: int(value[g]) for g in groups}
+
+
+# --------------------------------------------------------------------------
+# Numeric input
+# --------------------------------------------------------------------------
 
 
 def _non_numeric_columns(X):
@@ -175,57 +275,73 @@ def _not_a_number(value):
     return False
 
 
-def _validate_numeric(estimator, X, *, reset, copy=False):
-    """validate_data for numeric, finite, dense X, with a clearer message for
-    DataFrames that still hold string columns."""
+def _non_numeric_found(X, positions=None):
+    """Which columns of ``X`` hold strings, in words; None when none does.
+
+    By name for a DataFrame; by index for an array, mapped through
+    ``positions`` when ``X`` holds those columns of the input.
+    """
+    names = _non_numeric_columns(X)
+    if names:
+        return f"{names[:5]} are not numeric"
+    bad = _non_numeric_array_columns(X)
+    if not bad:
+        return None
+    values = np.asarray(X)[:, bad[0]]
+    example = next((v for v in values if _not_a_number(v)), values[0])
+    if positions is not None:
+        bad = np.asarray(positions)[bad].tolist()
+    return f"column(s) {bad[:5]} of X hold non-numeric values (e.g. {example!r})"
+
+
+@contextmanager
+def _numeric_errors(X, owner, message, positions=None):
+    """Clear errors for a float64 validation of ``X`` run in the block.
+
+    NaN or infinity: the columns are named. String values: ``message(found)``
+    with ``found`` from :func:`_non_numeric_found`. Anything else as raised.
+    """
     try:
-        return validate_data(estimator, X, reset=reset, dtype=np.float64, copy=copy)
+        yield
     except (ValueError, TypeError) as exc:
-        named = nonfinite_error(exc, X, type(estimator).__name__)
+        named = nonfinite_error(exc, X, owner)
         if named is not None:
             raise named from None
-        non_numeric = _non_numeric_columns(X)
-        if non_numeric:
-            raise ValueError(
-                f"{type(estimator).__name__} needs numeric columns, but "
-                f"{non_numeric[:5]} are not numeric: encode them first with "
-                "CategoricalEncoder (make_moa_features does), or drop them."
-            ) from exc
-        if not isinstance(X, pd.DataFrame):
-            bad = _non_numeric_array_columns(X)
-            if bad:
-                raise ValueError(
-                    f"{type(estimator).__name__} needs numeric columns, but "
-                    f"column(s) {bad[:5]} of X hold non-numeric values (e.g. "
-                    f"{np.asarray(X)[0, bad[0]]!r}): encode them first with "
-                    "CategoricalEncoder (make_moa_features does), or drop them."
-                ) from exc
-        raise
+        found = _non_numeric_found(X, positions)
+        if found is None:
+            raise
+        raise ValueError(message(found)) from exc
 
 
-def _names_in(estimator, input_features):
-    """The input feature names, checked as get_feature_names_out must."""
-    check_is_fitted(estimator, "n_features_in_")
-    names_fit = getattr(estimator, "feature_names_in_", None)
-    if input_features is None:
-        if names_fit is not None:
-            return np.asarray(names_fit, dtype=object)
-        return np.asarray(
-            [f"x{i}" for i in range(estimator.n_features_in_)], dtype=object
+def _validate_numeric(estimator, X, *, reset, copy=False):
+    """validate_data for numeric, finite, dense X, with a clearer message for
+    input that still holds string columns."""
+    owner = type(estimator).__name__
+
+    def message(found):
+        return (
+            f"{owner} needs numeric columns, but {found}: encode them first "
+            "with CategoricalEncoder (make_moa_features does), or drop them."
         )
-    input_features = np.asarray(input_features, dtype=object)
-    if names_fit is not None and not np.array_equal(input_features, names_fit):
-        raise ValueError("input_features is not equal to feature_names_in_")
-    if len(input_features) != estimator.n_features_in_:
-        raise ValueError(
-            "input_features should have length equal to number of features "
-            f"({estimator.n_features_in_}), got {len(input_features)}"
-        )
-    return input_features
+
+    with _numeric_errors(X, owner, message):
+        return validate_data(estimator, X, reset=reset, dtype=np.float64, copy=copy)
 
 
-class _GroupTransformer(TransformerMixin, BaseEstimator):
-    """Base of the numeric transformers: validation and column groups."""
+class _DenseFiniteInputMixin:
+    """Tags of the transformers here: no NaN, no sparse input."""
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        tags.input_tags.sparse = False
+        return tags
+
+
+class _GroupTransformer(_DenseFiniteInputMixin, TransformerMixin, BaseEstimator):
+    """Base of the transformers that work on column groups."""
+
+    _parameter_constraints = {"column_groups": _COLUMN_GROUPS}
 
     def _fit_groups(self, X, *, union_name=None):
         return _resolve_groups(
@@ -234,9 +350,3 @@ class _GroupTransformer(TransformerMixin, BaseEstimator):
             X.shape[1],
             union_name=union_name,
         )
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = False
-        tags.input_tags.sparse = False
-        return tags

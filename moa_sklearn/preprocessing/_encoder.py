@@ -1,28 +1,38 @@
 """One-hot encoding of the categorical columns, in place."""
 
-import re
-
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils.validation import check_array, check_is_fitted, validate_data
-
-from ..utils._validation import (
-    _non_numeric_array_columns,
-    check_n_samples,
-    nonfinite_error,
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.utils._param_validation import StrOptions
+from sklearn.utils.validation import (
+    _check_feature_names_in,
+    check_array,
+    check_is_fitted,
+    validate_data,
 )
+
+from ..utils._validation import check_n_samples
 from ._columns import (
-    _AUTO_CATEGORICAL,
-    _check_choice,
-    _names_in,
-    _non_numeric_columns,
-    _not_a_number,
-    _resolve_selector,
+    _SELECTOR,
+    _DenseFiniteInputMixin,
+    _numeric_errors,
+    _resolve_columns,
 )
 
 
-class CategoricalEncoder(TransformerMixin, BaseEstimator):
+def _column(X, j):
+    return X.iloc[:, j].to_numpy() if isinstance(X, pd.DataFrame) else X[:, j]
+
+
+def _categories(values):
+    """The sorted distinct values of a column."""
+    try:
+        return np.unique(values)
+    except TypeError:  # mixed types: sort by their text
+        return np.asarray(sorted(set(values), key=str), dtype=object)
+
+
+class CategoricalEncoder(_DenseFiniteInputMixin, TransformerMixin, BaseEstimator):
     """One-hot encode the categorical columns in place, pass the others through.
 
     The raw lish-moa frame holds three categorical columns: ``cp_type``
@@ -80,32 +90,62 @@ class CategoricalEncoder(TransformerMixin, BaseEstimator):
            [ 0. ,  1. ,  1. ,  0. ,  2. ]])
     """
 
+    # Not a OneHotEncoder(drop="if_binary") in a ColumnTransformer, which
+    # would put the encoded columns first and the others after them (here
+    # each column is encoded at its place), take NaN / None for one more
+    # category (here an error), name the column of an unseen category by its
+    # position in the encoder instead of its name, and reject a column that
+    # mixes strings and numbers.
+
+    _parameter_constraints = {
+        "columns": [_SELECTOR],
+        "drop": [StrOptions({"if_binary"}), None],
+    }
+
     def __init__(self, columns="auto", drop=None):
         self.columns = columns
         self.drop = drop
 
     def _validate(self, X, reset):
-        """``(get_column, numeric passthrough array)`` of a checked X."""
+        """X checked against ``fit`` (columns, names), kept as a DataFrame."""
         if isinstance(X, pd.DataFrame):
             check_n_samples(X, type(self).__name__)
             validate_data(self, X, skip_check_array=True, reset=reset)
+            return X
+        return validate_data(self, X, dtype=None, ensure_all_finite=False, reset=reset)
 
-            def get(j):
-                return X.iloc[:, j].to_numpy()
+    def _rest(self):
+        """Indices of the columns passed through."""
+        return np.setdiff1d(np.arange(self.n_features_in_), self.columns_)
 
-            frame = X
-        else:
-            X = validate_data(self, X, dtype=None, ensure_all_finite=False, reset=reset)
+    def _numeric_rest(self, X):
+        """The columns passed through, as float64, checked numeric and finite."""
+        rest = self._rest()
+        frame = isinstance(X, pd.DataFrame)
+        part = X.iloc[:, rest] if frame else X[:, rest]
+        auto = isinstance(self.columns, str) and self.columns == "auto"
 
-            def get(j):
-                return X[:, j]
+        def message(found):
+            if auto and not frame:
+                return (
+                    f"CategoricalEncoder (the 'encode' step of make_moa_features): "
+                    f"{found}, but X is an array, which has no column names, so "
+                    "the categorical columns (cp_type, cp_time, cp_dose) and the "
+                    "g-/c- groups cannot be found by name. Pass a DataFrame with "
+                    "lish-moa's column names (as load_moa and make_moa return, or "
+                    "pd.DataFrame(X, columns=feature_names)), or give the columns "
+                    "explicitly: columns= (categorical= in make_moa_features) as "
+                    "column indices, and column_groups= as column indices of the "
+                    "encoded output."
+                )
+            hint = " (e.g. set sig_id as the index)" if frame else ""
+            return (
+                f"CategoricalEncoder encodes the columns {self._encoded_names()} "
+                f"and needs the others numeric, but {found}: add them to "
+                f"`columns`, or drop them{hint}."
+            )
 
-            frame = None
-        return X, frame, get
-
-    def _numeric_rest(self, X, frame, rest):
-        part = frame.iloc[:, rest] if frame is not None else X[:, rest]
-        try:
+        with _numeric_errors(part, "CategoricalEncoder", message, positions=rest):
             return check_array(
                 part,
                 dtype=np.float64,
@@ -113,49 +153,6 @@ class CategoricalEncoder(TransformerMixin, BaseEstimator):
                 input_name="X",
                 estimator=self,
             )
-        except (ValueError, TypeError) as exc:
-            named = nonfinite_error(exc, part, "CategoricalEncoder")
-            if named is not None:
-                raise named from None
-            non_numeric = _non_numeric_columns(part)
-            if non_numeric:
-                raise ValueError(
-                    f"CategoricalEncoder encodes the columns {self._encoded_names()}"
-                    f" and needs the others numeric, but {non_numeric[:5]} are not:"
-                    " add them to `columns`, or drop them (e.g. set sig_id as the "
-                    "index)."
-                ) from exc
-            if frame is None:
-                bad = _non_numeric_array_columns(part)
-                if bad:
-                    raise self._array_error(rest[bad], part[:, bad[0]]) from exc
-            raise
-
-    def _array_error(self, columns, values):
-        """The error for string values in an array (no column names)."""
-        example = next(
-            (v for v in values if _not_a_number(v)), values[0] if len(values) else ""
-        )
-        found = (
-            f"column(s) {columns[:5].tolist()} of X hold non-numeric values "
-            f"(e.g. {example!r})"
-        )
-        if isinstance(self.columns, str) and self.columns == "auto":
-            return ValueError(
-                f"CategoricalEncoder (the 'encode' step of make_moa_features): "
-                f"{found}, but X is an array, which has no column names, so "
-                "the categorical columns (cp_type, cp_time, cp_dose) and the "
-                "g-/c- groups cannot be found by name. Pass a DataFrame with "
-                "lish-moa's column names (as load_moa and make_moa return, or "
-                "pd.DataFrame(X, columns=feature_names)), or give the columns "
-                "explicitly: columns= (categorical= in make_moa_features) as "
-                "column indices, and column_groups= as column indices of the encoded "
-                "output."
-            )
-        return ValueError(
-            f"CategoricalEncoder encodes the columns {self._encoded_names()} and "
-            f"needs the others numeric, but {found}: add them to `columns`."
-        )
 
     def _encoded_names(self):
         names = getattr(self, "feature_names_in_", None)
@@ -163,14 +160,19 @@ class CategoricalEncoder(TransformerMixin, BaseEstimator):
             return [int(j) for j in self.columns_]
         return [str(names[j]) for j in self.columns_]
 
-    @staticmethod
-    def _check_missing(values, where):
-        if pd.isna(values).any():
-            raise ValueError(
-                f"CategoricalEncoder: column {where} contains missing values "
-                "(NaN/None); fill or drop them first."
-            )
+    def _encoded_values(self, X):
+        """``(index, name, values)`` of each encoded column, without missing
+        values."""
+        for j, where in zip(self.columns_, self._encoded_names()):
+            values = _column(X, j)
+            if pd.isna(values).any():
+                raise ValueError(
+                    f"CategoricalEncoder: column {where!r} contains missing values "
+                    "(NaN/None); fill or drop them first."
+                )
+            yield j, where, values
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Learn the categories of each categorical column.
 
@@ -186,37 +188,13 @@ class CategoricalEncoder(TransformerMixin, BaseEstimator):
         self : object
             The fitted encoder.
         """
-        if self.drop is not None:
-            _check_choice(self.drop, ["if_binary"], "drop")
-        X, frame, get = self._validate(X, reset=True)
+        X = self._validate(X, reset=True)
         names = getattr(self, "feature_names_in_", None)
-        n_features = X.shape[1]
-        if isinstance(self.columns, str) and self.columns == "auto":
-            if names is None:
-                columns = np.empty(0, dtype=np.intp)
-            else:
-                regex = re.compile(_AUTO_CATEGORICAL)
-                columns = np.asarray(
-                    [i for i, c in enumerate(names) if regex.search(str(c))],
-                    dtype=np.intp,
-                )
-        else:
-            columns = np.sort(
-                _resolve_selector(self.columns, names, n_features, "columns")
-            )
-        self.columns_ = columns
-        rest = np.setdiff1d(np.arange(n_features), columns)
-        self._numeric_rest(X, frame, rest)  # checks numeric and finite
-        categories = []
-        for j, where in zip(columns, self._encoded_names()):
-            values = get(j)
-            self._check_missing(values, repr(where))
-            try:
-                cats = np.unique(values)
-            except TypeError:  # mixed types: sort by their text
-                cats = np.asarray(sorted(set(values), key=str), dtype=object)
-            categories.append(cats)
-        self.categories_ = categories
+        self.columns_ = _resolve_columns(self.columns, names, X.shape[1], "columns")
+        self._numeric_rest(X)  # checks numeric and finite
+        self.categories_ = [
+            _categories(values) for _, _, values in self._encoded_values(X)
+        ]
         return self
 
     def transform(self, X):
@@ -233,32 +211,27 @@ class CategoricalEncoder(TransformerMixin, BaseEstimator):
             Float64 array; columns named by :meth:`get_feature_names_out`.
         """
         check_is_fitted(self, "categories_")
-        X, frame, get = self._validate(X, reset=False)
-        rest = np.setdiff1d(np.arange(self.n_features_in_), self.columns_)
-        numeric = self._numeric_rest(X, frame, rest)
-        blocks = {}
-        encoded_names = self._encoded_names()
-        for j, cats, where in zip(self.columns_, self.categories_, encoded_names):
-            values = get(j)
-            self._check_missing(values, repr(where))
-            codes = pd.Index(cats).get_indexer(values)
-            if (codes < 0).any():
-                unseen = pd.unique(np.asarray(values, dtype=object)[codes < 0])
-                raise ValueError(
-                    f"CategoricalEncoder: column {where!r} has categories "
-                    f"{list(unseen)[:5]} that were not seen in fit (known: "
-                    f"{list(cats)})."
-                )
-            onehot = np.zeros((len(codes), len(cats)), dtype=np.float64)
-            onehot[np.arange(len(codes)), codes] = 1.0
-            blocks[j] = onehot[:, self._kept(cats)]
-        for k, j in enumerate(rest):
-            blocks[j] = numeric[:, k : k + 1]
-        n_samples = numeric.shape[0]
-        out = [blocks[j] for j in range(self.n_features_in_)]
-        if not out:
-            return np.empty((n_samples, 0))
-        return np.hstack(out)
+        X = self._validate(X, reset=False)
+        numeric = self._numeric_rest(X)
+        blocks = {j: numeric[:, [k]] for k, j in enumerate(self._rest())}
+        for (j, where, values), cats in zip(self._encoded_values(X), self.categories_):
+            blocks[j] = self._one_hot(values, cats, where)
+        if not blocks:
+            return np.empty((numeric.shape[0], 0))
+        return np.hstack([blocks[j] for j in range(self.n_features_in_)])
+
+    def _one_hot(self, values, cats, where):
+        codes = pd.Index(cats).get_indexer(values)
+        if (codes < 0).any():
+            unseen = pd.unique(np.asarray(values, dtype=object)[codes < 0])
+            raise ValueError(
+                f"CategoricalEncoder: column {where!r} has categories "
+                f"{list(unseen)[:5]} that were not seen in fit (known: "
+                f"{list(cats)})."
+            )
+        one_hot = np.zeros((len(codes), len(cats)), dtype=np.float64)
+        one_hot[np.arange(len(codes)), codes] = 1.0
+        return one_hot[:, self._kept(cats)]
 
     def _kept(self, cats):
         if self.drop == "if_binary" and len(cats) == 2:
@@ -278,8 +251,8 @@ class CategoricalEncoder(TransformerMixin, BaseEstimator):
         -------
         feature_names_out : ndarray of str objects
         """
-        names = _names_in(self, input_features)
         check_is_fitted(self, "categories_")
+        names = _check_feature_names_in(self, input_features)
         cats_of = dict(zip(self.columns_.tolist(), self.categories_))
         out = []
         for j, name in enumerate(names):
@@ -293,6 +266,4 @@ class CategoricalEncoder(TransformerMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.categorical = True
-        tags.input_tags.allow_nan = False
-        tags.input_tags.sparse = False
         return tags

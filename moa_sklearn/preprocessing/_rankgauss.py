@@ -1,10 +1,11 @@
 """RankGauss: each selected column mapped to a normal distribution by its ranks."""
 
-import numbers
+from numbers import Integral
 
 import numpy as np
-from sklearn.base import OneToOneFeatureMixin
+from sklearn.base import OneToOneFeatureMixin, _fit_context
 from sklearn.preprocessing import QuantileTransformer
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
 from ._columns import _GroupTransformer, _validate_numeric
@@ -66,6 +67,13 @@ class RankGauss(OneToOneFeatureMixin, _GroupTransformer):
     (True, True)
     """
 
+    _parameter_constraints = {
+        **_GroupTransformer._parameter_constraints,
+        "n_quantiles": [Interval(Integral, 2, None, closed="left")],
+        "subsample": [Interval(Integral, 1, None, closed="left"), None],
+        "random_state": ["random_state"],
+    }
+
     def __init__(
         self,
         column_groups="auto",
@@ -78,6 +86,7 @@ class RankGauss(OneToOneFeatureMixin, _GroupTransformer):
         self.subsample = subsample
         self.random_state = random_state
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Learn the quantiles of each selected column.
 
@@ -93,14 +102,6 @@ class RankGauss(OneToOneFeatureMixin, _GroupTransformer):
         self : object
             The fitted transformer.
         """
-        if (
-            not isinstance(self.n_quantiles, numbers.Integral)
-            or isinstance(self.n_quantiles, bool)
-            or self.n_quantiles < 2
-        ):
-            raise ValueError(
-                f"n_quantiles must be an integer >= 2, got {self.n_quantiles!r}."
-            )
         X = _validate_numeric(self, X, reset=True)
         groups = self._fit_groups(X)
         columns = np.unique(np.concatenate(list(groups.values())))

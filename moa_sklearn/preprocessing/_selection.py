@@ -1,18 +1,23 @@
 """Variance selection that never drops the encoded categorical columns."""
 
-import numbers
-import re
 import warnings
+from numbers import Real
 
 import numpy as np
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, _fit_context
 from sklearn.feature_selection import SelectorMixin
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
-from ._columns import _AUTO_CATEGORICAL, _resolve_selector, _validate_numeric
+from ._columns import (
+    _SELECTOR,
+    _DenseFiniteInputMixin,
+    _resolve_columns,
+    _validate_numeric,
+)
 
 
-class VarianceSelector(SelectorMixin, BaseEstimator):
+class VarianceSelector(_DenseFiniteInputMixin, SelectorMixin, BaseEstimator):
     """Drop the numeric columns of low variance, never the kept columns.
 
     Like scikit-learn's ``VarianceThreshold`` (a column is kept when its
@@ -60,10 +65,16 @@ class VarianceSelector(SelectorMixin, BaseEstimator):
     ['cp_dose_D1', 'g-0']
     """
 
+    _parameter_constraints = {
+        "threshold": [Interval(Real, 0, None, closed="left")],
+        "keep": [_SELECTOR, None],
+    }
+
     def __init__(self, threshold=0.8, keep="auto"):
         self.threshold = threshold
         self.keep = keep
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Compute the column variances on ``X``.
 
@@ -79,29 +90,10 @@ class VarianceSelector(SelectorMixin, BaseEstimator):
         self : object
             The fitted selector.
         """
-        if (
-            not isinstance(self.threshold, numbers.Real)
-            or isinstance(self.threshold, bool)
-            or not self.threshold >= 0
-        ):
-            raise ValueError(
-                f"threshold must be a non-negative number, got {self.threshold!r}."
-            )
         X = _validate_numeric(self, X, reset=True)
         names = getattr(self, "feature_names_in_", None)
-        if self.keep is None:
-            keep = np.empty(0, dtype=np.intp)
-        elif isinstance(self.keep, str) and self.keep == "auto":
-            regex = re.compile(_AUTO_CATEGORICAL)
-            names_or_none = [] if names is None else names
-            keep = np.asarray(
-                [i for i, c in enumerate(names_or_none) if regex.search(str(c))],
-                dtype=np.intp,
-            )
-        else:
-            keep = np.sort(_resolve_selector(self.keep, names, X.shape[1], "keep"))
+        self.keep_ = _resolve_columns(self.keep, names, X.shape[1], "keep")
         self.variances_ = np.var(X, axis=0)
-        self.keep_ = keep
         return self
 
     def _get_support_mask(self):
@@ -133,9 +125,3 @@ class VarianceSelector(SelectorMixin, BaseEstimator):
                 stacklevel=2,
             )
         return X[:, mask]
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = False
-        tags.input_tags.sparse = False
-        return tags
