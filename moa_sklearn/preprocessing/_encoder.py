@@ -19,6 +19,18 @@ from ._columns import (
     _resolve_columns,
 )
 
+# The error for strings in an array with columns="auto": most likely the raw
+# lish-moa columns without their names.
+_NO_COLUMN_NAMES = (
+    "CategoricalEncoder (the 'encode' step of make_moa_features): {found}, but "
+    "X is an array, which has no column names, so the categorical columns "
+    "(cp_type, cp_time, cp_dose) and the g-/c- groups cannot be found by name. "
+    "Pass a DataFrame with lish-moa's column names (as load_moa and make_moa "
+    "return, or pd.DataFrame(X, columns=feature_names)), or give the columns "
+    "explicitly: columns= (categorical= in make_moa_features) as column "
+    "indices, and column_groups= as column indices of the encoded output."
+)
+
 
 def _column(X, j):
     return X.iloc[:, j].to_numpy() if isinstance(X, pd.DataFrame) else X[:, j]
@@ -107,7 +119,7 @@ class CategoricalEncoder(_DenseFiniteInputMixin, TransformerMixin, BaseEstimator
         self.drop = drop
 
     def _validate(self, X, reset):
-        """X checked against ``fit`` (columns, names), kept as a DataFrame."""
+        """X checked against ``fit`` (columns, names); a DataFrame stays one."""
         if isinstance(X, pd.DataFrame):
             check_n_samples(X, type(self).__name__)
             validate_data(self, X, skip_check_array=True, reset=reset)
@@ -123,29 +135,12 @@ class CategoricalEncoder(_DenseFiniteInputMixin, TransformerMixin, BaseEstimator
         rest = self._rest()
         frame = isinstance(X, pd.DataFrame)
         part = X.iloc[:, rest] if frame else X[:, rest]
-        auto = isinstance(self.columns, str) and self.columns == "auto"
-
-        def message(found):
-            if auto and not frame:
-                return (
-                    f"CategoricalEncoder (the 'encode' step of make_moa_features): "
-                    f"{found}, but X is an array, which has no column names, so "
-                    "the categorical columns (cp_type, cp_time, cp_dose) and the "
-                    "g-/c- groups cannot be found by name. Pass a DataFrame with "
-                    "lish-moa's column names (as load_moa and make_moa return, or "
-                    "pd.DataFrame(X, columns=feature_names)), or give the columns "
-                    "explicitly: columns= (categorical= in make_moa_features) as "
-                    "column indices, and column_groups= as column indices of the "
-                    "encoded output."
-                )
-            hint = " (e.g. set sig_id as the index)" if frame else ""
-            return (
-                f"CategoricalEncoder encodes the columns {self._encoded_names()} "
-                f"and needs the others numeric, but {found}: add them to "
-                f"`columns`, or drop them{hint}."
-            )
-
-        with _numeric_errors(part, "CategoricalEncoder", message, positions=rest):
+        with _numeric_errors(
+            part,
+            "CategoricalEncoder",
+            lambda found: self._not_numeric_message(found, frame),
+            positions=rest,
+        ):
             return check_array(
                 part,
                 dtype=np.float64,
@@ -153,6 +148,17 @@ class CategoricalEncoder(_DenseFiniteInputMixin, TransformerMixin, BaseEstimator
                 input_name="X",
                 estimator=self,
             )
+
+    def _not_numeric_message(self, found, frame):
+        """The error for strings in a column that is not encoded."""
+        if not frame and isinstance(self.columns, str) and self.columns == "auto":
+            return _NO_COLUMN_NAMES.format(found=found)
+        hint = " (e.g. set sig_id as the index)" if frame else ""
+        return (
+            f"CategoricalEncoder encodes the columns {self._encoded_names()} "
+            f"and needs the others numeric, but {found}: add them to "
+            f"`columns`, or drop them{hint}."
+        )
 
     def _encoded_names(self):
         names = getattr(self, "feature_names_in_", None)
