@@ -16,8 +16,10 @@ from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.estimator_checks import (
     check_global_output_transform_pandas,
+    check_param_validation,
     check_set_output_transform,
     check_set_output_transform_pandas,
     check_transformer_get_feature_names_out,
@@ -132,33 +134,37 @@ def test_sklearn_feature_names_and_set_output_checks(transformer, check):
 # --------------------------------------------------------------------------
 
 
-def test_auto_groups_use_gene_and_cell_patterns_on_frames():
+def test_auto_column_groups_use_gene_and_cell_patterns_on_frames():
     X = _numeric_frame()
     pca = PCAFeatures(n_components=3, random_state=0).fit(X)
-    assert list(pca.groups_) == ["g", "c"]
-    assert_array_equal(X.columns[pca.groups_["g"]], [f"g-{i}" for i in range(30)])
-    assert_array_equal(X.columns[pca.groups_["c"]], [f"c-{i}" for i in range(10)])
+    assert list(pca.column_groups_) == ["g", "c"]
+    assert_array_equal(
+        X.columns[pca.column_groups_["g"]], [f"g-{i}" for i in range(30)]
+    )
+    assert_array_equal(
+        X.columns[pca.column_groups_["c"]], [f"c-{i}" for i in range(10)]
+    )
     new = pca.get_feature_names_out()[X.shape[1] :].tolist()
     assert new == ["pca_g_0", "pca_g_1", "pca_g_2", "pca_c_0", "pca_c_1", "pca_c_2"]
 
 
-def test_auto_groups_fall_back_to_all_columns_on_arrays():
+def test_auto_column_groups_fall_back_to_all_columns_on_arrays():
     X = _numeric_frame().to_numpy()
     pca = PCAFeatures(n_components=2, random_state=0).fit(X)
-    assert list(pca.groups_) == ["all"]
-    assert_array_equal(pca.groups_["all"], np.arange(X.shape[1]))
+    assert list(pca.column_groups_) == ["all"]
+    assert_array_equal(pca.column_groups_["all"], np.arange(X.shape[1]))
     names = pca.get_feature_names_out()
     assert names[0] == "x0" and names[-2:].tolist() == ["pca_all_0", "pca_all_1"]
     stats = RowStatistics(stats=("mean",)).fit(X)
     assert stats.get_feature_names_out()[-1] == "stat_all_mean"
 
 
-def test_explicit_index_groups_on_arrays():
+def test_explicit_index_column_groups_on_arrays():
     X = _numeric_frame()
     genes = [X.columns.get_loc(f"g-{i}") for i in range(30)]
     cells = [X.columns.get_loc(f"c-{i}") for i in range(10)]
-    groups = {"genes": genes, "cells": cells}
-    by_index = PCAFeatures(groups=groups, n_components=2, random_state=0)
+    column_groups = {"genes": genes, "cells": cells}
+    by_index = PCAFeatures(column_groups=column_groups, n_components=2, random_state=0)
     Xt_array = by_index.fit_transform(X.to_numpy())
     assert by_index.get_feature_names_out()[-4:].tolist() == [
         "pca_genes_0",
@@ -172,10 +178,10 @@ def test_explicit_index_groups_on_arrays():
 
 def test_explicit_name_list_and_pattern_groups():
     X = _numeric_frame()
-    groups = {"few": ["g-0", "g-5", "c-1"], "cells": r"^c-[0-4]$"}
-    rs = RowStatistics(groups=groups, stats=("sum",)).fit(X)
-    assert_array_equal(X.columns[rs.groups_["few"]], ["g-0", "g-5", "c-1"])
-    assert rs.groups_["cells"].size == 5
+    column_groups = {"few": ["g-0", "g-5", "c-1"], "cells": r"^c-[0-4]$"}
+    rs = RowStatistics(column_groups=column_groups, stats=("sum",)).fit(X)
+    assert_array_equal(X.columns[rs.column_groups_["few"]], ["g-0", "g-5", "c-1"])
+    assert rs.column_groups_["cells"].size == 5
     out = rs.transform(X)
     assert_allclose(out[:, -2], X[["g-0", "g-5", "c-1"]].sum(axis=1))
     assert_allclose(out[:, -1], X[[f"c-{i}" for i in range(5)]].sum(axis=1))
@@ -184,15 +190,17 @@ def test_explicit_name_list_and_pattern_groups():
 @pytest.mark.parametrize(
     "transformer",
     [
-        RankGauss(groups={"genes": "^gene-"}),
-        PCAFeatures(groups={"genes": "^gene-"}),
-        KMeansFeatures(groups={"genes": "^gene-"}),
-        RowStatistics(groups={"genes": "^gene-"}),
+        RankGauss(column_groups={"genes": "^gene-"}),
+        PCAFeatures(column_groups={"genes": "^gene-"}),
+        KMeansFeatures(column_groups={"genes": "^gene-"}),
+        RowStatistics(column_groups={"genes": "^gene-"}),
     ],
     ids=_ids(NUMERIC[:4]),
 )
 def test_pattern_matching_no_column_is_an_error_naming_it(transformer):
-    with pytest.raises(ValueError, match=r"groups\['genes'\].*'\^gene-'.*matches no"):
+    with pytest.raises(
+        ValueError, match=r"column_groups\['genes'\].*'\^gene-'.*matches no"
+    ):
         transformer.fit(_numeric_frame())
 
 
@@ -204,33 +212,76 @@ def test_explicit_keep_or_columns_pattern_matching_nothing_is_an_error():
 
 
 @pytest.mark.parametrize(
-    "groups, message",
+    "column_groups, message",
     [
         ({"g": "^g-"}, "no column names"),
         ({"g": [0, 500]}, r"indices \[500\] are out of range"),
         ({"g": ["g-0"]}, "no column names"),
-        ({"g": []}, "empty list"),
+        ({"g": []}, r"non-empty list .* Got \{'g': \[\]\} instead"),
         ({"g": [0, 0]}, "more than once"),
-        ({}, "empty dict"),
+        ({}, r"must be .* or a non-empty dict .* Got \{\} instead"),
     ],
 )
-def test_invalid_groups_on_arrays(groups, message):
+def test_invalid_column_groups_on_arrays(column_groups, message):
     X = _numeric_frame().to_numpy()
     with pytest.raises(ValueError, match=message):
-        PCAFeatures(groups=groups, n_components=2).fit(X)
+        PCAFeatures(column_groups=column_groups, n_components=2).fit(X)
 
 
-def test_groups_type_errors():
-    X = _numeric_frame()
-    with pytest.raises(TypeError, match="groups must be 'auto' or a dict"):
-        PCAFeatures(groups="^g-").fit(X)
-    with pytest.raises(TypeError, match="not a mix"):
-        PCAFeatures(groups={"g": ["g-0", 3]}).fit(X)
+@pytest.mark.parametrize(
+    "column_groups",
+    ["^g-", {"g": ["g-0", 3]}, {"g": 5}, {"": "^g-"}, {"g": ("g-0", True)}],
+    ids=["pattern", "mixed-list", "int", "empty-name", "bool-index"],
+)
+def test_column_groups_type_errors(column_groups):
+    """A column_groups that is not 'auto' or a dict {name: selector} is
+    rejected before fitting, naming the parameter and what it must be."""
+    message = (
+        r"The 'column_groups' parameter of PCAFeatures must be a str among "
+        r"\{'auto'\} or a non-empty dict \{group name: column-name pattern, or "
+        r"non-empty list of column names or of column indices\}\. Got"
+    )
+    with pytest.raises(InvalidParameterError, match=message):
+        PCAFeatures(column_groups=column_groups).fit(_numeric_frame())
 
 
-def test_missing_columns_in_groups_are_named():
+@pytest.mark.parametrize(
+    "transformer, param",
+    [
+        (CategoricalEncoder(columns=5), "columns"),
+        (CategoricalEncoder(columns=[0, "cp_type"]), "columns"),
+        (VarianceSelector(keep={"cp_type"}), "keep"),
+        (VarianceSelector(keep=[]), "keep"),
+    ],
+    ids=["int", "mixed", "set", "empty"],
+)
+def test_columns_and_keep_type_errors(transformer, param):
+    X = _raw_frame() if param == "columns" else _numeric_frame()
+    message = (
+        rf"The '{param}' parameter of {type(transformer).__name__} must be a "
+        r"column-name pattern \(str\) or a non-empty list of column names or of "
+        r"column indices.*(None)?.* Got"
+    )
+    with pytest.raises(InvalidParameterError, match=message):
+        transformer.fit(X)
+
+
+def test_missing_columns_in_column_groups_are_named():
     with pytest.raises(ValueError, match=r"columns \['g-999'\] are not in X"):
-        RowStatistics(groups={"g": ["g-0", "g-999"]}).fit(_numeric_frame())
+        RowStatistics(column_groups={"g": ["g-0", "g-999"]}).fit(_numeric_frame())
+
+
+def test_column_groups_is_not_named_groups():
+    """``groups`` are the drug ids of the rows in scikit-learn (``model__groups``);
+    the transformers' column groups have their own name."""
+    params = make_moa_features().get_params()
+    for step in ("rankgauss", "pca", "kmeans", "stats"):
+        assert params[f"{step}__column_groups"] == "auto"
+    assert not [key for key in params if key.split("__")[-1] == "groups"]
+    features = make_moa_features(column_groups={"g": "^g-"})
+    assert features.named_steps["pca"].column_groups == {"g": "^g-"}
+    with pytest.raises(TypeError, match="groups"):
+        PCAFeatures(groups={"g": "^g-"})
 
 
 # --------------------------------------------------------------------------
@@ -407,8 +458,11 @@ def test_pca_features_cap_and_factor_analysis():
     [
         ({"g": 3}, r"missing \['c'\]"),
         ({"g": 3, "c": 2, "x": 1}, r"unknown \['x'\]"),
-        (0, "positive integer"),
-        ({"g": 3, "c": 1.5}, r"n_components\['c'\] must be a positive integer"),
+        (0, r"'n_components' parameter of PCAFeatures must be .* Got 0 instead"),
+        (
+            {"g": 3, "c": 1.5},
+            r"a dict \{group name: int >= 1\}\. Got \{'g': 3, 'c': 1.5\}",
+        ),
     ],
 )
 def test_pca_features_bad_n_components(n_components, message):
@@ -416,18 +470,42 @@ def test_pca_features_bad_n_components(n_components, message):
         PCAFeatures(n_components=n_components).fit(_numeric_frame())
 
 
-def test_bad_choices():
+@pytest.mark.parametrize(
+    "transformer, message",
+    [
+        (PCAFeatures(method="ica"), r"'method' .* among \{.*'factor_analysis'.*\}"),
+        (KMeansFeatures(output="proba"), r"'output' .* among \{.*'distance'.*\}"),
+        (KMeansFeatures(n_init=0), r"'n_init' .* an int in the range \[1, inf\)"),
+        (RankGauss(n_quantiles=1), r"'n_quantiles' .* an int in the range \[2, inf\)"),
+        (RankGauss(subsample=0), r"'subsample' .* an int in the range \[1, inf\)"),
+        (RowStatistics(stats=("mean", "median")), r"'stats' .* distinct names among"),
+        (RowStatistics(stats=("mean", "mean")), r"'stats' .* distinct names among"),
+        (RowStatistics(stats=()), r"'stats' .* a non-empty tuple"),
+        (RowStatistics(stats="mean"), r"'stats' .* a non-empty tuple"),
+        (CategoricalEncoder(drop="first"), r"'drop' .* among \{'if_binary'\} or None"),
+        (VarianceSelector(threshold=-1), r"'threshold' .* in the range \[0.0, inf\)"),
+    ],
+    ids=lambda v: "message" if isinstance(v, str) else repr(v),
+)
+def test_bad_parameter_values_name_the_parameter(transformer, message):
+    X = (
+        _raw_frame()
+        if isinstance(transformer, CategoricalEncoder)
+        else _numeric_frame()
+    )
+    with pytest.raises(InvalidParameterError, match=message):
+        transformer.fit(X)
+
+
+@pytest.mark.parametrize("transformer", TRANSFORMERS, ids=_ids(TRANSFORMERS))
+def test_parameters_are_declared(transformer):
+    check_param_validation(type(transformer).__name__, transformer)
+
+
+def test_stats_may_be_a_list_in_any_order():
     X = _numeric_frame()
-    with pytest.raises(ValueError, match="method must be one of"):
-        PCAFeatures(method="ica").fit(X)
-    with pytest.raises(ValueError, match="output must be one of"):
-        KMeansFeatures(output="proba").fit(X)
-    with pytest.raises(ValueError, match="stats must be distinct names"):
-        RowStatistics(stats=("mean", "median")).fit(X)
-    with pytest.raises(ValueError, match="drop must be one of"):
-        CategoricalEncoder(drop="first").fit(_raw_frame())
-    with pytest.raises(ValueError, match="threshold must be a non-negative"):
-        VarianceSelector(threshold=-1).fit(X)
+    out = RowStatistics(stats=["mean", "sum"]).fit(X).get_feature_names_out()
+    assert out[-2:].tolist() == ["stat_gc_mean", "stat_gc_sum"]
 
 
 def test_kmeans_features_onehot_and_distance():
@@ -464,7 +542,7 @@ def test_row_statistics_values():
     X.iloc[0, X.columns.get_indexer([f"c-{i}" for i in range(10)])] = 2.5  # flat
     rs = RowStatistics().set_output(transform="pandas")
     Xt = rs.fit_transform(X)
-    assert list(rs.groups_) == ["g", "c", "gc"]
+    assert list(rs.column_groups_) == ["g", "c", "gc"]
     assert Xt.columns[X.shape[1] :].tolist() == [
         f"stat_{g}_{s}"
         for g in ("g", "c", "gc")
