@@ -39,11 +39,11 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from .exceptions import _warn_without_groups
-from .metrics import _label_proba
-from .model_selection import DrugMultilabelStratifiedKFold
-from .utils._progress import progress_bar
-from .utils._validation import (
+from ..exceptions import _warn_without_groups
+from ..metrics import _label_proba
+from ..model_selection import DrugMultilabelStratifiedKFold
+from ..utils._progress import progress_bar
+from ..utils._validation import (
     _as_array,
     check_base_proba,
     check_classifier_target,
