@@ -647,6 +647,8 @@ class StackingBlend(
         -------
         routing : MetadataRouter
         """
+        # an outer meta-estimator may ask before fit: a bad cv is named here
+        self._validate_params()
         router = MetadataRouter(owner=self)
         for name, estimator in self.estimators:
             router.add(
