@@ -335,9 +335,10 @@ class StackingBlend(
         return self
 
     # ---------------------------------------------------------- validation
-    def _check_estimators(self):
-        """The rules on ``estimators`` and those tying ``weights`` and ``clip``
-        to them that ``_parameter_constraints`` cannot say."""
+    def _check_param_values(self):
+        """What ``_parameter_constraints`` cannot say: the (name, estimator)
+        pairs of ``estimators``, an array of ``weights`` against them, and the
+        pair of ``clip``."""
         est = self.estimators
         if len(est) == 0 or not all(
             isinstance(e, (list, tuple)) and len(e) == 2 for e in est
@@ -429,7 +430,7 @@ class StackingBlend(
         self : StackingBlend
             The fitted blend.
         """
-        self._check_estimators()
+        self._check_param_values()
         X, y, Y = self._read_fit_data(X, y)
         cv = self._check_cv(_num_samples(X))
         split_groups, params = self._route_metadata(cv, groups, fit_params)
