@@ -493,16 +493,11 @@ def _fit_fold(k, train, test, moa, settings, names, truth):
     Xt, Yt = X.iloc[test], Y.iloc[test].to_numpy()
     proba = pipe.predict_proba(Xt)
 
-    # each base model of the blend on the test fold (control rows at the floor)
-    features = pipe.estimator_.named_steps["features"]
+    # each base model of the blend on the test fold, (n_models, n_rows, n_targets):
+    # the blend's per-model output, the control rule of the pipeline applied
     blend = pipe.estimator_.named_steps["model"]
     names = list(blend.named_estimators_)
-    treated = ~pipe.control_mask(Xt)
-    per_model = np.full((len(names), len(test), Y.shape[1]), pipe.control_proba)
-    if treated.any():
-        Ft = features.transform(Xt.iloc[treated])
-        for m, est in enumerate(blend.estimators_):
-            per_model[m, treated] = est.predict_proba(Ft)
+    per_model = pipe.transform(Xt).reshape(len(test), len(names), -1).swapaxes(0, 1)
     prior = np.clip(Y.iloc[train].to_numpy().mean(axis=0), 5e-4, 1 - 5e-4)
     info = dict(
         fold=k,

@@ -7,9 +7,27 @@ import pandas as pd
 from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
 from sklearn.model_selection import BaseCrossValidator
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, validate_parameter_constraints
 from sklearn.utils.validation import _num_samples
 
 __all__ = ["DrugMultilabelStratifiedKFold"]
+
+
+def _drug_ids(groups, n_samples):
+    """``groups`` as a 1-D array of one drug id per row (required)."""
+    if groups is None:
+        raise ValueError(
+            "DrugMultilabelStratifiedKFold needs groups: the drug id of each row "
+            "(e.g. cross_val_score(..., groups=drugs), or params={'groups': "
+            "drugs} with metadata routing)."
+        )
+    groups = np.asarray(groups)
+    if groups.ndim != 1 or groups.shape[0] != n_samples:
+        raise ValueError(
+            f"groups must be 1-D with one drug id per row: got shape "
+            f"{groups.shape} for {n_samples} rows."
+        )
+    return groups
 
 
 def _label_matrix(y, n_samples):
@@ -70,9 +88,11 @@ class DrugMultilabelStratifiedKFold(BaseCrossValidator):
     Notes
     -----
     As scikit-learn's splitters, the constructor validates its parameters
-    (``n_splits``, ``max_drug_size``, ``shuffle`` with ``random_state``) and
-    raises a ``ValueError`` at once; :meth:`split` checks them again, for
-    parameters changed after construction.
+    (``n_splits``, ``max_drug_size`` and ``shuffle`` against their declared
+    ``_parameter_constraints``, as scikit-learn's estimators; ``shuffle``
+    with ``random_state``) and raises a ``ValueError`` at once;
+    :meth:`split` checks them again, for parameters changed after
+    construction.
 
     ``groups`` (the drug id of each row) is required by :meth:`split`. With
     metadata routing enabled the splitter requests ``groups``, so
@@ -98,6 +118,13 @@ class DrugMultilabelStratifiedKFold(BaseCrossValidator):
 
     __metadata_request__split = {"groups": True}
 
+    _parameter_constraints = {
+        "n_splits": [Interval(numbers.Integral, 2, None, closed="left")],
+        "max_drug_size": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+    }
+
     def __init__(
         self, n_splits=5, *, max_drug_size=18, shuffle=True, random_state=None
     ):
@@ -110,25 +137,13 @@ class DrugMultilabelStratifiedKFold(BaseCrossValidator):
         self._check_params()
 
     def _check_params(self):
-        if (
-            not isinstance(self.n_splits, numbers.Integral)
-            or isinstance(self.n_splits, bool)
-            or self.n_splits < 2
-        ):
-            raise ValueError(
-                f"n_splits must be an integer >= 2, got {self.n_splits!r}."
-            )
-        if self.max_drug_size is not None and (
-            not isinstance(self.max_drug_size, numbers.Integral)
-            or isinstance(self.max_drug_size, bool)
-            or self.max_drug_size < 1
-        ):
-            raise ValueError(
-                "max_drug_size must be a positive integer or None, got "
-                f"{self.max_drug_size!r}."
-            )
-        if not isinstance(self.shuffle, (bool, np.bool_)):
-            raise TypeError(f"shuffle must be True or False; got {self.shuffle!r}.")
+        """The declared constraints, then the rule tying ``random_state`` to
+        ``shuffle`` (an ``InvalidParameterError`` or a ``ValueError``)."""
+        validate_parameter_constraints(
+            self._parameter_constraints,
+            {name: getattr(self, name) for name in self._parameter_constraints},
+            caller_name=type(self).__name__,
+        )
         if not self.shuffle and self.random_state is not None:
             # scikit-learn's KFold message
             raise ValueError(
@@ -166,24 +181,13 @@ class DrugMultilabelStratifiedKFold(BaseCrossValidator):
         """
         self._check_params()
         n_samples = _num_samples(X)
-        if groups is None:
-            raise ValueError(
-                "DrugMultilabelStratifiedKFold needs groups: the drug id of each row "
-                "(e.g. cross_val_score(..., groups=drugs), or params={'groups': "
-                "drugs} with metadata routing)."
-            )
-        groups = np.asarray(groups)
-        if groups.ndim != 1 or groups.shape[0] != n_samples:
-            raise ValueError(
-                f"groups must be 1-D with one drug id per row: got shape "
-                f"{groups.shape} for {n_samples} rows."
-            )
+        groups = _drug_ids(groups, n_samples)
         Y = _label_matrix(y, n_samples)
         if not np.all(np.isin(Y, (0, 1))):
             raise ValueError("y must be a 0/1 label matrix to stratify on.")
         Y = Y.astype(np.int8, copy=False)
 
-        drug_codes, row_drug = np.unique(groups, return_inverse=True)
+        _, row_drug = np.unique(groups, return_inverse=True)
         sizes = np.bincount(row_drug)
         if self.max_drug_size is None:  # new-compound protocol: all drugs whole
             small = np.ones(sizes.size, dtype=bool)
@@ -191,55 +195,67 @@ class DrugMultilabelStratifiedKFold(BaseCrossValidator):
             small = sizes <= self.max_drug_size
         fold_of_row = np.full(n_samples, -1, dtype=np.int64)
         seed = self._seed()
-
-        # Small drugs: one (majority) label vector per drug, whole drugs to folds.
-        small_drugs = np.flatnonzero(small)
-        if small_drugs.size:
-            if small_drugs.size < self.n_splits:
-                kept = (
-                    "drugs are given"
-                    if self.max_drug_size is None
-                    else f"drugs have at most max_drug_size={self.max_drug_size} rows"
-                )
-                raise ValueError(
-                    f"Only {small_drugs.size} {kept}; at least n_splits="
-                    f"{self.n_splits} are needed to put one in each fold."
-                )
-            sums = np.zeros((drug_codes.size, Y.shape[1]))
-            np.add.at(sums, row_drug, Y)
-            drug_y = (sums[small_drugs] * 2 >= sizes[small_drugs, None]).astype(np.int8)
-            mskf = MultilabelStratifiedKFold(
-                n_splits=self.n_splits, shuffle=self.shuffle, random_state=seed
-            )
-            fold_of_drug = np.full(drug_codes.size, -1, dtype=np.int64)
-            dummy = np.zeros((small_drugs.size, 1))
-            for k, (_, test) in enumerate(mskf.split(dummy, drug_y)):
-                fold_of_drug[small_drugs[test]] = k
-            in_small = small[row_drug]
-            fold_of_row[in_small] = fold_of_drug[row_drug[in_small]]
-
-        # Large drugs: split by row.
-        large_rows = np.flatnonzero(~small[row_drug])
-        if large_rows.size:
-            if large_rows.size < self.n_splits:
-                raise ValueError(
-                    f"Cannot split {large_rows.size} rows of large drugs into "
-                    f"{self.n_splits} folds."
-                )
-            mskf = MultilabelStratifiedKFold(
-                n_splits=self.n_splits,
-                shuffle=self.shuffle,
-                random_state=None if seed is None else seed + 1,
-            )
-            dummy = np.zeros((large_rows.size, 1))
-            for k, (_, test) in enumerate(mskf.split(dummy, Y[large_rows])):
-                fold_of_row[large_rows[test]] = k
+        self._small_drug_folds(fold_of_row, Y, row_drug, sizes, small, seed)
+        self._large_drug_folds(fold_of_row, Y, np.flatnonzero(~small[row_drug]), seed)
 
         indices = np.arange(n_samples)
         for k in range(self.n_splits):
             test = indices[fold_of_row == k]
             train = indices[fold_of_row != k]
             yield train, test
+
+    def _small_drug_folds(self, fold_of_row, Y, row_drug, sizes, small, seed):
+        """Whole small drugs to folds, stratified on one label vector per drug.
+
+        A drug's label vector is the majority vote of its rows' labels. Sets
+        ``fold_of_row`` of the small drugs' rows.
+        """
+        small_drugs = np.flatnonzero(small)
+        if not small_drugs.size:
+            return
+        if small_drugs.size < self.n_splits:
+            kept = (
+                "drugs are given"
+                if self.max_drug_size is None
+                else f"drugs have at most max_drug_size={self.max_drug_size} rows"
+            )
+            raise ValueError(
+                f"Only {small_drugs.size} {kept}; at least n_splits="
+                f"{self.n_splits} are needed to put one in each fold."
+            )
+        sums = np.zeros((sizes.size, Y.shape[1]))
+        np.add.at(sums, row_drug, Y)
+        drug_y = (sums[small_drugs] * 2 >= sizes[small_drugs, None]).astype(np.int8)
+        mskf = MultilabelStratifiedKFold(
+            n_splits=self.n_splits, shuffle=self.shuffle, random_state=seed
+        )
+        fold_of_drug = np.full(sizes.size, -1, dtype=np.int64)
+        dummy = np.zeros((small_drugs.size, 1))
+        for k, (_, test) in enumerate(mskf.split(dummy, drug_y)):
+            fold_of_drug[small_drugs[test]] = k
+        in_small = small[row_drug]
+        fold_of_row[in_small] = fold_of_drug[row_drug[in_small]]
+
+    def _large_drug_folds(self, fold_of_row, Y, large_rows, seed):
+        """The rows of the large drugs to folds, by row (multilabel stratified).
+
+        Sets ``fold_of_row`` of ``large_rows``.
+        """
+        if not large_rows.size:
+            return
+        if large_rows.size < self.n_splits:
+            raise ValueError(
+                f"Cannot split {large_rows.size} rows of large drugs into "
+                f"{self.n_splits} folds."
+            )
+        mskf = MultilabelStratifiedKFold(
+            n_splits=self.n_splits,
+            shuffle=self.shuffle,
+            random_state=None if seed is None else seed + 1,
+        )
+        dummy = np.zeros((large_rows.size, 1))
+        for k, (_, test) in enumerate(mskf.split(dummy, Y[large_rows])):
+            fold_of_row[large_rows[test]] = k
 
 
 #: The two evaluation protocols: what each holds out, as the splitter's

@@ -124,14 +124,22 @@ def test_cv_writes_folds_summary_and_oof(cv_run, work, capsys):
     assert oof.shape == (300, 6) and not oof.isna().any().any()
     assert mean_columnwise_log_loss(Y, oof) == pytest.approx(summary["score"])
     # per-fold scores are those of the fold's rows
+    cp_type = pd.read_csv(work / "data" / "train_features.csv")["cp_type"]
+    n_control = 0
     for k in range(2):
         info = json.loads((out / f"fold_{k}.json").read_text())
         with np.load(out / f"fold_{k}.npz") as f:
             rows = oof.iloc[f["test"]]
             assert np.allclose(rows.to_numpy(), f["proba"])
             assert f["per_model"].shape == (2, len(f["test"]), 6)
+            # every model's control rows at the floor, as the blend's
+            control = cp_type.iloc[f["test"]].eq("ctl_vehicle").to_numpy()
+            assert np.allclose(f["per_model"][:, control], 5e-4)
+            assert np.allclose(f["proba"][control], 5e-4)
+            n_control += control.sum()
         assert info["score"] == pytest.approx(summary["fold_scores"][k])
         assert info["history"]["twostep"]  # learning curves were saved
+    assert n_control > 0
 
 
 def test_fit_predict_writes_a_submission(work, cv_run, capsys):

@@ -9,11 +9,14 @@ import pandas as pd
 import pytest
 import sklearn
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.compose import make_column_transformer
 from sklearn.dummy import DummyClassifier
+from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import check_param_validation
 from sklearn.utils.metadata_routing import (
     MetadataRouter,
     MethodMapping,
@@ -202,11 +205,12 @@ def test_fixed_and_uniform_weights():
     "params, match",
     [
         (dict(estimators=[]), "non-empty list"),
-        (dict(weights="best"), "weights must be"),
+        (dict(weights="best"), "'weights' parameter of StackingBlend must be"),
         (dict(weights=[1.0]), "weights must be"),
         (dict(shrinkage=2.0), "shrinkage"),
         (dict(clip=(0.9, 0.1)), "clip"),
-        (dict(cv="five"), "cv must be"),
+        (dict(cv="five"), "'cv' parameter of StackingBlend must be"),
+        (dict(cv=1), "'cv' parameter of StackingBlend must be"),
     ],
 )
 def test_bad_params(params, match):
@@ -291,6 +295,23 @@ def test_replace_a_base_estimator_by_name():
     assert isinstance(blend.estimators[1][1], DummyClassifier)
 
 
+def _drug_grouped_cv_scores(model, X, Y, groups, routing):
+    """cross_val_score under a drug-grouped 3-fold CV, drug ids passed on.
+
+    Routing off: groups= reaches the outer splitter, params= the model's fit.
+    No DrugLeakageWarning may come (the inner splits get the drug ids).
+    """
+    cv = DrugMultilabelStratifiedKFold(3, random_state=0)
+    kwargs = {"params": {"groups": groups}}
+    if not routing:
+        kwargs["groups"] = groups
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DrugLeakageWarning)
+        return cross_val_score(
+            model, X, Y, cv=cv, scoring=neg_mean_columnwise_log_loss, **kwargs
+        )
+
+
 @pytest.mark.parametrize("routing", [False, True])
 def test_nested_in_cross_val_score_with_groups(routing):
     X, Y, groups = _world()
@@ -298,16 +319,7 @@ def test_nested_in_cross_val_score_with_groups(routing):
     blend = StackingBlend(
         [("knn", _knn()), ("prior", DummyClassifier())], cv=3, random_state=0
     )
-    cv = DrugMultilabelStratifiedKFold(3, random_state=0)
-    # routing off: groups= reaches the outer splitter, params= the blend's fit
-    kwargs = {"params": {"groups": groups}}
-    if not routing:
-        kwargs["groups"] = groups
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", DrugLeakageWarning)
-        scores = cross_val_score(
-            blend, X, Y, cv=cv, scoring=neg_mean_columnwise_log_loss, **kwargs
-        )
+    scores = _drug_grouped_cv_scores(blend, X, Y, groups, routing)
     assert scores.shape == (3,)
     assert (scores < 0).all()
 
@@ -455,15 +467,7 @@ def test_controls_around_a_blend_in_cross_val_score(routing):
     model = ControlVehicleClassifier(
         _Numeric(StackingBlend([("knn", _knn()), ("prior", DummyClassifier())], cv=3))
     )
-    cv = DrugMultilabelStratifiedKFold(3, random_state=0)
-    kwargs = {"params": {"groups": groups}}
-    if not routing:
-        kwargs["groups"] = groups
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", DrugLeakageWarning)
-        scores = cross_val_score(
-            model, X, Y, cv=cv, scoring=neg_mean_columnwise_log_loss, **kwargs
-        )
+    scores = _drug_grouped_cv_scores(model, X, Y, groups, routing)
     assert (scores < 0).all()
 
 
@@ -740,6 +744,108 @@ def test_nan_in_y_names_the_column(small_xy):
     for meta in (
         StackingBlend([("knn", KNeighborsClassifier(5))], cv=3),
         SeedAveragingClassifier(_Broken("none"), n_seeds=2, random_state=0),
+        ControlVehicleClassifier(KNeighborsClassifier(5), column=None),
     ):
         with pytest.raises(ValueError, match=r"y contains NaN in column\(s\) \['b'\]"):
             meta.fit(X, Y)
+
+
+# ------------------------------------------------------ one reader, one rule
+
+
+@pytest.mark.parametrize(
+    "meta",
+    [
+        StackingBlend([("knn", KNeighborsClassifier(5))], cv=3),
+        SeedAveragingClassifier(_Broken("none"), n_seeds=2, random_state=0),
+        ControlVehicleClassifier(KNeighborsClassifier(5), column=None),
+    ],
+    ids=lambda m: type(m).__name__,
+)
+def test_meta_estimators_read_y_alike(small_xy, meta):
+    # ControlVehicleClassifier used to fit a 2-D y of other values than 0/1
+    X, Y = small_xy
+    with pytest.raises(ValueError, match="0/1 label indicator matrix"):
+        clone(meta).fit(X, Y * 2)
+    fitted = clone(meta).fit(X, pd.DataFrame(Y, columns=["a", "b", "c"]))
+    np.testing.assert_array_equal(fitted.classes_, [0, 1, 2])
+    assert fitted.predict(X).dtype == Y.dtype
+
+
+@pytest.mark.parametrize(
+    "meta",
+    [
+        StackingBlend(
+            [("lr", LogisticRegression()), ("lr2", LogisticRegression(C=0.1))], cv=3
+        ),
+        SeedAveragingClassifier(LogisticRegression(solver="saga"), n_seeds=2),
+        ControlVehicleClassifier(LogisticRegression(), column=0, control=-1e9),
+    ],
+    ids=lambda m: type(m).__name__,
+)
+def test_param_validation(meta):
+    check_param_validation(type(meta).__name__, meta)
+
+
+def test_transform_gives_each_base_models_probabilities(small_xy):
+    X, Y = small_xy
+    blend = StackingBlend(
+        [("knn", KNeighborsClassifier(5)), ("prior", DummyClassifier())],
+        cv=3,
+        clip=(0.01, 0.99),
+        random_state=0,
+    ).fit(X, Y)
+    T = blend.transform(X)
+    assert T.shape == (60, 2 * 3)
+    per_model = T.reshape(60, 2, 3)
+    np.testing.assert_allclose(
+        per_model[:, 0], multilabel_proba(blend.named_estimators_["knn"], X)
+    )
+    np.testing.assert_allclose(per_model[:, 1], np.tile(Y.mean(axis=0), (60, 1)))
+    # predict_proba blends, then clips, exactly these
+    blended = np.einsum("nmk,km->nk", per_model, blend.target_weights_)
+    np.testing.assert_allclose(blend.predict_proba(X), np.clip(blended, 0.01, 0.99))
+    assert list(blend.get_feature_names_out()) == [
+        f"stackingblend_{name}{j}" for name in ("knn", "prior") for j in range(3)
+    ]
+    # a 1-D target: a column per class and base model
+    y = np.array(["a", "b", "c"])[Y[:, 0] + Y[:, 2]]
+    blend.fit(X, y)
+    assert blend.transform(X).shape == (60, 2 * 3)
+
+
+def test_control_rule_reaches_per_model_probabilities():
+    X, Y, groups = _raw_frame()
+    control = (X["cp_type"] == "ctl_vehicle").to_numpy()
+    blend = StackingBlend([("knn", _knn()), ("prior", DummyClassifier())], cv=3)
+    features = make_column_transformer(("drop", ["cp_type"]), remainder="passthrough")
+    clf = ControlVehicleClassifier(
+        make_pipeline(features, blend), control_proba=1e-4
+    ).fit(X, Y, stackingblend__groups=groups)
+    per_model = clf.transform(X).reshape(len(X), 2, Y.shape[1])
+    assert (per_model[control] == 1e-4).all()
+    # the treated rows: the pipeline's (features, then the blend's transform)
+    np.testing.assert_allclose(
+        per_model[~control],
+        clf.estimator_.transform(X[~control]).reshape(-1, 2, Y.shape[1]),
+    )
+    assert clf.get_feature_names_out().size == 2 * Y.shape[1]
+    # the control rule is the same in predict_proba and predict
+    assert (clf.predict_proba(X)[control] == 1e-4).all()
+    assert (clf.predict(X)[control] == 0).all()
+    assert not hasattr(ControlVehicleClassifier(KNeighborsClassifier()), "transform")
+
+
+def test_control_rows_of_a_1d_target_get_the_first_class():
+    X, Y, _ = _raw_frame()
+    y = np.where(Y[:, 0] == 1, "moa", "none")
+    clf = ControlVehicleClassifier(_Numeric(KNeighborsClassifier()), control_proba=0.1)
+    proba = clf.fit(X, y).predict_proba(X)
+    control = (X["cp_type"] == "ctl_vehicle").to_numpy()
+    np.testing.assert_array_equal(clf.classes_, ["moa", "none"])
+    np.testing.assert_allclose(proba[control], [[0.9, 0.1]] * control.sum())
+    assert (clf.predict(X)[control] == "moa").all()
+    # with more classes the first must stay the most probable
+    y3 = np.array(["a", "b", "c"])[Y[:, 0] + Y[:, 1]]
+    with pytest.raises(ValueError, match="too large for 3 classes"):
+        clf.set_params(control_proba=0.4).fit(X, y3)

@@ -90,7 +90,7 @@ def splits(monkeypatch):
             records.append(("net", index[-1][train], index[-1][valid]))
         return train, valid
 
-    fit_fold = ensemble._fit_fold
+    fit_fold = ensemble._blend._fit_fold
 
     def spy_fit_fold(estimator, X, y, train, test, *args):
         records.append(("blend", X.index[train], X.index[test]))
@@ -98,7 +98,7 @@ def splits(monkeypatch):
 
     monkeypatch.setattr(_base.BaseMultilabelNet, "fit", spy_fit)
     monkeypatch.setattr(_base, "_inner_validation_split", spy_split)
-    monkeypatch.setattr(ensemble, "_fit_fold", spy_fit_fold)
+    monkeypatch.setattr(ensemble._blend, "_fit_fold", spy_fit_fold)
     return records
 
 

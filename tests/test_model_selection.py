@@ -63,11 +63,17 @@ def test_new_compound_protocol_keeps_every_drug_whole(drugs_and_labels):
     )
 
 
-@pytest.mark.parametrize("bad", [0, -1, 2.5, "18", True])
+# (a bool is an int to scikit-learn's parameter constraints, True is 1)
+@pytest.mark.parametrize("bad", [0, -1, 2.5, "18"])
 def test_bad_max_drug_size(drugs_and_labels, bad):
     X, Y, groups, _ = drugs_and_labels
-    with pytest.raises(ValueError, match="max_drug_size must be a positive integer"):
-        list(DrugMultilabelStratifiedKFold(3, max_drug_size=bad).split(X, Y, groups))
+    match = "'max_drug_size' parameter of DrugMultilabelStratifiedKFold must be"
+    with pytest.raises(ValueError, match=match):
+        DrugMultilabelStratifiedKFold(3, max_drug_size=bad)
+    cv = DrugMultilabelStratifiedKFold(3)
+    cv.max_drug_size = bad  # changed after construction: split checks it
+    with pytest.raises(ValueError, match=match):
+        list(cv.split(X, Y, groups))
 
 
 def test_stratification_as_even_as_multilabel_kfold(drugs_and_labels):
@@ -148,7 +154,7 @@ def test_random_state_without_shuffle_is_rejected_by_the_constructor():
         DrugMultilabelStratifiedKFold(3, shuffle=False, random_state=0)
     with pytest.raises(ValueError, match="random_state has no effect since shuffle"):
         KFold(3, shuffle=False, random_state=0)
-    with pytest.raises(TypeError, match="shuffle must be True or False"):
+    with pytest.raises(TypeError, match="'shuffle' parameter of DrugMultilabel"):
         DrugMultilabelStratifiedKFold(3, shuffle="yes")
     # a parameter changed after construction is checked again by split
     cv = DrugMultilabelStratifiedKFold(3, random_state=0)

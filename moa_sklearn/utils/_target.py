@@ -7,7 +7,7 @@ that is decided, once, the way ``MLPClassifier`` keeps one ``LabelBinarizer``:
 
 - :meth:`TargetReader.fit` checks ``y`` and records its kind, classes, dtype
   and column names;
-- :meth:`TargetReader.indicator` gives ``y`` as a 0/1 float matrix with one
+- :meth:`TargetReader.transform` gives ``y`` as a 0/1 float matrix with one
   column per output (a label, or a class one-hot);
 - :meth:`TargetReader.proba` turns per-output probabilities into what
   ``predict_proba`` returns and :meth:`TargetReader.labels` turns those into
@@ -115,8 +115,11 @@ class TargetReader:
 
     def fit(self, y):
         """Check ``y`` and record its kind, classes, dtype and names."""
+        return self._fit(y, self._read(y))
+
+    def _fit(self, y, arr):
+        """:meth:`fit` of ``y``, read as ``arr`` by :meth:`_read`."""
         owner = self.owner
-        arr = self._read(y)
         self.names = None
         if arr.ndim == 2:
             if not _is_binary_matrix(arr):
@@ -150,15 +153,18 @@ class TargetReader:
 
     def transform(self, y, dtype=np.float64):
         """``y`` as a 0/1 matrix: the label matrix, or its classes one-hot."""
-        arr = self._read(y)
+        return self._encode(self._read(y), dtype)
+
+    def _encode(self, arr, dtype):
         if self.kind == "multilabel":
             return arr.astype(dtype)
         codes = np.searchsorted(self.classes, arr)
         return np.eye(self.classes.size, dtype=dtype)[codes]
 
     def fit_transform(self, y, dtype=np.float64):
-        """:meth:`fit`, then :meth:`transform`."""
-        return self.fit(y).transform(y, dtype=dtype)
+        """:meth:`fit`, then :meth:`transform`, reading ``y`` once (one warning)."""
+        arr = self._read(y)
+        return self._fit(y, arr)._encode(arr, dtype)
 
     def as_given(self, y):
         """``y`` to pass on to base estimators.
