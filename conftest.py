@@ -18,14 +18,20 @@ import importlib.util
 import pytest
 from _pytest.doctest import DoctestItem
 
+from moa_sklearn.utils._engines import ENGINES
+
+# each engine's module needs what the engine table says; the pages need them all
 _ENGINE_MODULES = {
-    "moa_sklearn/neural/_torch.py": ("torch", "skorch"),
-    "moa_sklearn/neural/_tabnet.py": ("torch", "pytorch_tabnet"),
-    "moa_sklearn/neural/_keras.py": ("keras",),
-    "docs/neural.md": ("torch", "skorch", "pytorch_tabnet", "keras"),
-    "docs/ensemble.md": ("torch", "skorch"),
-    "docs/scale_out.md": ("distributed",),
+    f"moa_sklearn/neural/{engine.module[1:]}.py": engine.requires
+    for engine in ENGINES.values()
 }
+_ENGINE_MODULES.update(
+    {
+        "docs/neural.md": ("torch", "skorch", "pytorch_tabnet", "keras"),
+        "docs/ensemble.md": ("torch", "skorch"),
+        "docs/scale_out.md": ("distributed",),
+    }
+)
 
 collect_ignore = [
     path

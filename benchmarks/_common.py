@@ -260,8 +260,11 @@ def net_params(epochs=None, threads=None, twostep_epochs=None):
 
 
 def treated(frame):
-    """Boolean mask of the treated rows (cp_type != ctl_vehicle)."""
-    return (frame["cp_type"] != "ctl_vehicle").to_numpy()
+    """Boolean mask of the treated rows: not control rows by the package's rule
+    (``ControlVehicleClassifier.control_mask``, the one place it is written)."""
+    from moa_sklearn.ensemble import ControlVehicleClassifier
+
+    return ~ControlVehicleClassifier(None).control_mask(frame)
 
 
 def drug_folds(world, n_folds, seed):

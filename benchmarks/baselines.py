@@ -40,7 +40,6 @@ from _nets import kaggle_optimizer
 
 PROTOCOLS = ("new-compound", "kaggle")
 CLIP = (0.0005, 0.9995)
-CONTROL = "ctl_vehicle"
 
 
 def _gc_columns(frame):
@@ -56,17 +55,13 @@ def _one_hots(frame):
     ).astype(np.float32)
 
 
-def _treated(frame):
-    return (frame["cp_type"] != CONTROL).to_numpy()
-
-
 def logistic(train, Y, test, *, seed=0, n_components=100):
     """RankGauss + PCA + one logistic regression per target; controls 0."""
     from sklearn.decomposition import PCA
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import QuantileTransformer
 
-    keep = _treated(train)
+    keep = _common.treated(train)
     train, Y = train[keep], Y[keep]
     genes, cells = _gc_columns(train)
     qt = QuantileTransformer(n_quantiles=100, output_distribution="normal")
@@ -82,7 +77,7 @@ def logistic(train, Y, test, *, seed=0, n_components=100):
             continue
         model = LogisticRegression(C=0.01, max_iter=300).fit(a, Y[:, j])
         P[:, j] = model.predict_proba(b)[:, 1]
-    P[~_treated(test)] = 0.0
+    P[~_common.treated(test)] = 0.0
     return np.clip(P, *CLIP)
 
 
@@ -143,7 +138,7 @@ def plain(
     import torch
     from torch import nn
 
-    keep = _treated(train)
+    keep = _common.treated(train)
     train, Y, groups = train[keep], Y[keep], np.asarray(groups)[keep]
     a, b = plain_features(train, test, seed=seed, n_pca=n_pca)
     valid = drug_holdout(groups, valid_fraction, seed)
@@ -192,7 +187,7 @@ def plain(
     model.eval()
     with torch.no_grad():
         P = torch.sigmoid(model(torch.tensor(b))).numpy().astype(np.float64)
-    P[~_treated(test)] = 0.0
+    P[~_common.treated(test)] = 0.0
     return np.clip(P, *CLIP)
 
 
@@ -241,7 +236,7 @@ def score_protocol(world, protocol, args, net_kw):
     """The prior, both baselines and the Bayes optimum, out of fold."""
     X, Y, groups = world.data, world.target.to_numpy(), world.groups.to_numpy()
     folds = list(splitter(protocol, args.folds, args.seed).split(X, Y, groups))
-    prior = _common.oof_prior(Y, _treated(X), folds)
+    prior = _common.oof_prior(Y, _common.treated(X), folds)
     oof = {"prior": np.clip(prior, 1e-5, 1 - 1e-5)}
     oof.update(logistic=np.full(Y.shape, np.nan), plain=np.full(Y.shape, np.nan))
     seconds = {"logistic": 0.0, "plain": 0.0}

@@ -32,8 +32,8 @@ def features(train, test, n_components):
     qt = QuantileTransformer(n_quantiles=100, output_distribution="normal")
     a, b = qt.fit_transform(train[cols]), qt.transform(test[cols])
     pca = PCA(n_components=n_components, random_state=0).fit(a)
-    ctl_a = (train["cp_type"] == "ctl_vehicle").to_numpy()[:, None]
-    ctl_b = (test["cp_type"] == "ctl_vehicle").to_numpy()[:, None]
+    ctl_a = ~_common.treated(train)[:, None]
+    ctl_b = ~_common.treated(test)[:, None]
     return np.hstack([pca.transform(a), ctl_a]), np.hstack([pca.transform(b), ctl_b])
 
 

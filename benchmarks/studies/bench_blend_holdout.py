@@ -85,15 +85,11 @@ def main(argv=None):
 
 
 def nets(pipe, world):
-    """Each net as refitted inside the blend, on the test rows (controls floored)."""
-    treated = ~pipe.control_mask(world.test_data)
-    features = pipe.estimator_["features"].transform(world.test_data[treated])
-    out = {}
-    for name, est in pipe.estimator_["model"].named_estimators_.items():
-        p = np.full(world.test_target.shape, pipe.control_proba)
-        p[treated] = est.predict_proba(features)
-        out[name] = p
-    return out
+    """Each net as refitted inside the blend, on the test rows (controls floored):
+    the pipeline's public per-model output, ``transform``."""
+    names = list(pipe.estimator_["model"].named_estimators_)
+    P = pipe.transform(world.test_data).reshape(len(world.test_data), len(names), -1)
+    return {name: P[:, m] for m, name in enumerate(names)}
 
 
 if __name__ == "__main__":
