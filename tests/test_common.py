@@ -5,7 +5,10 @@ reason) lives in ``moa_sklearn/utils/_test_common.py``.
 """
 
 import pytest
-from sklearn.utils.estimator_checks import parametrize_with_checks
+from sklearn.utils.estimator_checks import (
+    check_param_validation,
+    parametrize_with_checks,
+)
 
 from moa_sklearn.utils import all_estimators
 from moa_sklearn.utils._test_common import (
@@ -25,6 +28,14 @@ ESTIMATORS = list(_tested_estimators())
 @parametrize_with_checks(ESTIMATORS, expected_failed_checks=_expected_failed_checks)
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS, ids=lambda e: type(e).__name__)
+def test_parameters_are_declared(estimator):
+    """Every parameter has a declared constraint, checked at fit: scikit-learn's
+    own check (which parametrize_with_checks runs for sklearn's estimators
+    only)."""
+    check_param_validation(type(estimator).__name__, estimator)
 
 
 @pytest.mark.parametrize("name, cls", all_estimators())

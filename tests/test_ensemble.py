@@ -11,12 +11,10 @@ import sklearn
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.compose import make_column_transformer
 from sklearn.dummy import DummyClassifier
-from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils.estimator_checks import check_param_validation
 from sklearn.utils.metadata_routing import (
     MetadataRouter,
     MethodMapping,
@@ -770,21 +768,6 @@ def test_meta_estimators_read_y_alike(small_xy, meta):
     fitted = clone(meta).fit(X, pd.DataFrame(Y, columns=["a", "b", "c"]))
     np.testing.assert_array_equal(fitted.classes_, [0, 1, 2])
     assert fitted.predict(X).dtype == Y.dtype
-
-
-@pytest.mark.parametrize(
-    "meta",
-    [
-        StackingBlend(
-            [("lr", LogisticRegression()), ("lr2", LogisticRegression(C=0.1))], cv=3
-        ),
-        SeedAveragingClassifier(LogisticRegression(solver="saga"), n_seeds=2),
-        ControlVehicleClassifier(LogisticRegression(), column=0, control=-1e9),
-    ],
-    ids=lambda m: type(m).__name__,
-)
-def test_param_validation(meta):
-    check_param_validation(type(meta).__name__, meta)
 
 
 def test_transform_gives_each_base_models_probabilities(small_xy):

@@ -19,7 +19,6 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.estimator_checks import (
     check_global_output_transform_pandas,
-    check_param_validation,
     check_set_output_transform,
     check_set_output_transform_pandas,
     check_transformer_get_feature_names_out,
@@ -495,11 +494,6 @@ def test_bad_parameter_values_name_the_parameter(transformer, message):
     )
     with pytest.raises(InvalidParameterError, match=message):
         transformer.fit(X)
-
-
-@pytest.mark.parametrize("transformer", TRANSFORMERS, ids=_ids(TRANSFORMERS))
-def test_parameters_are_declared(transformer):
-    check_param_validation(type(transformer).__name__, transformer)
 
 
 def test_stats_may_be_a_list_in_any_order():
