@@ -832,3 +832,62 @@ def test_control_rows_of_a_1d_target_get_the_first_class():
     y3 = np.array(["a", "b", "c"])[Y[:, 0] + Y[:, 1]]
     with pytest.raises(ValueError, match="too large for 3 classes"):
         clf.set_params(control_proba=0.4).fit(X, y3)
+
+
+class _CountingKNN(KNeighborsClassifier):
+    """KNN that counts its fits (class attribute; the blend runs in-process)."""
+
+    n_fits = 0
+
+    def fit(self, X, y):
+        type(self).n_fits += 1
+        return super().fit(X, y)
+
+
+def test_refit_false_predicts_with_the_mean_of_the_fold_models(small_xy):
+    X, Y = small_xy
+    drugs = np.arange(60) // 3
+    kwargs = dict(cv=3, random_state=0)
+    _CountingKNN.n_fits = 0
+    folds = StackingBlend(
+        [("knn", _CountingKNN(5)), ("prior", DummyClassifier())],
+        refit=False,
+        **kwargs,
+    ).fit(X, Y, groups=drugs)
+    assert _CountingKNN.n_fits == 3  # the inner folds only, no refit
+    refit = StackingBlend(
+        [("knn", KNeighborsClassifier(5)), ("prior", DummyClassifier())], **kwargs
+    ).fit(X, Y, groups=drugs)
+    # the same out-of-fold predictions, hence the same weights
+    np.testing.assert_allclose(folds.oof_predictions_, refit.oof_predictions_)
+    np.testing.assert_allclose(folds.weights_, refit.weights_)
+    knn = folds.named_estimators_["knn"]
+    assert len(knn.estimators_) == 3
+    mean = np.mean([multilabel_proba(e, X) for e in knn.estimators_], axis=0)
+    per_model = folds.transform(X).reshape(60, 2, 3)
+    np.testing.assert_allclose(per_model[:, 0], mean)
+    expected = np.einsum("nmk,km->nk", per_model, folds.target_weights_)
+    np.testing.assert_allclose(folds.predict_proba(X), expected, atol=1e-12)
+    assert not np.allclose(folds.predict_proba(X), refit.predict_proba(X))
+
+
+def test_refit_false_aligns_classes_a_fold_model_missed():
+    X = np.arange(40, dtype=float).reshape(-1, 1)
+    y = np.array([0] * 18 + [1] * 18 + [2] * 4)  # class 2 in one fold only
+    blend = StackingBlend(
+        [("knn", KNeighborsClassifier(3))],
+        cv=DrugMultilabelStratifiedKFold(2, max_drug_size=None, shuffle=False),
+        refit=False,
+    ).fit(X, y, groups=np.arange(40) // 2)
+    proba = blend.predict_proba(X)
+    assert proba.shape == (40, 3)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+
+
+def test_refit_false_needs_an_inner_cv(small_xy):
+    X, Y = small_xy
+    blend = StackingBlend(
+        [("knn", KNeighborsClassifier(5))], cv=None, weights="uniform", refit=False
+    )
+    with pytest.raises(ValueError, match="refit=False .* needs an inner CV"):
+        blend.fit(X, Y)

@@ -49,21 +49,67 @@ from ._weights import _blend, blend_weights
 _ALL_ROWS = "all rows"
 
 
-def _fit_fold(estimator, X, y, train, test, params, target, name):
-    """Fit a clone on ``train`` rows, return its probabilities on ``test`` rows."""
+def _fit_fold(estimator, X, y, train, test, params, target, name, keep):
+    """Fit a clone on ``train`` rows: ``(its probabilities on test rows, the
+    fitted clone if keep else None)``."""
     est = clone(estimator)
     est.fit(
         _safe_indexing(X, train),
         _safe_indexing(y, train),
         **_check_method_params(X, params, indices=train),
     )
-    return _base_proba(
+    proba = _base_proba(
         est,
         _safe_indexing(X, test),
         target,
         owner="StackingBlend",
         name=_base_name(name, est) + " on an inner CV fold",
     )
+    return proba, (est if keep else None)
+
+
+class _FoldModels:
+    """The inner-fold models of one base classifier, predicting as their mean.
+
+    What ``StackingBlend(refit=False)`` keeps in ``estimators_`` for each base
+    classifier instead of a refit on all rows (the Kaggle practice: the fits
+    of the out-of-fold predictions are already paid for). ``predict_proba``
+    is the mean of the fold models' probabilities, aligned on the blend's
+    outputs (a fold model that missed a class gives it 0).
+
+    Attributes
+    ----------
+    estimators_ : list of estimators
+        The base classifier fitted on each inner training fold.
+    classes_ : ndarray
+        The blend's classes (1-D ``y``) or ``arange(n_labels)`` (2-D ``y``).
+    """
+
+    def __init__(self, estimators, target, name):
+        self.estimators_ = estimators
+        self.classes_ = target.classes
+        self._target = target
+        self._name = name
+
+    def predict_proba(self, X):
+        """Mean probabilities of the fold models: (n_samples, n_outputs)."""
+        return np.mean(
+            [
+                _base_proba(
+                    e,
+                    X,
+                    self._target,
+                    owner="StackingBlend",
+                    name=f"{_base_name(self._name, e)} of inner fold {f + 1}",
+                )
+                for f, e in enumerate(self.estimators_)
+            ],
+            axis=0,
+        )
+
+    def __repr__(self):
+        inner = type(self.estimators_[0]).__name__
+        return f"_FoldModels({len(self.estimators_)} x {inner})"
 
 
 def _fit_all(estimator, X, y, params):
@@ -137,8 +183,9 @@ class StackingBlend(
     the other fit metadata, e.g. ``y_aux``, sliced per inner fold), chooses
     the blend weights on those OOF predictions to minimise the mean
     columnwise log loss (the lish-moa metric), then refits every base
-    classifier on all the rows given to ``fit``. ``predict_proba`` is the
-    weighted average of the refitted classifiers' probabilities;
+    classifier on all the rows given to ``fit`` (or, with ``refit=False``,
+    keeps the inner-fold models instead). ``predict_proba`` is the
+    weighted average of the base classifiers' probabilities;
     ``transform`` gives each one's, side by side (the per-model output, as
     ``StackingClassifier.transform``).
 
@@ -182,6 +229,14 @@ class StackingBlend(
         Clip the blended probabilities (and the OOF predictions on which the
         weights are chosen) to ``[low, high]``. They are always kept in
         ``[1e-15, 1 - 1e-15]``.
+    refit : bool, default=True
+        True: refit every base classifier on all rows after the inner CV, and
+        predict with the refits. False: predict with the mean of each base
+        classifier's inner-fold models (the Kaggle practice), which saves the
+        refits (a fit costs ``n_splits`` fits instead of ``n_splits + 1``);
+        each fold model saw ``(n_splits - 1) / n_splits`` of the rows, and
+        predicting costs ``n_splits`` times more. Needs an inner CV
+        (``cv`` not None).
     n_jobs : int, default=None
         Fits run in parallel with joblib (every fold of every base
         classifier, and the final refits). ``None`` means 1.
@@ -196,7 +251,9 @@ class StackingBlend(
     Attributes
     ----------
     estimators_ : list of estimators
-        The base classifiers refitted on all rows.
+        The base classifiers refitted on all rows; with ``refit=False``, for
+        each, an object holding its inner-fold models (``.estimators_``)
+        whose ``predict_proba`` is their mean.
     named_estimators_ : :class:`~sklearn.utils.Bunch`
         The same, by name.
     weights_ : ndarray of shape (n_estimators,)
@@ -276,6 +333,7 @@ class StackingBlend(
         "weights": [StrOptions({"optimize", "per_target", "uniform"}), "array-like"],
         "shrinkage": [Interval(Real, 0, 1, closed="both")],
         "clip": ["array-like", None],
+        "refit": ["boolean"],
         "n_jobs": [Integral, None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -292,6 +350,7 @@ class StackingBlend(
         weights="optimize",
         shrinkage=0.5,
         clip=None,
+        refit=True,
         n_jobs=None,
         random_state=None,
         verbose=0,
@@ -301,6 +360,7 @@ class StackingBlend(
         self.weights = weights
         self.shrinkage = shrinkage
         self.clip = clip
+        self.refit = refit
         self.n_jobs = n_jobs
         self.random_state = random_state
         self.verbose = verbose
@@ -396,6 +456,11 @@ class StackingBlend(
                 f"array), not weights={self.weights!r}, which are chosen on "
                 "out-of-fold predictions."
             )
+        if cv is None and not self.refit:
+            raise ValueError(
+                "refit=False predicts with the inner-fold models, so it needs an "
+                "inner CV: cv=None has none."
+            )
         n_splits = 0 if cv is None else cv.get_n_splits()
         if n_samples < n_splits:
             raise ValueError(
@@ -486,7 +551,8 @@ class StackingBlend(
 
         Returns {(name, fold): result}: for ``fold`` an index of ``folds``,
         the probabilities of the classifier fitted without that fold on its
-        test rows; for ``fold == _ALL_ROWS``, the classifier fitted on all rows.
+        test rows and (``refit=False``) that fitted classifier; for ``fold ==
+        _ALL_ROWS`` (``refit=True``), the classifier fitted on all rows.
         The fits run in parallel (``n_jobs``) under one progress bar.
         """
         tasks = {}
@@ -495,10 +561,18 @@ class StackingBlend(
                 tasks[name, f] = (
                     f"{name} inner fold {f + 1}/{len(folds)}",
                     delayed(_fit_fold)(
-                        estimator, X, y, train, test, params[name], self._target, name
+                        estimator,
+                        X,
+                        y,
+                        train,
+                        test,
+                        params[name],
+                        self._target,
+                        name,
+                        not self.refit,
                     ),
                 )
-        for name, estimator in self.estimators:
+        for name, estimator in self.estimators if self.refit else ():
             tasks[name, _ALL_ROWS] = (
                 f"{name} on all rows",
                 delayed(_fit_all)(estimator, X, y, params[name]),
@@ -518,7 +592,7 @@ class StackingBlend(
         oof = np.full((len(self.estimators), *Y.shape), np.nan)
         for m, (name, _) in enumerate(self.estimators):
             for f, (_, test) in enumerate(folds):
-                oof[m, test] = fits[name, f]
+                oof[m, test] = fits[name, f][0]
         covered = ~np.isnan(oof[0, :, 0])
         if not covered.all():
             raise ValueError(
@@ -530,7 +604,16 @@ class StackingBlend(
     def _set_fitted_attributes(self, fits, oof, Y):
         """The refitted classifiers, the classes and the OOF figures."""
         names = [name for name, _ in self.estimators]
-        self.estimators_ = [fits[name, _ALL_ROWS] for name in names]
+        if self.refit:
+            self.estimators_ = [fits[name, _ALL_ROWS] for name in names]
+        else:
+            n_folds = len(fits) // len(names)  # only (name, fold) fits
+            self.estimators_ = [
+                _FoldModels(
+                    [fits[name, f][1] for f in range(n_folds)], self._target, name
+                )
+                for name in names
+            ]
         self.named_estimators_ = Bunch(**dict(zip(names, self.estimators_)))
         self.classes_ = self._target.classes
         if oof is None:
@@ -551,7 +634,7 @@ class StackingBlend(
 
     # ------------------------------------------------------------- predict
     def _base_probas(self, X):
-        """The refitted base classifiers' probabilities: (n_estimators, n, k)."""
+        """The base classifiers' probabilities: (n_estimators, n, k)."""
         check_is_fitted(self, "estimators_")
         X = _check_X(self, X, reset=False)
         return np.stack(
@@ -585,7 +668,10 @@ class StackingBlend(
         return self._finish(_blend(self._base_probas(X), self.target_weights_))
 
     def transform(self, X):
-        """The probabilities of each refitted base classifier, side by side.
+        """The probabilities of each base classifier, side by side.
+
+        Each base classifier is its refit on all rows (or, with
+        ``refit=False``, the mean of its inner-fold models).
 
         As ``StackingClassifier.transform``: the blend's input. Column
         ``m * n_outputs + j`` is the probability of output ``j`` (label, or
