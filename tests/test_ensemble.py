@@ -891,3 +891,67 @@ def test_refit_false_needs_an_inner_cv(small_xy):
     )
     with pytest.raises(ValueError, match="refit=False .* needs an inner CV"):
         blend.fit(X, Y)
+
+
+def test_final_estimator_is_fitted_on_out_of_fold_predictions_only(small_xy):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.multioutput import MultiOutputClassifier
+
+    X, Y = small_xy
+    meta = MultiOutputClassifier(LogisticRegression(C=0.5))
+    blend = StackingBlend(
+        [("knn", KNeighborsClassifier(5)), ("prior", DummyClassifier())],
+        cv=3,
+        final_estimator=meta,
+        random_state=0,
+    ).fit(X, Y, groups=np.arange(60) // 3)
+    oof_features = np.concatenate(list(blend.oof_predictions_), axis=1)
+    by_hand = clone(meta).fit(oof_features, Y)
+    for fitted, expected in zip(
+        blend.final_estimator_.estimators_, by_hand.estimators_
+    ):
+        np.testing.assert_allclose(fitted.coef_, expected.coef_)
+    expected = multilabel_proba(by_hand, blend.transform(X))
+    np.testing.assert_allclose(blend.predict_proba(X), expected, atol=1e-12)
+    np.testing.assert_allclose(
+        blend.oof_proba_, multilabel_proba(by_hand, oof_features), atol=1e-12
+    )
+    weighted = StackingBlend(
+        [("knn", KNeighborsClassifier(5)), ("prior", DummyClassifier())],
+        cv=3,
+        random_state=0,
+    ).fit(X, Y, groups=np.arange(60) // 3)
+    assert weighted.final_estimator_ is None
+    np.testing.assert_allclose(blend.weights_, weighted.weights_)
+
+
+def test_final_estimator_for_class_labels():
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(90, 3))
+    y = np.array(["a", "b", "c"])[(X[:, 0] > -0.4).astype(int) + (X[:, 0] > 0.4)]
+    blend = StackingBlend(
+        [("knn", KNeighborsClassifier(5)), ("prior", DummyClassifier())],
+        cv=3,
+        final_estimator=LogisticRegression(),
+        random_state=0,
+    ).fit(X, y, groups=np.arange(90) // 3)
+    proba = blend.predict_proba(X)
+    assert proba.shape == (90, 3)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert (blend.predict(X) == y).mean() > 0.8
+
+
+def test_final_estimator_needs_an_inner_cv(small_xy):
+    from sklearn.linear_model import LogisticRegression
+
+    X, Y = small_xy
+    blend = StackingBlend(
+        [("knn", KNeighborsClassifier(5))],
+        cv=None,
+        weights="uniform",
+        final_estimator=LogisticRegression(),
+    )
+    with pytest.raises(ValueError, match="final_estimator .* needs an inner CV"):
+        blend.fit(X, Y)

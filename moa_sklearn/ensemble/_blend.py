@@ -225,6 +225,17 @@ class StackingBlend(
         ``shrinkage * global + (1 - shrinkage) * optimal_j`` (1 gives the
         global weights; 0 the unshrunk per-target optimum, which overfits
         rare targets).
+    final_estimator : estimator or None, default=None
+        None: ``predict_proba`` is the weighted average of the base
+        classifiers' probabilities. An estimator with ``predict_proba``: a
+        learned second stage (as the 1st-place lish-moa solution stacked), fitted
+        on the out-of-fold probabilities of the base classifiers only, laid
+        side by side as :meth:`transform` lays them out (column ``m *
+        n_outputs + j`` is output ``j`` of base classifier ``m``), against
+        ``y``; it then predicts from :meth:`transform`. For a 2-D ``y`` it
+        must be a multilabel classifier, e.g.
+        ``MultiOutputClassifier(LogisticRegression())``. Needs an inner CV.
+        The weights are still chosen (``weights_``), for comparison.
     clip : tuple (low, high) or None, default=None
         Clip the blended probabilities (and the OOF predictions on which the
         weights are chosen) to ``[low, high]``. They are always kept in
@@ -266,12 +277,14 @@ class StackingBlend(
         The OOF probabilities of each base classifier (n_outputs is n_labels
         for a 2-D ``y``, n_classes for a 1-D ``y``).
     oof_proba_ : ndarray of shape (n_samples, n_outputs)
-        The OOF probabilities of the blend (with the weights chosen on them,
-        so an optimistic estimate).
+        The OOF probabilities of the blend (with the weights, or the final
+        estimator, fitted on them, so an optimistic estimate).
     oof_scores_ : dict of str to float
         The OOF mean columnwise log loss of each base classifier.
     oof_score_ : float
         The OOF mean columnwise log loss of the blend.
+    final_estimator_ : estimator or None
+        The fitted second stage (``final_estimator`` given), else None.
     classes_ : ndarray
         The classes (1-D ``y``) or ``arange(n_labels)`` (2-D ``y``).
     n_features_in_ : int
@@ -332,6 +345,7 @@ class StackingBlend(
         ],
         "weights": [StrOptions({"optimize", "per_target", "uniform"}), "array-like"],
         "shrinkage": [Interval(Real, 0, 1, closed="both")],
+        "final_estimator": [HasMethods(["fit", "predict_proba"]), None],
         "clip": ["array-like", None],
         "refit": ["boolean"],
         "n_jobs": [Integral, None],
@@ -349,6 +363,7 @@ class StackingBlend(
         cv=5,
         weights="optimize",
         shrinkage=0.5,
+        final_estimator=None,
         clip=None,
         refit=True,
         n_jobs=None,
@@ -359,6 +374,7 @@ class StackingBlend(
         self.cv = cv
         self.weights = weights
         self.shrinkage = shrinkage
+        self.final_estimator = final_estimator
         self.clip = clip
         self.refit = refit
         self.n_jobs = n_jobs
@@ -461,6 +477,11 @@ class StackingBlend(
                 "refit=False predicts with the inner-fold models, so it needs an "
                 "inner CV: cv=None has none."
             )
+        if cv is None and self.final_estimator is not None:
+            raise ValueError(
+                "final_estimator is fitted on the out-of-fold predictions, so it "
+                "needs an inner CV: cv=None has none."
+            )
         n_splits = 0 if cv is None else cv.get_n_splits()
         if n_samples < n_splits:
             raise ValueError(
@@ -509,8 +530,29 @@ class StackingBlend(
             n_estimators=len(self.estimators),
             shrinkage=self.shrinkage,
         )
+        self.final_estimator_ = self._fit_final_estimator(oof, y)
         self._set_fitted_attributes(fits, oof, Y)
         return self
+
+    def _fit_final_estimator(self, oof, y):
+        """The second stage on the OOF probabilities (None without one)."""
+        if self.final_estimator is None:
+            return None
+        features = np.concatenate(list(oof), axis=1)  # as transform lays them
+        return clone(self.final_estimator).fit(features, y)
+
+    def _combine(self, P):
+        """(n_estimators, n, k) base probabilities to the blend's, clipped."""
+        if self.final_estimator_ is None:
+            return self._finish(_blend(P, self.target_weights_))
+        proba = _base_proba(
+            self.final_estimator_,
+            np.concatenate(list(P), axis=1),
+            self._target,
+            owner=type(self).__name__,
+            name=f"final_estimator ({type(self.final_estimator_).__name__})",
+        )
+        return self._finish(proba)
 
     def _route_metadata(self, cv, groups, fit_params):
         """``groups`` for the inner splitter and {name: fit params} of the bases.
@@ -621,7 +663,7 @@ class StackingBlend(
             self.oof_scores_ = self.oof_score_ = None
             return
         self.oof_predictions_ = oof
-        self.oof_proba_ = self._finish(_blend(oof, self.target_weights_))
+        self.oof_proba_ = self._combine(oof)
         self.oof_scores_ = {
             name: mean_columnwise_log_loss(Y, oof[m]) for m, name in enumerate(names)
         }
@@ -660,12 +702,13 @@ class StackingBlend(
         Returns
         -------
         proba : ndarray of shape (n_samples, n_labels) or (n_samples, n_classes)
-            Weighted by ``target_weights_``, then clipped to ``clip`` (and
+            Weighted by ``target_weights_`` (or, with a ``final_estimator``,
+            its probabilities on :meth:`transform`), then clipped to ``clip`` (and
             always strictly inside (0, 1)). For a 2-D ``y``: P(label = 1) of
             each label. For a 1-D ``y``: the probability of each class of
             ``classes_``, renormalised after the clip (rows sum to 1).
         """
-        return self._finish(_blend(self._base_probas(X), self.target_weights_))
+        return self._combine(self._base_probas(X))
 
     def transform(self, X):
         """The probabilities of each base classifier, side by side.
