@@ -53,7 +53,7 @@ def main():
     threads = {} if args.threads is None else {"n_threads": args.threads}
     model_params = {
         "twostep": dict(threads),
-        "keras": {"epochs": args.epochs},
+        "keras": {"max_epochs": args.epochs},
         "tabnet": {"max_epochs": args.epochs, **threads},
     }
     pipe = make_moa_pipeline(

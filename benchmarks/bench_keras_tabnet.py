@@ -63,7 +63,7 @@ def make_net(name, *, small, epochs, seed, threads):
         if small:
             kw.update(hidden_sizes=(64,), dropouts=0.2)
         if epochs is not None:
-            kw["epochs"] = epochs
+            kw["max_epochs"] = epochs
         return neural.KerasNetClassifier(**kw)
     if name == "tabnet":
         kw = dict(random_state=seed, n_threads=threads)
@@ -77,7 +77,7 @@ def make_net(name, *, small, epochs, seed, threads):
         if small:
             kw.update(hidden_sizes=(64, 32), dropouts=0.25)
         if epochs is not None:
-            kw.update(epochs_pretrain=epochs, epochs_finetune=epochs)
+            kw.update(max_epochs_pretrain=epochs, max_epochs_finetune=epochs)
         return neural.TwoStepNetClassifier(**kw)
     raise ValueError(name)
 

@@ -47,8 +47,8 @@ def model_params(epochs, threads):
     """The nets' parameters: epochs capped, torch threads set."""
     t = {} if threads is None else {"n_threads": threads}
     return {
-        "twostep": {"epochs_pretrain": epochs, "epochs_finetune": epochs, **t},
-        "keras": {"epochs": epochs},
+        "twostep": {"max_epochs_pretrain": epochs, "max_epochs_finetune": epochs, **t},
+        "keras": {"max_epochs": epochs},
         "tabnet": {"max_epochs": epochs, **t},
     }
 

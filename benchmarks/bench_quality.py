@@ -59,8 +59,8 @@ SMALL_CONFIG = dict(
         "twostep": {
             "hidden_sizes": [16],
             "dropouts": 0.1,
-            "epochs_pretrain": 2,
-            "epochs_finetune": 2,
+            "max_epochs_pretrain": 2,
+            "max_epochs_finetune": 2,
             "unfreeze_every": 1,
             "batch_size": 64,
         },
@@ -87,7 +87,7 @@ def blend_cv(args, world_dir, cv_dir):
     if args.small:
         config.update(json.loads(json.dumps(SMALL_CONFIG)))
     mp = config["model_params"]
-    mp["keras"]["epochs"] = args.epochs
+    mp["keras"]["max_epochs"] = args.epochs
     mp["tabnet"]["max_epochs"] = args.epochs
     if args.threads is not None:
         mp["twostep"]["n_threads"] = args.threads

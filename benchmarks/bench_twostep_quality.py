@@ -105,8 +105,8 @@ def main(argv=None):
     def net(precision, pretrain):
         kw = dict(
             pretrain=pretrain,
-            epochs_pretrain=args.epochs,
-            epochs_finetune=args.epochs,
+            max_epochs_pretrain=args.epochs,
+            max_epochs_finetune=args.epochs,
             n_seeds=args.n_seeds,
             precision=precision,
             n_threads=args.threads,

@@ -36,8 +36,8 @@ from moa_sklearn.neural._base import _inner_validation_split  # noqa: E402
 TINY = dict(
     hidden_sizes=(16, 8),
     dropouts=0.1,
-    epochs_pretrain=2,
-    epochs_finetune=3,
+    max_epochs_pretrain=2,
+    max_epochs_finetune=3,
     unfreeze_every=1,
     batch_size=32,
     device="cpu",
@@ -186,7 +186,9 @@ def test_probabilities_clipped_and_strictly_inside(data):
     proba = tiny(clip=(0.01, 0.99)).fit(X, Y).predict_proba(X)
     assert proba.min() >= 0.01 and proba.max() <= 0.99
     # clip=None: still strictly inside (0, 1), even for extreme logits
-    net = tiny(clip=None, max_lr_pretrain=1.0, max_lr_finetune=1.0).fit(X * 50, Y)
+    net = tiny(clip=None, learning_rate_pretrain=1.0, learning_rate_finetune=1.0).fit(
+        X * 50, Y
+    )
     proba = net.predict_proba(X * 50)
     assert np.all(proba > 0) and np.all(proba < 1)
 
@@ -194,7 +196,9 @@ def test_probabilities_clipped_and_strictly_inside(data):
 def test_zero_positive_label_is_predicted_near_zero(data):
     X, Y, _, _ = data
     assert Y[:, 3].sum() == 0
-    net = tiny(pretrain=False, epochs_finetune=20, max_lr_finetune=3e-2).fit(X, Y)
+    net = tiny(pretrain=False, max_epochs_finetune=20, learning_rate_finetune=3e-2).fit(
+        X, Y
+    )
     proba = net.predict_proba(X)
     assert np.isfinite(proba).all()
     assert proba[:, 3].max() < proba[:, :3].max()
@@ -350,7 +354,7 @@ def test_pretraining_uses_y_aux(data):
     assert set(hist["step"]) == {"pretrain", "finetune"}
     assert (hist.loc[hist.step == "pretrain", "n_outputs"] == 4 + 3).all()
     assert (hist.loc[hist.step == "finetune", "n_outputs"] == 4).all()
-    assert len(hist) == TINY["epochs_pretrain"] + TINY["epochs_finetune"]
+    assert len(hist) == TINY["max_epochs_pretrain"] + TINY["max_epochs_finetune"]
     without = tiny().fit(X, Y).predict_proba(X)
     assert not np.allclose(net.predict_proba(X), without)
 
@@ -359,7 +363,7 @@ def test_pretraining_without_y_aux_and_skipped(data):
     X, Y, _, _ = data
     hist = pd.DataFrame(tiny().fit(X, Y).history_)
     assert (hist.loc[hist.step == "pretrain", "n_outputs"] == 4).all()
-    assert (hist.step == "pretrain").sum() == TINY["epochs_pretrain"]
+    assert (hist.step == "pretrain").sum() == TINY["max_epochs_pretrain"]
     net = tiny(pretrain=False).fit(X, Y)
     hist = pd.DataFrame(net.history_)
     assert set(hist["step"]) == {"finetune"}
@@ -370,7 +374,7 @@ def test_pretraining_without_y_aux_and_skipped(data):
 def _record_step_ends(monkeypatch):
     """Record the module parameters at the end of each skorch fit."""
     states = []
-    real = torch_engine._KeepBestEpoch.on_train_end
+    real = torch_engine._EpochHook.on_train_end
 
     def on_train_end(self, net, **kwargs):
         real(self, net, **kwargs)
@@ -378,7 +382,7 @@ def _record_step_ends(monkeypatch):
             {k: v.detach().clone() for k, v in net.module_.named_parameters()}
         )
 
-    monkeypatch.setattr(torch_engine._KeepBestEpoch, "on_train_end", on_train_end)
+    monkeypatch.setattr(torch_engine._EpochHook, "on_train_end", on_train_end)
     return states
 
 
@@ -387,7 +391,7 @@ def test_unfreeze_schedule_freezes_blocks_from_the_back(data, monkeypatch):
     states = _record_step_ends(monkeypatch)
     # 2 body blocks; fine-tune 2 epochs, one block more every epoch:
     # epoch 1 only the head trains, epoch 2 also body[1]; body[0] never.
-    net = tiny(epochs_finetune=2, unfreeze_every=1, validation_fraction=None)
+    net = tiny(max_epochs_finetune=2, unfreeze_every=1, validation_fraction=None)
     net.fit(X, Y, y_aux=Y_aux)
     pre, fine = states
     for name in pre:
@@ -406,7 +410,7 @@ def test_unfreeze_schedule_freezes_blocks_from_the_back(data, monkeypatch):
 def test_no_freezing_when_unfreeze_every_is_none(data, monkeypatch):
     X, Y, _, _ = data
     states = _record_step_ends(monkeypatch)
-    tiny(epochs_finetune=1, unfreeze_every=None, validation_fraction=None).fit(X, Y)
+    tiny(max_epochs_finetune=1, unfreeze_every=None, validation_fraction=None).fit(X, Y)
     pre, fine = states
     assert not torch.equal(fine["body.0.1.weight"], pre["body.0.1.weight"])
 
@@ -416,8 +420,8 @@ def test_best_epoch_is_restored(data):
     # a too-high learning rate makes the validation loss jump around
     net = tiny(
         pretrain=False,
-        epochs_finetune=8,
-        max_lr_finetune=0.3,
+        max_epochs_finetune=8,
+        learning_rate_finetune=0.3,
         validation_fraction=0.3,
         label_smoothing=0.0,
         clip=None,
@@ -442,7 +446,7 @@ def test_history_is_a_learning_curve(data):
     hist = pd.DataFrame(tiny(n_seeds=2).fit(X, Y).history_)
     for col in ("seed", "step", "epoch", "train_loss", "valid_loss", "lr", "best"):
         assert col in hist
-    assert len(hist) == 2 * (TINY["epochs_pretrain"] + TINY["epochs_finetune"])
+    assert len(hist) == 2 * (TINY["max_epochs_pretrain"] + TINY["max_epochs_finetune"])
     assert hist["train_loss"].notna().all() and hist["valid_loss"].notna().all()
     no_valid = pd.DataFrame(tiny(validation_fraction=None).fit(X, Y).history_)
     assert no_valid["valid_loss"].isna().all()
@@ -678,7 +682,7 @@ def test_non_numeric_columns(data):
         (dict(dropouts=1.0), "dropouts"),
         (dict(activation="sigmoid"), "activation"),
         (dict(weight_norm=True), "weight_norm"),
-        (dict(epochs_finetune=0), "epochs_finetune"),
+        (dict(max_epochs_finetune=0), "max_epochs_finetune"),
         (dict(unfreeze_every=0), "unfreeze_every"),
         (dict(label_smoothing=1.0), "label_smoothing"),
         (dict(clip=(0.9, 0.1)), "clip"),
@@ -768,7 +772,7 @@ def test_verbose_progress_bar_on_a_terminal_only(data, terminal, progress_bars):
     tiny(verbose=1, n_seeds=2).fit(X, Y, y_aux=Y_aux)
     (bar,) = progress_bars
     assert bar.drawn
-    epochs = 2 * (TINY["epochs_pretrain"] + TINY["epochs_finetune"])
+    epochs = 2 * (TINY["max_epochs_pretrain"] + TINY["max_epochs_finetune"])
     assert (bar.total, bar.n) == (epochs, epochs)
     assert "seed 2/2, finetune, train 0." in bar.postfix
     assert "valid 0." in bar.postfix
@@ -791,8 +795,8 @@ def test_untrained_head_predicts_the_prevalence():
         hidden_sizes=(8,),
         dropouts=0.0,
         pretrain=False,
-        epochs_finetune=1,
-        max_lr_finetune=1e-9,
+        max_epochs_finetune=1,
+        learning_rate_finetune=1e-9,
         batch_norm=False,
         clip=None,
         validation_fraction=None,
@@ -813,7 +817,7 @@ def test_one_step_warm_up_does_not_crash():
         hidden_sizes=(8,),
         dropouts=0.1,
         pretrain=False,
-        epochs_finetune=1,
+        max_epochs_finetune=1,
         batch_size=10,
         pct_start=0.1,
         validation_fraction=None,
@@ -824,7 +828,7 @@ def test_one_step_warm_up_does_not_crash():
 
 
 def test_probability_of_exactly_one_half_predicts_zero(data):
-    """A zero logit (TabNet's head has no bias) gives exactly 0.5: predict is
+    """A zero logit gives exactly 0.5: predict is
     proba > 0.5, so it agrees with predict_proba().round() on such ties."""
     X, Y, _, _ = data
     net = tiny().fit(X, Y)
@@ -847,7 +851,7 @@ def test_ctrl_c_during_fit_propagates(data, ctrl_c_at_epoch, step):
         n_outputs = 7 if step == "pretrain" else 4
         return len(net.history) if calls[-1] == n_outputs else None
 
-    ctrl_c_at_epoch(torch_engine._KeepBestEpoch, epoch_of, at=2)
+    ctrl_c_at_epoch(torch_engine._EpochHook, epoch_of, at=2)
     net = tiny()
     with pytest.raises(KeyboardInterrupt):
         net.fit(X, Y, y_aux=Y_aux)
@@ -863,7 +867,7 @@ def test_ctrl_c_from_a_timer_stops_fit(data, sigint_raises):
 
     X, Y, _, _ = data
     # long enough to be interrupted, bounded if the interrupt were lost
-    net = tiny(pretrain=False, epochs_finetune=3000)
+    net = tiny(pretrain=False, max_epochs_finetune=3000)
     timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()
     try:

@@ -30,12 +30,15 @@ keras = pytest.importorskip("keras")
 from moa_sklearn.model_selection import DrugMultilabelStratifiedKFold  # noqa: E402
 from moa_sklearn.neural import KerasNetClassifier  # noqa: E402
 from moa_sklearn.neural import _keras as keras_engine  # noqa: E402
-from moa_sklearn.neural._base import _inner_validation_split  # noqa: E402
+from moa_sklearn.neural._base import (  # noqa: E402
+    _inner_validation_split,
+    _prior_logits,
+)
 
 TINY = dict(
     hidden_sizes=(16,),
     dropouts=0.1,
-    epochs=3,
+    max_epochs=3,
     batch_size=32,
     learning_rate=1e-2,
     device="cpu",
@@ -155,7 +158,7 @@ def test_torch_backend_and_loading_in_a_fresh_process(data, fitted, tmp_path):
         )
         # and it trains there: same seed, same predictions; pickles
         Y = (X[:, :3] > 0.5).astype(int)
-        kw = dict(hidden_sizes=(8,), dropouts=0.1, epochs=2, batch_size=32,
+        kw = dict(hidden_sizes=(8,), dropouts=0.1, max_epochs=2, batch_size=32,
                   device="auto", random_state=0)
         groups = np.repeat(range(20), 6)
         net = KerasNetClassifier(**kw).fit(X, Y, groups=groups)
@@ -222,7 +225,7 @@ def test_probabilities_clipped_and_strictly_inside(data, fitted):
     proba = net.predict_proba(X)
     assert proba.min() >= 0.01 and proba.max() <= 0.99
     # clip=None: still strictly inside (0, 1), even for saturated outputs
-    net = tiny(clip=None, learning_rate=0.5, epochs=5).fit(X * 50, Y)
+    net = tiny(clip=None, learning_rate=0.5, max_epochs=5).fit(X * 50, Y)
     proba = net.predict_proba(X * 50)
     assert np.all(proba > 0) and np.all(proba < 1)
 
@@ -275,7 +278,7 @@ def test_head_starts_at_the_prior(weight_norm):
         batch_norm=True,
         weight_norm=weight_norm,
         seed=0,
-        prior=prior,
+        output_bias=_prior_logits(prior[None, :]),
     )
     bias = model.layers[-1].bias.numpy()
     np.testing.assert_allclose(
@@ -416,7 +419,7 @@ def test_early_stopping_stops_and_restores_the_best_epoch(data):
     # no epoch improves the validation loss by min_delta=1: a plateau from
     # the first epoch on, so training stops after 1 + patience epochs
     net = tiny(
-        epochs=30,
+        max_epochs=30,
         patience=3,
         min_delta=1.0,
         lr_patience=1,
@@ -445,7 +448,7 @@ def test_early_stopping_stops_and_restores_the_best_epoch(data):
 def test_history_without_validation(data):
     X, Y, _, _ = data
     hist = pd.DataFrame(tiny(validation_fraction=None, patience=1).fit(X, Y).history_)
-    assert len(hist) == TINY["epochs"]  # no early stopping without validation
+    assert len(hist) == TINY["max_epochs"]  # no early stopping without validation
     assert hist["valid_loss"].isna().all()
     assert hist["best"].tolist() == [False, False, True]  # the last epoch
     for col in ("seed", "epoch", "train_loss", "lr", "dur"):
@@ -488,7 +491,7 @@ def _row_ids(call, scaler=None):
 
 def test_label_smoothing_changes_the_training_target(data, spy):
     X, Y, _, _ = data
-    params = dict(TINY, epochs=25, learning_rate=3e-2, clip=None, patience=None)
+    params = dict(TINY, max_epochs=25, learning_rate=3e-2, clip=None, patience=None)
     sharp = spy(**params, label_smoothing=0.0).fit(X, Y).predict_proba(X)
     smooth = spy(**params, label_smoothing=0.5).fit(X, Y).predict_proba(X)
     assert spy.calls[0]["Y_range"] == (0.0, 1.0)
@@ -582,7 +585,7 @@ def test_bad_targets_and_one_sample(data):
         (dict(dropouts=1.0), "dropouts"),
         (dict(activation="sigmoid"), "activation"),
         (dict(weight_norm=True), "weight_norm"),
-        (dict(epochs=0), "epochs"),
+        (dict(max_epochs=0), "max_epochs"),
         (dict(patience=0), "patience"),
         (dict(learning_rate=0), "learning_rate"),
         (dict(lr_factor=1.0), "lr_factor"),
@@ -617,7 +620,7 @@ def test_ctrl_c_during_fit_propagates(data, ctrl_c_at_epoch):
     ctrl_c_at_epoch(
         keras_engine._EpochLog, lambda cb, epoch, logs=None: epoch + 1, at=2
     )
-    net = tiny(epochs=50)
+    net = tiny(max_epochs=50)
     with pytest.raises(KeyboardInterrupt):
         net.fit(X, Y)
     assert not hasattr(net, "models_")
@@ -642,7 +645,7 @@ def test_a_library_fit_prints_no_engine_noise():
                 X = rng.normal(size=(60, 4))
                 Y = (rng.uniform(size=(60, 2)) < 0.3).astype(int)
                 for seed in range(2):
-                    KerasNetClassifier(hidden_sizes=(8,), dropouts=0.1, epochs=2,
+                    KerasNetClassifier(hidden_sizes=(8,), dropouts=0.1, max_epochs=2,
                                        device="cpu", random_state=seed).fit(X, Y)
                 warnings.warn("a real warning")
                 print("ok")
@@ -698,7 +701,7 @@ def test_quiet_engine_logs_drops_only_the_noise(capfd, monkeypatch):
 def test_verbose_progress_bar_counts_the_epochs(data, terminal, progress_bars):
     X, Y, _, _ = data
     stream = terminal()
-    tiny(epochs=3, n_seeds=2, patience=None, verbose=1).fit(X, Y)
+    tiny(max_epochs=3, n_seeds=2, patience=None, verbose=1).fit(X, Y)
     (bar,) = progress_bars
     assert (bar.total, bar.n) == (6, 6)
     assert "seed 2/2, train " in bar.postfix and "valid " in bar.postfix
