@@ -14,21 +14,10 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("skorch")
 
+from _neural_engines import engine_twostep  # noqa: E402
+
 from moa_sklearn.neural import TwoStepNetClassifier, _torch_utils  # noqa: E402
 from moa_sklearn.neural import _torch as torch_engine  # noqa: E402
-
-TINY = dict(
-    hidden_sizes=(16, 8),
-    dropouts=0.1,
-    max_epochs_pretrain=2,
-    max_epochs_finetune=3,
-    unfreeze_every=1,
-    batch_size=32,
-    device="cpu",
-    n_threads=1,
-    random_state=0,
-)
-
 
 # Most tests here fit on synthetic rows without drug ids on purpose; the
 # DrugLeakageWarning that says so is the subject of tests/test_leakage.py.
@@ -36,9 +25,9 @@ pytestmark = pytest.mark.filterwarnings(
     "ignore::moa_sklearn.exceptions.DrugLeakageWarning"
 )
 
-
-def tiny(**params):
-    return TwoStepNetClassifier(**{**TINY, **params})
+ENGINE = engine_twostep()
+TINY = ENGINE.params()
+tiny = ENGINE.make
 
 
 # ------------------------------------------------------------ devices

@@ -15,14 +15,13 @@ import subprocess
 import sys
 import textwrap
 import warnings
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import joblib
 import numpy as np
 import pandas as pd
 import pytest
 import sklearn
+from _neural_engines import ENGINES, engine_twostep
 from scipy.special import logit
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
@@ -41,251 +40,6 @@ pytestmark = pytest.mark.filterwarnings(
     "ignore::moa_sklearn.exceptions.DrugLeakageWarning"
 )
 
-
-# ------------------------------------------------------------------ engines
-@dataclass
-class Engine:
-    """One engine of the contract: its estimator and how to test it."""
-
-    cls: type
-    tiny: dict  # a tiny, fast configuration (every test starts from it)
-    saturate: dict  # outputs saturate
-    long: dict  # trains long, no early stopping
-    best_epoch: dict  # the best epoch is not the last one (noise labels)
-    untrained: dict  # a learning rate of ~0 and 1 epoch
-    bad_params: list  # (params, the name in the error) of this engine
-    model_type: type  # of models_[0]
-    n_outputs: Callable  # of a fitted model
-    check_payload: Callable  # of a pickled model
-    gpu_device: str  # device_ of a net trained on a GPU
-    no_gpu: Callable  # (monkeypatch): the machine has no GPU; torch.load calls
-    no_gpu_match: str
-    loaded_device: Callable  # (net): where the loaded models are
-    ctrl_c: tuple  # (callback class, epoch_of) for the ctrl_c_at_epoch fixture
-    verbose_log: str  # in the output of a fit with verbose=2
-    noisy_modules: tuple  # the engine's warnings come from these files
-    prior_atol: float = 0.02
-    progress_step: str = ""  # the step in the progress bar, at the end
-    plateau: bool = False  # early stopping and ReduceLROnPlateau
-    best_index: int | None = None  # where best_epoch's best epoch is, where known
-
-    def make(self, **params):
-        return self.cls(**{**self.tiny, **params})
-
-    def epochs(self, n):
-        """Parameters that set every maximum number of epochs to ``n``."""
-        return {
-            name: n for name in self.cls().get_params() if name.startswith("max_epochs")
-        }
-
-
-def _no_cuda(monkeypatch):
-    """Torch sees no GPU; the calls of torch.load are recorded."""
-    import torch
-
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    calls = []
-    real_load = torch.load
-
-    def spy_load(*args, **kwargs):
-        calls.append(kwargs)
-        return real_load(*args, **kwargs)
-
-    monkeypatch.setattr(torch, "load", spy_load)
-    return calls
-
-
-def _state_bytes(payload):
-    assert isinstance(payload["state"], bytes)
-
-
-def _twostep():
-    pytest.importorskip("torch")
-    pytest.importorskip("skorch")
-    import torch
-
-    from moa_sklearn.neural import TwoStepNetClassifier
-    from moa_sklearn.neural import _torch as engine
-
-    return Engine(
-        cls=TwoStepNetClassifier,
-        tiny=dict(
-            hidden_sizes=(16, 8),
-            dropouts=0.1,
-            max_epochs_pretrain=2,
-            max_epochs_finetune=3,
-            unfreeze_every=1,
-            batch_size=32,
-            device="cpu",
-            n_threads=1,
-            random_state=0,
-        ),
-        saturate=dict(learning_rate_pretrain=1.0, learning_rate_finetune=1.0),
-        long=dict(pretrain=False, max_epochs_finetune=20, learning_rate_finetune=3e-2),
-        best_epoch=dict(
-            pretrain=False,
-            max_epochs_finetune=8,
-            learning_rate_finetune=0.3,
-            precision="fp32",  # validation losses at bf16 differ by ~1e-4
-            random_state=1,
-        ),
-        untrained=dict(
-            hidden_sizes=(8,),
-            dropouts=0.0,
-            batch_norm=False,
-            pretrain=False,
-            max_epochs_finetune=1,
-            learning_rate_finetune=1e-9,
-        ),
-        bad_params=[
-            (dict(hidden_sizes=()), "hidden_sizes"),
-            (dict(dropouts=(0.1,)), "dropouts"),
-            (dict(dropouts=1.0), "dropouts"),
-            (dict(activation="sigmoid"), "activation"),
-            (dict(weight_norm=True), "weight_norm"),
-            (dict(max_epochs_finetune=0), "max_epochs_finetune"),
-            (dict(unfreeze_every=0), "unfreeze_every"),
-            (dict(learning_rate_finetune=0), "learning_rate_finetune"),
-            (dict(precision="fp16"), "precision"),
-            (dict(pct_start=1.0), "pct_start"),
-        ],
-        model_type=torch.nn.Module,
-        n_outputs=lambda model: model.config["n_outputs"],
-        check_payload=_state_bytes,
-        gpu_device="cuda",
-        no_gpu=_no_cuda,
-        no_gpu_match="no CUDA",
-        loaded_device=lambda net: next(net.models_[0].parameters()).device.type,
-        ctrl_c=(engine._EpochHook, lambda cb, net, **kw: len(net.history)),
-        verbose_log="valid_loss",
-        noisy_modules=("skorch",),
-        prior_atol=0.01,
-        progress_step="finetune, ",
-    )
-
-
-def _keras():
-    keras = pytest.importorskip("keras")
-    from moa_sklearn.neural import KerasNetClassifier
-    from moa_sklearn.neural import _keras as engine
-
-    def no_gpu(monkeypatch):
-        monkeypatch.setattr(engine, "_gpu_count", lambda: 0)
-
-    def check_payload(payload):
-        assert isinstance(payload["config"], str)
-        assert all(isinstance(w, np.ndarray) for w in payload["weights"])
-
-    return Engine(
-        cls=KerasNetClassifier,
-        tiny=dict(
-            hidden_sizes=(16,),
-            dropouts=0.1,
-            max_epochs=3,
-            batch_size=32,
-            learning_rate=1e-2,
-            device="cpu",
-            random_state=0,
-        ),
-        saturate=dict(learning_rate=0.5, max_epochs=5),
-        long=dict(max_epochs=25, learning_rate=3e-2, patience=None),
-        # no epoch improves the validation loss by min_delta=1: a plateau
-        # from the first epoch on, so training stops after 1 + patience epochs
-        best_epoch=dict(
-            max_epochs=30,
-            patience=3,
-            min_delta=1.0,
-            lr_patience=1,
-            lr_factor=0.5,
-        ),
-        untrained=dict(
-            hidden_sizes=(8,), dropouts=0.0, max_epochs=1, learning_rate=1e-9
-        ),
-        bad_params=[
-            (dict(hidden_sizes=()), "hidden_sizes"),
-            (dict(dropouts=(0.1,)), "dropouts"),
-            (dict(dropouts=1.0), "dropouts"),
-            (dict(activation="sigmoid"), "activation"),
-            (dict(weight_norm=True), "weight_norm"),
-            (dict(patience=0), "patience"),
-            (dict(learning_rate=0), "learning_rate"),
-            (dict(lr_factor=1.0), "lr_factor"),
-            (dict(min_delta=-1), "min_delta"),
-        ],
-        model_type=keras.Model,
-        n_outputs=lambda model: model.output_shape[-1],
-        check_payload=check_payload,
-        gpu_device="gpu:0",
-        no_gpu=no_gpu,
-        no_gpu_match="sees no GPU",
-        loaded_device=lambda net: engine._usable_device(net.device_),
-        ctrl_c=(engine._EpochLog, lambda cb, epoch, logs=None: epoch + 1),
-        verbose_log="Epoch 1/",
-        noisy_modules=("keras", "tensorflow"),
-        plateau=True,
-        best_index=0,
-    )
-
-
-def _tabnet():
-    pytest.importorskip("torch")
-    pytest.importorskip("pytorch_tabnet")
-    from moa_sklearn.neural import TabNetMultilabelClassifier
-    from moa_sklearn.neural import _tabnet as engine
-
-    return Engine(
-        cls=TabNetMultilabelClassifier,
-        tiny=dict(
-            n_d=8,
-            n_a=8,
-            max_epochs=4,
-            batch_size=32,
-            virtual_batch_size=16,
-            device="cpu",
-            n_threads=1,
-            random_state=0,
-        ),
-        saturate=dict(learning_rate=0.3, max_epochs=10),
-        long=dict(max_epochs=30, learning_rate=5e-2, patience=None),
-        # on noise labels the validation loss bottoms out early, then rises
-        # as the net overfits, and training stops long before max_epochs
-        best_epoch=dict(
-            max_epochs=60,
-            patience=3,
-            learning_rate=0.1,
-            lr_patience=1,
-            lr_factor=0.5,
-            random_state=2,
-        ),
-        untrained=dict(max_epochs=1, learning_rate=1e-9, batch_size=64),
-        bad_params=[
-            (dict(n_d=0), "n_d"),
-            (dict(n_steps=0), "n_steps"),
-            (dict(gamma=0.5), "gamma"),
-            (dict(momentum=1.0), "momentum"),
-            (dict(mask_type="softmax"), "mask_type"),
-            (dict(patience=0), "patience"),
-            (dict(virtual_batch_size=0), "virtual_batch_size"),
-            (dict(learning_rate=-1.0), "learning_rate"),
-            (dict(lr_factor=0.0), "lr_factor"),
-            (dict(lambda_sparse=-1.0), "lambda_sparse"),
-            (dict(max_grad_norm=0), "max_grad_norm"),
-        ],
-        model_type=engine.TabNetRegressor,
-        n_outputs=lambda model: model.output_dim,
-        check_payload=_state_bytes,
-        gpu_device="cuda",
-        no_gpu=_no_cuda,
-        no_gpu_match="no CUDA",
-        loaded_device=lambda net: net.models_[0].device.type,
-        ctrl_c=(engine._EpochTimer, lambda cb, epoch, logs=None: epoch + 1),
-        verbose_log="epoch 0",
-        noisy_modules=("pytorch_tabnet",),
-        plateau=True,
-    )
-
-
-ENGINES = {"twostep": _twostep, "keras": _keras, "tabnet": _tabnet}
 
 # every engine names these alike; a bad value is an error naming it
 COMMON_BAD_PARAMS = [
@@ -311,7 +65,7 @@ def engine(request):
 @pytest.fixture(scope="module")
 def twostep():
     """The cheapest engine, for the base's own behaviour."""
-    return _twostep()
+    return engine_twostep()
 
 
 @pytest.fixture(scope="module")
@@ -481,7 +235,7 @@ def test_untrained_net_predicts_the_prevalence(engine):
 def test_label_smoothing_and_a_label_without_positives(engine, net_data):
     X, Y, _, _ = net_data
     spy = _spy(engine)
-    params = {**engine.tiny, **engine.long, "clip": None}
+    params = engine.params(**engine.long, clip=None)
     sharp = spy(**params, label_smoothing=0.0).fit(X, Y)
     smooth = spy(**params, label_smoothing=0.5).fit(X, Y)
     assert spy.calls[0]["Y_range"] == (0.0, 1.0)
@@ -745,7 +499,7 @@ def test_fit_uses_grouped_inner_validation(engine, net_data):
     X, Y, _, groups = net_data
     Xid = np.column_stack([np.arange(len(X)), X])  # column 0: the row id
     spy = _spy(engine)
-    spy(**engine.tiny, validation_fraction=0.2).fit(Xid, Y, groups=groups)
+    spy(**engine.params(validation_fraction=0.2)).fit(Xid, Y, groups=groups)
     train, valid = _row_ids(spy.calls[-1])
     assert valid.size > 0 and train.size + valid.size == len(X)
     assert not set(groups[valid]) & set(groups[train])
@@ -757,7 +511,7 @@ def test_routing_grid_search_slices_groups_and_y_aux_per_fold(engine, net_data):
     spy = _spy(engine)
     cv = DrugMultilabelStratifiedKFold(2, random_state=0)
     with sklearn.config_context(enable_metadata_routing=True):
-        net = spy(**engine.tiny).set_fit_request(y_aux=True, groups=True)
+        net = spy(**engine.params()).set_fit_request(y_aux=True, groups=True)
         requests = net.get_metadata_routing().fit.requests
         assert requests["y_aux"] is True and requests["groups"] is True
         search = GridSearchCV(
@@ -783,7 +537,9 @@ def test_routing_off_pipeline_step_params(engine, net_data):
     X, Y, Y_aux, groups = net_data
     Xid = np.column_stack([np.arange(len(X)), X])
     spy = _spy(engine)
-    pipe = make_pipeline(StandardScaler(), spy(**engine.tiny, validation_fraction=0.2))
+    pipe = make_pipeline(
+        StandardScaler(), spy(**engine.params(validation_fraction=0.2))
+    )
     pipe.fit(Xid, Y, _spy__groups=groups, _spy__y_aux=Y_aux)
     assert spy.calls[-1]["y_aux"] == (len(X), 3) and pipe[-1].n_aux_ == 3
     train, valid = _row_ids(spy.calls[-1], pipe[0])

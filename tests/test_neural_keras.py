@@ -17,20 +17,10 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from moa_sklearn.neural import KerasNetClassifier  # noqa: E402
+from _neural_engines import engine_keras  # noqa: E402
+
 from moa_sklearn.neural import _keras as keras_engine  # noqa: E402
 from moa_sklearn.neural._base import _prior_logits  # noqa: E402
-
-TINY = dict(
-    hidden_sizes=(16,),
-    dropouts=0.1,
-    max_epochs=3,
-    batch_size=32,
-    learning_rate=1e-2,
-    device="cpu",
-    random_state=0,
-)
-
 
 # Most tests here fit on synthetic rows without drug ids on purpose; the
 # DrugLeakageWarning that says so is the subject of tests/test_leakage.py.
@@ -38,9 +28,7 @@ pytestmark = pytest.mark.filterwarnings(
     "ignore::moa_sklearn.exceptions.DrugLeakageWarning"
 )
 
-
-def tiny(**params):
-    return KerasNetClassifier(**{**TINY, **params})
+tiny = engine_keras().make
 
 
 @pytest.fixture(scope="module")

@@ -12,21 +12,10 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("pytorch_tabnet")
 
-from moa_sklearn.neural import TabNetMultilabelClassifier  # noqa: E402
+from _neural_engines import engine_tabnet  # noqa: E402
+
 from moa_sklearn.neural import _tabnet as tabnet_engine  # noqa: E402
 from moa_sklearn.neural._base import _prior_logits  # noqa: E402
-
-TINY = dict(
-    n_d=8,
-    n_a=8,
-    max_epochs=4,
-    batch_size=32,
-    virtual_batch_size=16,
-    device="cpu",
-    n_threads=1,
-    random_state=0,
-)
-
 
 # Most tests here fit on synthetic rows without drug ids on purpose; the
 # DrugLeakageWarning that says so is the subject of tests/test_leakage.py.
@@ -34,9 +23,7 @@ pytestmark = pytest.mark.filterwarnings(
     "ignore::moa_sklearn.exceptions.DrugLeakageWarning"
 )
 
-
-def tiny(**params):
-    return TabNetMultilabelClassifier(**{**TINY, **params})
+tiny = engine_tabnet().make
 
 
 @pytest.fixture(scope="module")
