@@ -680,16 +680,15 @@ class TwoStepNetClassifier(BaseMultilabelNet):
                 "device": device,
                 "autocast_dtype": resolve_precision(self.precision, device),
             }
-            module = None
+            body_state = None
             if self.pretrain:
                 body_state, records = self._pretrain(
                     X, Y, Y_valid, Y_aux, Y_aux_valid, run
                 )
-                module = self._new_module(X.shape[1], Y)
+            module = self._new_module(X.shape[1], Y)
+            if body_state is not None:
                 module.body.load_state_dict(body_state)
-            freeze = module is not None and self.unfreeze_every is not None
-            if module is None:
-                module = self._new_module(X.shape[1], Y)
+            freeze = body_state is not None and self.unfreeze_every is not None
             if self.verbose >= 2:
                 print(
                     f"step 2, {'fine-tune' if freeze else 'train'} on {Y.shape[1]} "
