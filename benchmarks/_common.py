@@ -246,10 +246,12 @@ def net_params(epochs=None, threads=None, twostep_epochs=None):
     torch_threads = {} if threads is None else {"n_threads": threads}
     twostep = {}
     if twostep_epochs is not None:
-        twostep = dict(epochs_pretrain=twostep_epochs, epochs_finetune=twostep_epochs)
+        twostep = dict(
+            max_epochs_pretrain=twostep_epochs, max_epochs_finetune=twostep_epochs
+        )
     return {
         "twostep": {**twostep, **torch_threads},
-        "keras": {"epochs": epochs},
+        "keras": {"max_epochs": epochs},
         "tabnet": {"max_epochs": epochs, **torch_threads},
     }
 

@@ -23,7 +23,7 @@ DROPOUTS = (0.5, 0.35, 0.3, 0.25)
 # per net: its small architecture (--small), the parameters that set its
 # epochs, and whether it takes torch's n_threads
 _NETS = {
-    "keras": (dict(hidden_sizes=(64,), dropouts=0.2), ("epochs",), False),
+    "keras": (dict(hidden_sizes=(64,), dropouts=0.2), ("max_epochs",), False),
     "tabnet": (
         dict(n_d=8, n_a=8, batch_size=128, virtual_batch_size=32),
         ("max_epochs",),
@@ -31,7 +31,7 @@ _NETS = {
     ),
     "twostep": (
         dict(hidden_sizes=(64, 32), dropouts=0.25),
-        ("epochs_pretrain", "epochs_finetune"),
+        ("max_epochs_pretrain", "max_epochs_finetune"),
         True,
     ),
 }
@@ -224,9 +224,9 @@ def estimator_run(
         hidden_sizes=hidden,
         dropouts=DROPOUTS[: len(hidden)],
         pretrain=False,
-        epochs_finetune=epochs,
+        max_epochs_finetune=epochs,
         batch_size=batch_size,
-        max_lr_finetune=1e-2,
+        learning_rate_finetune=1e-2,
         div_factor_finetune=1e3,
         weight_decay_finetune=1e-5,
         validation_fraction=n_valid / len(X),

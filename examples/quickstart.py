@@ -136,8 +136,8 @@ def main():
         net = TwoStepNetClassifier(
             hidden_sizes=(1024, 512),
             dropouts=(0.4, 0.3),
-            epochs_pretrain=args.epochs,
-            epochs_finetune=args.epochs,
+            max_epochs_pretrain=args.epochs,
+            max_epochs_finetune=args.epochs,
             unfreeze_every=max(1, args.epochs // 3),
             precision="auto",
             random_state=args.seed,

@@ -27,14 +27,14 @@ _QUICK_MODEL_PARAMS = {
     "twostep": dict(
         hidden_sizes=(128,),
         dropouts=0.2,
-        epochs_pretrain=4,
-        epochs_finetune=4,
+        max_epochs_pretrain=4,
+        max_epochs_finetune=4,
         unfreeze_every=2,
     ),
     "keras": dict(
         hidden_sizes=(128,),
         dropouts=0.2,
-        epochs=5,
+        max_epochs=5,
         patience=None,
         learning_rate=3e-3,
     ),

@@ -26,6 +26,26 @@ def small_world():
     )
 
 
+@pytest.fixture(scope="session")
+def net_data():
+    """Data of the nets' tests: 120 rows of 20 drugs x 6 replicates.
+
+    ``(X, Y, Y_aux, groups)``: 6 features, 4 labels (the last never
+    positive), 3 auxiliary targets, the drug id of each row.
+    """
+    import numpy as np
+
+    rng = np.random.RandomState(0)
+    n_drugs, reps = 20, 6
+    groups = np.repeat(np.arange(n_drugs), reps)
+    drug_y = (rng.uniform(size=(n_drugs, 4)) < 0.3).astype(np.int64)
+    drug_y[:, 3] = 0
+    drug_aux = (rng.uniform(size=(n_drugs, 3)) < 0.3).astype(np.int64)
+    Y, Y_aux = drug_y[groups], drug_aux[groups]
+    X = rng.normal(size=(n_drugs * reps, 6)) + 1.5 * np.hstack([Y[:, :3], Y_aux])
+    return X, Y, Y_aux, groups
+
+
 @pytest.fixture
 def sigint_raises():
     """SIGINT raises KeyboardInterrupt during the test, whatever was inherited.

@@ -33,8 +33,8 @@ CONFIG = {
         "twostep": {
             "hidden_sizes": [16],
             "dropouts": 0.1,
-            "epochs_pretrain": 2,
-            "epochs_finetune": 2,
+            "max_epochs_pretrain": 2,
+            "max_epochs_finetune": 2,
             "unfreeze_every": 1,
             "batch_size": 64,
             "n_threads": 1,
@@ -487,7 +487,7 @@ def test_ctrl_c_in_a_net_exits_130_and_records_nothing(work, ctrl_c_at_epoch, ca
     from moa_sklearn.neural import _torch as torch_engine
 
     ctrl_c_at_epoch(
-        torch_engine._KeepBestEpoch, lambda cb, net, **kw: len(net.history), at=2
+        torch_engine._EpochHook, lambda cb, net, **kw: len(net.history), at=2
     )
     out = work / "interrupted"
     assert cli.main(cli_args(work, "cv", "interrupted")) == 130

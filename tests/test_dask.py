@@ -72,8 +72,8 @@ def _net(**params):
     params = dict(
         hidden_sizes=(16,),
         dropouts=0.1,
-        epochs_pretrain=2,
-        epochs_finetune=2,
+        max_epochs_pretrain=2,
+        max_epochs_finetune=2,
         unfreeze_every=1,
         batch_size=64,
         device="cpu",

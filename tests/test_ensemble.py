@@ -360,8 +360,8 @@ def test_seed_averaged_net_as_base_estimator():
     net = TwoStepNetClassifier(
         hidden_sizes=(16,),
         dropouts=0.1,
-        epochs_pretrain=2,
-        epochs_finetune=2,
+        max_epochs_pretrain=2,
+        max_epochs_finetune=2,
         unfreeze_every=1,
         batch_size=32,
         n_seeds=2,

@@ -50,9 +50,10 @@ def test_readme_example_runs():
     # the same code on a smaller world and fewer epochs, so the test stays short
     code = code.replace("n_samples=3000", "n_samples=800, n_test=0").replace(
         "dropouts=(0.3, 0.2), random_state=0)",
-        "dropouts=(0.3, 0.2), random_state=0, epochs_pretrain=2, epochs_finetune=2)",
+        "dropouts=(0.3, 0.2), random_state=0, "
+        "max_epochs_pretrain=2, max_epochs_finetune=2)",
     )
-    assert "epochs_pretrain=2" in code and "n_samples=800" in code
+    assert "max_epochs_pretrain=2" in code and "n_samples=800" in code
     namespace = {}
     # leak-free as written: a DrugLeakageWarning fails the test; the example's
     # set_config is undone when the context ends

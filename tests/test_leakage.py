@@ -36,8 +36,8 @@ pytest.importorskip("skorch")
 
 TINY = dict(
     hidden_sizes=(8,),
-    epochs_pretrain=1,
-    epochs_finetune=2,
+    max_epochs_pretrain=1,
+    max_epochs_finetune=2,
     unfreeze_every=1,
     batch_size=64,
     device="cpu",

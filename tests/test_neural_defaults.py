@@ -48,7 +48,7 @@ def test_two_step_net_grid_over_hidden_sizes_alone(data):
     from moa_sklearn.neural import TwoStepNetClassifier
 
     net = TwoStepNetClassifier(
-        epochs_pretrain=2, epochs_finetune=2, device="cpu", random_state=0
+        max_epochs_pretrain=2, max_epochs_finetune=2, device="cpu", random_state=0
     )
     assert net.dropouts == "auto"
     _grid(net, {"hidden_sizes": HIDDEN_SIZES}, data)
@@ -74,7 +74,7 @@ def test_keras_net_grid_over_hidden_sizes_alone(data):
     pytest.importorskip("keras")
     from moa_sklearn.neural import KerasNetClassifier
 
-    net = KerasNetClassifier(epochs=2, device="cpu", random_state=0)
+    net = KerasNetClassifier(max_epochs=2, device="cpu", random_state=0)
     assert net.dropouts == "auto"
     _grid(net, {"hidden_sizes": HIDDEN_SIZES[:3]}, data)
     net = KerasNetClassifier()

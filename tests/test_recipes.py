@@ -23,14 +23,14 @@ TINY = {
     "twostep": dict(
         hidden_sizes=(16,),
         dropouts=0.1,
-        epochs_pretrain=2,
-        epochs_finetune=2,
+        max_epochs_pretrain=2,
+        max_epochs_finetune=2,
         unfreeze_every=1,
         batch_size=64,
         device="cpu",
         n_threads=1,
     ),
-    "keras": dict(hidden_sizes=(16,), dropouts=0.1, epochs=2, device="cpu"),
+    "keras": dict(hidden_sizes=(16,), dropouts=0.1, max_epochs=2, device="cpu"),
     "tabnet": dict(
         n_d=8, n_a=8, max_epochs=2, batch_size=64, virtual_batch_size=16, n_threads=1
     ),
@@ -91,7 +91,10 @@ def test_profiles():
     default = TwoStepNetClassifier()
     q = quick.get_params()
     f = full.get_params()
-    assert q["estimator__model__twostep__epochs_pretrain"] < default.epochs_pretrain
+    assert (
+        q["estimator__model__twostep__max_epochs_pretrain"]
+        < default.max_epochs_pretrain
+    )
     assert f["estimator__model__twostep__hidden_sizes"] == default.hidden_sizes
     assert f["estimator__features__pca__n_components"] == "auto"
     assert (q["estimator__model__cv"], f["estimator__model__cv"]) == (3, 5)

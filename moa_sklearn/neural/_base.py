@@ -1,7 +1,7 @@
 """The shared base of the package's multilabel nets (no engine imported here).
 
 :class:`BaseMultilabelNet` is everything that a multilabel net estimator does
-around training: input and target validation and encoding, the inner
+around training: parameter, input and target validation, the inner
 validation split (drug-grouped when ``groups`` is given), label smoothing,
 seeding and ``n_seeds`` averaging, prediction clipping, device resolution,
 device-safe persistence, metadata routing (``fit(X, y, *, y_aux, groups)``)
@@ -13,42 +13,95 @@ This module imports no deep-learning engine, so that ``import
 moa_sklearn.neural`` stays light.
 """
 
-import numbers
 from abc import ABCMeta, abstractmethod
+from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, ClassifierMixin, MultiOutputMixin
+from sklearn.base import (
+    BaseEstimator,
+    ClassifierMixin,
+    MultiOutputMixin,
+    _fit_context,
+)
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils._param_validation import Hidden, Interval, StrOptions
+from sklearn.utils.validation import (
+    check_consistent_length,
+    check_is_fitted,
+    validate_data,
+)
 
 from ..exceptions import _warn_without_groups
+<<<<<<< HEAD
 from ..utils._engines import TORCH_INSTALL
+=======
+from ..metrics import PROBA_EPS
+>>>>>>> i17-h3
 from ..utils._progress import progress_bar
+from ..utils._target import TargetReader
 from ..utils._validation import (
     _as_array,
     _is_binary_matrix,
     _non_numeric_array_columns,
-    check_classifier_target,
-    labels_from_proba,
     nonfinite_error,
 )
+from ._docs import shared_docs
 
 __all__ = ["BaseMultilabelNet"]
 
+<<<<<<< HEAD
 # Probabilities are always kept this far from 0 and 1, even with clip=None, so
 # that predict_proba is strictly inside (0, 1) as the estimator contract says.
 _PROBA_EPS = 1e-15
 
 _TORCH_EXTRA = TORCH_INSTALL  # what the torch nets' import errors say to run
+=======
+_TORCH_EXTRA = 'pip install "moa-sklearn[torch]"'
+>>>>>>> i17-h3
+
+# rows per forward pass at prediction and validation time (every engine)
+_EVAL_BATCH = 4096
+
+# the prevalence at which an output bias starts is kept this far from 0 and 1
+_PRIOR_EPS = 1e-4
+
+# ------------------------------------------------------- declared parameters
+_POSITIVE_INT = Interval(Integral, 1, None, closed="left")
+_POSITIVE_REAL = Interval(Real, 0, None, closed="neither")
+_NON_NEGATIVE_REAL = Interval(Real, 0, None, closed="left")
+_OPEN_FRACTION = Interval(Real, 0, 1, closed="neither")
+
+#: The layers of the MLP nets (PyTorch and Keras).
+_MLP_CONSTRAINTS = {
+    "hidden_sizes": ["array-like"],
+    "dropouts": [
+        StrOptions({"auto"}),
+        Interval(Real, 0, 1, closed="left"),
+        "array-like",
+    ],
+    "batch_norm": ["boolean"],
+    "weight_norm": [StrOptions({"head", "all", "none"})],
+}
+
+#: Adam with a plateau schedule and early stopping (Keras and TabNet).
+_PLATEAU_CONSTRAINTS = {
+    "max_epochs": [_POSITIVE_INT],
+    "learning_rate": [_POSITIVE_REAL],
+    "weight_decay": [_NON_NEGATIVE_REAL],
+    "patience": [_POSITIVE_INT, None],
+    "lr_factor": [_OPEN_FRACTION],
+    "lr_patience": [_POSITIVE_INT],
+    "min_lr": [_NON_NEGATIVE_REAL],
+}
 
 
 def _is_int(value):
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    return isinstance(value, Integral) and not isinstance(value, bool)
 
 
 def _is_real(value):
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+    return isinstance(value, Real) and not isinstance(value, bool)
 
 
 def _check_hidden_sizes(hidden_sizes):
@@ -109,6 +162,19 @@ def _per_layer_dropouts(dropouts, n_layers, layers, profile=None):
             f"{layers}, got {dropouts!r}."
         )
     return [float(p) for p in d]
+
+
+def _prior_logits(Y, eps=_PRIOR_EPS):
+    """Logit of the mean of each column of ``Y``: where an output bias starts.
+
+    Every engine starts the bias of its output layer here, so that the
+    untrained net predicts each target's prevalence in its training rows
+    rather than 0.5: rare labels then cost little from the first batch on.
+    The prevalence is kept inside ``[eps, 1 - eps]`` (a label without
+    positives starts at the logit of ``eps``).
+    """
+    prior = np.clip(np.asarray(Y, dtype=np.float64).mean(axis=0), eps, 1 - eps)
+    return np.log(prior / (1 - prior))
 
 
 def _check_numeric_frame(X, estimator_name):
@@ -217,6 +283,14 @@ def _inner_validation_split(Y, groups, fraction, seed):
     return train, valid
 
 
+@shared_docs(
+    max_epochs="The two-step net trains in two steps and has one per step: "
+    "``max_epochs_pretrain`` and ``max_epochs_finetune``.",
+    learning_rate="The two-step net has one per step, the peak of its OneCycle "
+    "schedule: ``learning_rate_pretrain`` and ``learning_rate_finetune``.",
+    weight_decay="The two-step net has one per step: ``weight_decay_pretrain`` "
+    "and ``weight_decay_finetune``.",
+)
 class BaseMultilabelNet(
     ClassifierMixin, MultiOutputMixin, BaseEstimator, metaclass=ABCMeta
 ):
@@ -237,6 +311,9 @@ class BaseMultilabelNet(
       receives (never the outer CV's test fold), drawn anew for each seed.
     - Label smoothing ``y * (1 - s) + 0.5 * s`` of the training targets (not
       of the validation targets).
+    - The output layer's bias starts at the logit of each target's
+      prevalence in the training rows, so that the untrained net predicts
+      the prior.
     - ``n_seeds`` models, each trained with its own seed drawn from
       ``random_state``; their probabilities are averaged.
     - ``predict_proba``: an (n, n_labels) array of P(label = 1), clipped to
@@ -248,14 +325,37 @@ class BaseMultilabelNet(
       :meth:`_serialize_model` / :meth:`_deserialize_model`, so that pickles
       hold only CPU data and load on a machine without GPU.
 
+    The parameters below are the vocabulary of the nets: an engine that has
+    one of these settings names it so (with its own default), and the
+    parameters that every engine has (``batch_size``, ``label_smoothing``,
+    ``clip``, ``n_seeds``, ``validation_fraction``, ``device``,
+    ``n_threads``, ``random_state``, ``verbose``) are checked and read here.
+
+    Parameters
+    ----------
+    %(hidden_sizes, batch_norm, weight_norm)s
+    %(max_epochs, batch_size, learning_rate, weight_decay)s
+    %(patience, lr_factor, lr_patience, min_lr)s
+    %(label_smoothing, clip, n_seeds, validation_fraction)s
+    %(device, n_threads, random_state, verbose)s
+
+    Attributes
+    ----------
+    %(classes_, n_labels_, target_names_, n_features_in_, feature_names_in_)s
+    %(n_aux_, seeds_, device_)s
+    models_ : list
+        The fitted model of each seed.
+    history_ : list of dict
+        One record per seed (and step) and epoch: ``seed``, ``epoch``,
+        ``train_loss``, ``valid_loss`` (None without validation), ``best``
+        (the epoch whose weights were kept), ...
+
     Notes
     -----
     Extension points: a subclass defines ``__init__`` with all its
-    hyperparameters, including the common ones read by the base:
-    ``label_smoothing``, ``clip``, ``n_seeds``, ``validation_fraction``,
-    ``device``, ``random_state`` and ``verbose`` (0: silent; 1: a progress
-    bar on standard error, drawn only when it is a terminal; 2: also the
-    engine's own per-epoch log). It then implements:
+    hyperparameters, in the vocabulary above, and extends
+    ``_parameter_constraints`` (``{**BaseMultilabelNet._parameter_constraints,
+    ...}``); ``fit`` checks them all. It then implements:
 
     ``_fit_one(X, Y, X_valid, Y_valid, *, Y_aux, Y_aux_valid, seed, device)``
         Build and train one model for one seed; return ``(model, history)``
@@ -263,7 +363,8 @@ class BaseMultilabelNet(
         ``train_loss``, ``valid_loss``). ``X`` is float32, ``Y`` the smoothed
         float32 targets; ``X_valid`` / ``Y_valid`` (unsmoothed) are None when
         there is no inner validation; ``Y_aux`` is None without auxiliary
-        targets; ``device`` is the resolved device string.
+        targets; ``device`` is the resolved device string. The bias of the
+        output layer starts at ``_prior_logits(Y)``.
     ``_predict_proba_one(model, X)``
         Return the (n, n_outputs) probabilities of one model (float32 X).
 
@@ -271,10 +372,11 @@ class BaseMultilabelNet(
     the end of every epoch and ``_n_epochs()`` returns the most epochs of one
     seed.
 
-    and may override ``_check_params`` (call ``super()._check_params()``),
-    ``_serialize_model`` / ``_deserialize_model`` (default: the model
-    pickles as is) and ``_resolve_device`` (default: PyTorch's view of
-    devices).
+    A subclass may override ``_check_param_relations`` (the rules that tie
+    parameters together; call ``super()``), ``_serialize_model`` /
+    ``_deserialize_model`` (default: the model pickles as is),
+    ``_resolve_device`` (default: PyTorch's view of devices) and
+    ``_engine_attributes`` (fitted attributes of the engine).
 
     Examples
     --------
@@ -283,6 +385,18 @@ class BaseMultilabelNet(
     >>> inspect.isabstract(BaseMultilabelNet)
     True
     """
+
+    _parameter_constraints: dict = {
+        "batch_size": [_POSITIVE_INT],
+        "label_smoothing": [Interval(Real, 0, 1, closed="left")],
+        "clip": [None, "array-like"],
+        "n_seeds": [_POSITIVE_INT],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left"), None],
+        "device": [str, Hidden(None)],
+        "n_threads": [_POSITIVE_INT, None],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
 
     @property
     def model_(self):
@@ -315,33 +429,35 @@ class BaseMultilabelNet(
 
         return resolve_device(self.device)
 
+    def _engine_attributes(self):
+        """Fitted attributes of the engine, set at the end of ``fit``."""
+        return {}
+
     # ------------------------------------------------------------- validation
-    def _check_params(self):
-        ls = self.label_smoothing
-        if not _is_real(ls) or not 0 <= ls < 1:
-            raise ValueError(f"label_smoothing must be a float in [0, 1), got {ls!r}.")
+    def _check_param_relations(self):
+        """The rules that tie parameters (or their items) together.
+
+        Each parameter alone is checked by ``_parameter_constraints``.
+        """
         clip = self.clip
-        if clip is not None:
-            ok = (
-                isinstance(clip, (tuple, list))
-                and len(clip) == 2
-                and all(_is_real(c) for c in clip)
-                and 0 <= clip[0] < clip[1] <= 1
-            )
-            if not ok:
-                raise ValueError(
-                    "clip must be None or a pair (low, high) with "
-                    f"0 <= low < high <= 1, got {clip!r}."
-                )
-        if not _is_int(self.n_seeds) or self.n_seeds < 1:
+        if clip is not None and not (
+            len(clip) == 2
+            and all(_is_real(c) for c in clip)
+            and 0 <= clip[0] < clip[1] <= 1
+        ):
             raise ValueError(
-                f"n_seeds must be a positive integer, got {self.n_seeds!r}."
+                "clip must be None or a pair (low, high) with "
+                f"0 <= low < high <= 1, got {clip!r}."
             )
-        vf = self.validation_fraction
-        if vf is not None and (not _is_real(vf) or not 0 <= vf < 1):
-            raise ValueError(
-                f"validation_fraction must be None or a float in [0, 1), got {vf!r}."
-            )
+
+    def _check_params(self):
+        """Check the parameters as ``fit`` does, without fitting.
+
+        The declared constraints, then the rules between parameters (the
+        command line checks the nets of its configuration so).
+        """
+        self._validate_params()
+        self._check_param_relations()
 
     def _validate_X(self, X, *, reset):
         _check_numeric_frame(X, type(self).__name__)
@@ -356,33 +472,6 @@ class BaseMultilabelNet(
             raise named from None
         return X.astype(np.float32, copy=False)
 
-    def _encode_targets(self, y):
-        """Validate ``y``; set the target attributes; return float32 Y."""
-        names = None
-        if isinstance(y, pd.DataFrame):
-            names = np.asarray(y.columns, dtype=object)
-        kind, y, classes, codes = check_classifier_target(y, type(self).__name__)
-        if kind == "multilabel":
-            self._target_kind = "multilabel"
-            self.classes_ = classes
-            self.n_labels_ = y.shape[1]
-            self._y_dtype = y.dtype
-            if names is not None:
-                self.target_names_ = names
-            elif hasattr(self, "target_names_"):
-                del self.target_names_
-            return y.astype(np.float32)
-        self.classes_ = classes
-        if hasattr(self, "target_names_"):
-            del self.target_names_
-        if classes.size == 2:
-            self._target_kind = "binary"
-            self.n_labels_ = 1
-            return codes.reshape(-1, 1).astype(np.float32)
-        self._target_kind = "multiclass"
-        self.n_labels_ = classes.size
-        return np.eye(classes.size, dtype=np.float32)[codes]
-
     @staticmethod
     def _check_groups(groups, n_samples):
         if groups is None:
@@ -395,7 +484,31 @@ class BaseMultilabelNet(
             )
         return groups
 
+    def _validate_fit_data(self, X, y, y_aux, groups):
+        """Check the data of ``fit`` once; return X, the target, Y, Y_aux, groups.
+
+        ``X`` and ``Y`` (the targets of the net: one column per label or
+        class, the positive class alone for a binary ``y``) are float32.
+        """
+        X = self._validate_X(X, reset=True)
+        target = TargetReader(type(self).__name__).fit(y)
+        # as_given: y as read by fit (a column vector of classes raveled), so
+        # that it is read, and warned about, once
+        Y = target.transform(target.as_given(y), dtype=np.float32)
+        if target.kind == "binary":
+            Y = Y[:, 1:]  # one sigmoid output: the positive class
+        check_consistent_length(X, Y)
+        n = X.shape[0]
+        if n < 2:
+            raise ValueError(
+                f"n_samples={n}: {type(self).__name__} needs at least 2 samples "
+                "to train (batch normalisation needs 2 rows per batch)."
+            )
+        Y_aux = None if y_aux is None else _check_binary_matrix(y_aux, "y_aux", n)
+        return X, target, Y, Y_aux, self._check_groups(groups, n)
+
     # -------------------------------------------------------------------- fit
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, *, y_aux=None, groups=None):
         """Fit ``n_seeds`` nets on ``X``, ``y`` (and ``y_aux``).
 
@@ -408,9 +521,10 @@ class BaseMultilabelNet(
             0/1 label matrix (or DataFrame), or 1-D binary / multiclass labels.
         y_aux : array-like of shape (n_samples, n_aux), default=None
             Auxiliary 0/1 targets (e.g. the nonscored targets), used by the
-            engine as documented in the subclass (e.g. to pretrain). Not
-            predicted. Request it with ``set_fit_request(y_aux=True)`` when
-            metadata routing is on.
+            engine as documented in the subclass (e.g. to pretrain; the Keras
+            and TabNet nets check them and do not use them). Not predicted.
+            Request it with ``set_fit_request(y_aux=True)`` when metadata
+            routing is on.
         groups : array-like of shape (n_samples,), default=None
             Drug id of each row. When given, the inner validation split keeps
             the rows of a drug together (see the class docstring). Without
@@ -424,47 +538,39 @@ class BaseMultilabelNet(
         self : object
             The fitted estimator.
         """
-        self._check_params()
-        _check_numeric_frame(X, type(self).__name__)
-        try:
-            X, y_checked = validate_data(
-                self,
-                X,
-                y,
-                multi_output=True,
-                dtype=[np.float64, np.float32],
-                order="C",
-                y_numeric=False,
-            )
-        except ValueError as exc:
-            if "Input y contains" in str(exc) and _as_array(y).ndim == 2:
-                # names the label columns that hold NaN
-                check_classifier_target(y, type(self).__name__)
-            named = nonfinite_error(exc, X, type(self).__name__)
-            if named is None:
-                raise
-            raise named from None
-        # y as given (keeps DataFrame column names and dtypes)
-        y = y if isinstance(y, pd.DataFrame) else y_checked
-        X = X.astype(np.float32, copy=False)
-        Y = self._encode_targets(y)
-        n = X.shape[0]
-        if n < 2:
-            raise ValueError(
-                f"n_samples={n}: {type(self).__name__} needs at least 2 samples "
-                "to train (batch normalisation needs 2 rows per batch)."
-            )
-        Y_aux = None if y_aux is None else _check_binary_matrix(y_aux, "y_aux", n)
-        groups = self._check_groups(groups, n)
+        self._check_param_relations()
+        X, target, Y, Y_aux, groups = self._validate_fit_data(X, y, y_aux, groups)
         device = self._resolve_device()
+        seeds = check_random_state(self.random_state).randint(
+            0, np.iinfo(np.int32).max, size=self.n_seeds
+        )
+        models, history = self._fit_seeds(X, Y, Y_aux, groups, seeds, device)
+        self._set_target_attributes(target)
+        self.device_ = device
+        self.seeds_ = seeds
+        self.n_aux_ = 0 if Y_aux is None else Y_aux.shape[1]
+        self.models_ = models
+        self.history_ = history
+        for name, value in self._engine_attributes().items():
+            setattr(self, name, value)
+        return self
 
+    def _set_target_attributes(self, target):
+        self._target = target
+        self.classes_ = target.classes
+        self.n_labels_ = 1 if target.kind == "binary" else target.n_outputs
+        if target.names is not None:
+            self.target_names_ = target.names
+        else:  # a refit on an array y drops the names of a previous y
+            self.__dict__.pop("target_names_", None)
+
+    def _smooth(self, Y):
+        """Label smoothing of training targets (None stays None)."""
         s = self.label_smoothing
+        return Y if (Y is None or s == 0) else Y * (1 - s) + 0.5 * s
 
-        def smooth(a):
-            return a if (a is None or s == 0) else a * (1 - s) + 0.5 * s
-
-        rng = check_random_state(self.random_state)
-        seeds = rng.randint(0, np.iinfo(np.int32).max, size=self.n_seeds)
+    def _fit_seeds(self, X, Y, Y_aux, groups, seeds, device):
+        """Train one model per seed under a progress bar; return (models, history)."""
         per_seed = self._n_epochs()
         self._progress = progress_bar(
             None if per_seed is None else per_seed * self.n_seeds,
@@ -472,62 +578,54 @@ class BaseMultilabelNet(
             self.verbose,
             unit="epoch",
         )
+        models, history = [], []
         try:
-            models, history = self._fit_seeds(
-                X, Y, Y_aux, groups, seeds, smooth, device, per_seed
-            )
+            for i, seed in enumerate(seeds):
+                if per_seed is not None:  # a seed stopped early: jump to the next
+                    self._progress.n = i * per_seed
+                    self._progress.refresh()
+                model, records = self._fit_seed(
+                    i, int(seed), X, Y, Y_aux, groups, device
+                )
+                models.append(model)
+                history += [{"seed": i, **record} for record in records]
         finally:
             self._progress.close()
             del self._progress
             self.__dict__.pop("_progress_seed", None)
-        self.device_ = device
-        self.seeds_ = seeds
-        self.n_aux_ = 0 if Y_aux is None else Y_aux.shape[1]
-        self.models_ = models
-        self.history_ = history
-        return self
-
-    def _fit_seeds(self, X, Y, Y_aux, groups, seeds, smooth, device, per_seed):
-        """Train one model per seed; return (models, history records)."""
-        models, history = [], []
-        for i, seed in enumerate(seeds):
-            seed = int(seed)
-            self._progress_seed = i
-            if per_seed is not None:  # a seed stopped early: jump to the next
-                self._progress.n = i * per_seed
-                self._progress.refresh()
-            train, valid = _inner_validation_split(
-                Y, groups, self.validation_fraction, seed
-            )
-            if i == 0 and groups is None and valid is not None:
-                _warn_without_groups(
-                    type(self).__name__, "inner validation split (best epoch)"
-                )
-            if self.verbose >= 2:
-                n_valid = 0 if valid is None else valid.size
-                print(
-                    f"[{type(self).__name__}] seed {i + 1}/{self.n_seeds} "
-                    f"({seed}): {train.size} training rows, {n_valid} validation "
-                    f"rows, device {device}"
-                )
-
-            def take(a, idx):
-                return None if (a is None or idx is None) else a[idx]
-
-            model, records = self._fit_one(
-                take(X, train),
-                smooth(take(Y, train)),
-                take(X, valid),
-                take(Y, valid),
-                Y_aux=smooth(take(Y_aux, train)),
-                Y_aux_valid=take(Y_aux, valid),
-                seed=seed,
-                device=device,
-            )
-            models.append(model)
-            for record in records:
-                history.append({"seed": i, **record})
         return models, history
+
+    def _fit_seed(self, i, seed, X, Y, Y_aux, groups, device):
+        """Split the rows for seed number ``i`` and train its model."""
+        self._progress_seed = i
+        train, valid = _inner_validation_split(
+            Y, groups, self.validation_fraction, seed
+        )
+        if i == 0 and groups is None and valid is not None:
+            _warn_without_groups(
+                type(self).__name__, "inner validation split (best epoch)", 4
+            )
+        if self.verbose >= 2:
+            n_valid = 0 if valid is None else valid.size
+            print(
+                f"[{type(self).__name__}] seed {i + 1}/{self.n_seeds} "
+                f"({seed}): {train.size} training rows, {n_valid} validation "
+                f"rows, device {device}"
+            )
+
+        def take(a, idx):
+            return None if (a is None or idx is None) else a[idx]
+
+        return self._fit_one(
+            take(X, train),
+            self._smooth(take(Y, train)),
+            take(X, valid),
+            take(Y, valid),
+            Y_aux=self._smooth(take(Y_aux, train)),
+            Y_aux_valid=take(Y_aux, valid),
+            seed=seed,
+            device=device,
+        )
 
     # --------------------------------------------------------------- progress
     def _n_epochs(self):
@@ -555,18 +653,15 @@ class BaseMultilabelNet(
 
     # ---------------------------------------------------------------- predict
     def _label_proba(self, X):
-        """Averaged, clipped P(label = 1) of shape (n, n_labels)."""
+        """Averaged, clipped P(output = 1) of shape (n, n_outputs of the net)."""
         check_is_fitted(self, "models_")
         X = self._validate_X(X, reset=False)
-        proba = None
-        for model in self.models_:
-            p = np.asarray(self._predict_proba_one(model, X), dtype=np.float64)
-            proba = p if proba is None else proba + p
-        proba /= len(self.models_)
+        proba = sum(
+            np.asarray(self._predict_proba_one(model, X), dtype=np.float64)
+            for model in self.models_
+        ) / len(self.models_)
         low, high = (0.0, 1.0) if self.clip is None else self.clip
-        return np.clip(
-            proba, max(low, _PROBA_EPS), min(high, 1 - _PROBA_EPS), out=proba
-        )
+        return np.clip(proba, max(low, PROBA_EPS), min(high, 1 - PROBA_EPS))
 
     def predict_proba(self, X):
         """Probability estimates, averaged over the seeds and clipped.
@@ -583,11 +678,9 @@ class BaseMultilabelNet(
             each class in ``classes_`` (rows sum to 1).
         """
         proba = self._label_proba(X)
-        if self._target_kind == "binary":
-            return np.column_stack([1 - proba[:, 0], proba[:, 0]])
-        if self._target_kind == "multiclass":
-            return proba / proba.sum(axis=1, keepdims=True)
-        return proba
+        if self._target.kind == "binary":
+            proba = np.column_stack([1 - proba[:, 0], proba[:, 0]])
+        return self._target.proba(proba)
 
     def predict(self, X):
         """Predict labels.
@@ -602,7 +695,8 @@ class BaseMultilabelNet(
             For a 2-D ``y``: ``predict_proba(X) > 0.5`` with the dtype of
             ``y``. For a 1-D ``y``: the most probable class of ``classes_``.
         """
-        return labels_from_proba(self, self.predict_proba(X))
+        proba = self.predict_proba(X)  # checks that the net is fitted first
+        return self._target.labels(proba)
 
     # ------------------------------------------------------------ persistence
     def __getstate__(self):

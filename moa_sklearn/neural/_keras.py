@@ -12,15 +12,21 @@ import warnings
 
 import numpy as np
 from scipy.special import erf, expit
+from sklearn.utils._param_validation import StrOptions
+from threadpoolctl import threadpool_limits
 
 from ..utils._engines import KERAS_INSTALL
 from ._base import (
+    _EVAL_BATCH,
+    _MLP_CONSTRAINTS,
+    _NON_NEGATIVE_REAL,
+    _PLATEAU_CONSTRAINTS,
     BaseMultilabelNet,
     _check_hidden_sizes,
-    _is_int,
-    _is_real,
     _per_layer_dropouts,
+    _prior_logits,
 )
+from ._docs import shared_docs
 from ._quiet import quiet_engine_logs
 
 _KERAS_EXTRA = KERAS_INSTALL  # what the import errors say to run
@@ -46,14 +52,10 @@ from keras import ops  # noqa: E402
 __all__ = ["KerasNetClassifier"]
 
 _ACTIVATIONS = ("relu", "leaky_relu", "elu", "selu", "gelu", "silu", "swish", "tanh")
-_WEIGHT_NORM = ("all", "head", "none")
 
 # dropouts='auto': the recipe's dropouts for the default hidden_sizes, stretched
 # over other depths (see _auto_dropouts)
 _DROPOUT_PROFILE = (0.2, 0.5, 0.5)
-
-# rows per forward pass at prediction time
-_EVAL_BATCH = 4096
 
 
 # ---------------------------------------------------------------------- layers
@@ -261,15 +263,15 @@ def _build_model(
     batch_norm,
     weight_norm,
     seed,
-    prior=None,
+    output_bias=None,
 ):
     """The notebooks' net: [BN, Dropout, Dense] blocks and a sigmoid head.
 
     ``dropouts[i]`` acts on the input of the i-th dense layer (the first on
     the features, the last on the input of the head). Every initialiser and
-    dropout layer gets its own seed drawn from ``seed``. With ``prior`` (the
-    mean of each target), the head's bias starts at its logit, so that the
-    untrained net predicts the prior rather than 0.5.
+    dropout layer gets its own seed drawn from ``seed``. The head's bias
+    starts at ``output_bias`` (the logits of the targets' prevalence), where
+    given.
     """
     rng = np.random.RandomState(seed)
 
@@ -291,9 +293,8 @@ def _build_model(
         else:
             layers.append(keras.layers.Dense(units, act, kernel_initializer=init))
     model = keras.Sequential(layers)
-    if prior is not None:
-        prior = np.clip(np.asarray(prior, dtype=np.float64), 1e-4, 1 - 1e-4)
-        model.layers[-1].bias.assign(np.log(prior / (1 - prior)).astype(np.float32))
+    if output_bias is not None:
+        model.layers[-1].bias.assign(np.asarray(output_bias, dtype=np.float32))
     return model
 
 
@@ -327,6 +328,54 @@ def _seeded(seed):
                 tf_config.enable_op_determinism()
                 stack.callback(tf_config.disable_op_determinism)
         yield
+
+
+def _set_tensorflow_threads(n):
+    """Size TensorFlow's thread pools to ``n`` threads, where it still can.
+
+    TensorFlow creates its intra-op and inter-op thread pools when its
+    runtime starts (its first operation in the process) and cannot resize
+    them after: ``tf.config.threading`` then raises. Asking again for the
+    size they have is fine; asking for another size warns that ``n_threads``
+    is not applied, and training goes on with the pools as they are.
+    """
+    import tensorflow as tf
+
+    threading = tf.config.threading
+    try:
+        threading.set_intra_op_parallelism_threads(n)
+        threading.set_inter_op_parallelism_threads(n)
+    except RuntimeError:
+        warnings.warn(
+            f"KerasNetClassifier(n_threads={n}) is not applied: TensorFlow "
+            "sizes its thread pools once, when its runtime starts in the "
+            "process, and they are already set. Give the same n_threads to "
+            "every Keras fit of the process (the first one sets it), or set "
+            "TF_NUM_INTRAOP_THREADS and TF_NUM_INTEROP_THREADS before Python "
+            "starts.",
+            UserWarning,
+            stacklevel=2,
+        )
+
+
+@contextlib.contextmanager
+def _fit_threads(n):
+    """``n`` CPU threads for the Keras backend inside (None: unchanged).
+
+    On TensorFlow, its thread pools (:func:`_set_tensorflow_threads`; they
+    cannot be restored); on torch, ``torch.set_num_threads``, restored on
+    exit; other backends are left as they are.
+    """
+    backend = keras.backend.backend()
+    if n is not None and backend == "tensorflow":
+        _set_tensorflow_threads(n)
+    if n is not None and backend == "torch":
+        from ._torch_utils import num_threads
+
+        with num_threads(n):
+            yield
+        return
+    yield
 
 
 def _gpu_count():
@@ -398,6 +447,32 @@ def _usable_device(device):
 
 
 # ------------------------------------------------------------------ estimator
+@shared_docs(
+    hidden_sizes="The notebooks': 2048 and 1048.",
+    weight_norm="The notebooks: all.",
+    weight_decay="Decoupled from the gradient, as in AdamW.",
+    patience="An improvement is a decrease by more than ``min_delta``.",
+    lr_factor="The monitored loss is the validation loss, or the training "
+    "loss without inner validation.",
+    clip="The notebooks clip to 0.001 and 0.999.",
+    device='``"gpu"`` and ``"gpu:N"`` name the same GPUs as ``"cuda"`` and '
+    '``"cuda:N"``: those that the Keras backend sees.',
+    n_threads="On TensorFlow it sizes TensorFlow's thread pools, which "
+    "TensorFlow fixes when its runtime starts (its first operation in the "
+    "process): the first Keras fit of the process sets them, they stay so "
+    "(not restored), and a later fit that asks for another number warns "
+    "that it is not applied. On Keras' torch backend it is "
+    "``torch.set_num_threads``, restored afterwards; other backends keep "
+    "their setting. ``predict_proba`` runs in NumPy, its BLAS limited to "
+    "``n_threads`` threads.",
+    random_state="Each fit runs under ``keras.utils.set_random_seed`` "
+    "(Python's, NumPy's and torch's random states are restored afterwards; "
+    "TensorFlow's global seed is left set) and, on TensorFlow, with op "
+    "determinism switched on for its duration.",
+    verbose="Here: Keras' line per epoch.",
+    n_aux_="Not used by this net.",
+    device_='Its Keras name (``"cpu"``, ``"gpu:0"``, ...).',
+)
 class KerasNetClassifier(BaseMultilabelNet):
     """Multilabel MLP of the lish-moa Keras notebooks (Keras 3).
 
@@ -417,8 +492,7 @@ class KerasNetClassifier(BaseMultilabelNet):
 
     Parameters
     ----------
-    hidden_sizes : sequence of int, default=(2048, 1048)
-        Width of each hidden layer (the notebooks' 2048 and 1048).
+    %(hidden_sizes)s
     dropouts : 'auto', float or sequence of float, default='auto'
         Dropout on the input of each dense layer: one value for the features
         (first layer) and one for the input of every later layer and of the
@@ -430,88 +504,26 @@ class KerasNetClassifier(BaseMultilabelNet):
     activation : {"relu", "leaky_relu", "elu", "selu", "gelu", "silu", \
             "swish", "tanh"}, default="relu"
         Activation of the hidden layers.
-    batch_norm : bool, default=True
-        Batch normalisation at the input of every dense layer.
-    weight_norm : {"all", "head", "none"}, default="all"
-        Which dense layers are weight-normalised (the notebooks: all).
-    epochs : int, default=35
-        Maximum number of epochs.
-    batch_size : int, default=128
-        Rows per training batch.
-    learning_rate : float, default=1e-3
-        Adam's initial learning rate.
-    weight_decay : float, default=0.0
-        Adam's (decoupled) weight decay; 0 for none.
-    lr_factor : float, default=0.1
-        ``ReduceLROnPlateau``: the learning rate is multiplied by this factor
-        when the monitored loss has not improved by ``min_delta`` for
-        ``lr_patience`` epochs.
-    lr_patience : int, default=3
-        ``ReduceLROnPlateau``'s patience (epochs).
-    min_lr : float, default=1e-6
-        Lower bound of the learning rate.
-    patience : int or None, default=10
-        Early stopping: training stops after ``patience`` epochs without an
-        improvement of the validation loss by ``min_delta``; the weights of
-        the best epoch are restored. None: no early stopping (the best epoch
-        is still restored). Unused without inner validation.
+    %(batch_norm, weight_norm)s
+    %(max_epochs, batch_size, learning_rate, weight_decay)s
+    %(lr_factor, lr_patience, min_lr, patience)s
     min_delta : float, default=1e-4
         Smallest change of the monitored loss that counts as an improvement.
-    label_smoothing : float, default=0.001
-        Training targets become ``y * (1 - s) + 0.5 * s`` (validation targets
-        are not smoothed).
-    clip : pair of float or None, default=(0.001, 0.999)
-        Predicted probabilities are clipped to this range (the notebooks'
-        0.001 / 0.999), and always kept strictly inside (0, 1).
-    n_seeds : int, default=1
-        Number of nets, each with its own seed and inner split, averaged.
-    validation_fraction : float or None, default=0.1
-        Fraction of the training rows held out for early stopping, the
-        learning-rate schedule and the choice of the best epoch;
-        drug-grouped when ``groups`` is passed to ``fit``. None or 0: no
-        inner validation; the learning-rate schedule then watches the
-        training loss and the last epoch is kept.
-    device : {"auto", "cpu", "cuda", "gpu"} or str, default="auto"
-        "auto" uses the first GPU when the Keras backend sees one, else the
-        CPU; "cuda" (or "gpu", ``":N"`` for another) asks for a GPU and is an
-        error where the backend sees none. A model trained on a GPU loads and
-        predicts on a CPU-only machine.
-    random_state : int, RandomState instance or None, default=None
-        Seeds the initialisation, dropout, batch order and inner split. The
-        same int gives the same predictions on the same machine: each fit
-        runs under ``keras.utils.set_random_seed`` (Python's, NumPy's and
-        torch's random states are restored afterwards; TensorFlow's global
-        seed is left set) and, on TensorFlow, with op determinism switched
-        on for its duration.
-    verbose : int, default=0
-        0 is silent; 1 shows a progress bar of the epochs (seeds, elapsed
-        time, time left, latest losses) on standard error when it is a
-        terminal; 2 also prints Keras' line per epoch.
+    %(label_smoothing, clip, n_seeds, validation_fraction)s
+    %(device, n_threads, random_state, verbose)s
 
     Attributes
     ----------
-    classes_ : ndarray
-        For a 2-D ``y``, the label indices ``0 .. n_labels - 1``; for a 1-D
-        ``y``, the class labels.
-    n_labels_ : int
-        Number of outputs of the net (labels; 1 for binary; n_classes).
-    target_names_ : ndarray of str
-        The columns of ``y`` when it was a DataFrame.
-    n_features_in_ : int
-    feature_names_in_ : ndarray of str
-        Defined when ``X`` has string column names.
-    n_aux_ : int
-        Number of columns of ``y_aux`` given to ``fit`` (not used by this net).
+    %(classes_, n_labels_, target_names_, n_features_in_, feature_names_in_)s
+    %(n_aux_)s
     models_ : list of keras.Model
         The fitted net of each seed.
-    seeds_ : ndarray of int
-        The seed of each net.
+    %(seeds_)s
     history_ : list of dict
         One record per seed and epoch: ``seed``, ``epoch``, ``train_loss``,
         ``valid_loss`` (None without validation), ``lr`` (during the epoch),
         ``best`` (the epoch whose weights were kept), ``dur`` (seconds).
-    device_ : str
-        The Keras device used for training (``"cpu"``, ``"gpu:0"``, ...).
+    %(device_)s
     backend_ : str
         The Keras backend used for training.
 
@@ -530,7 +542,7 @@ class KerasNetClassifier(BaseMultilabelNet):
     >>> rng = np.random.RandomState(0)
     >>> X = rng.normal(size=(60, 5))
     >>> Y = (X[:, :3] + rng.normal(size=(60, 3)) > 0).astype(int)
-    >>> net = KerasNetClassifier(hidden_sizes=(16,), dropouts=0.1, epochs=3,
+    >>> net = KerasNetClassifier(hidden_sizes=(16,), dropouts=0.1, max_epochs=3,
     ...                          batch_size=16, device="cpu", random_state=0)
     >>> drugs = np.repeat(np.arange(10), 6)  # the drug id of each row
     >>> net.fit(X, Y, groups=drugs).predict_proba(X).shape
@@ -539,6 +551,14 @@ class KerasNetClassifier(BaseMultilabelNet):
     (2, 3)
     """
 
+    _parameter_constraints: dict = {
+        **BaseMultilabelNet._parameter_constraints,
+        **_MLP_CONSTRAINTS,
+        **_PLATEAU_CONSTRAINTS,
+        "activation": [StrOptions(set(_ACTIVATIONS))],
+        "min_delta": [_NON_NEGATIVE_REAL],
+    }
+
     def __init__(
         self,
         hidden_sizes=(2048, 1048),
@@ -546,7 +566,7 @@ class KerasNetClassifier(BaseMultilabelNet):
         activation="relu",
         batch_norm=True,
         weight_norm="all",
-        epochs=35,
+        max_epochs=35,
         batch_size=128,
         learning_rate=1e-3,
         weight_decay=0.0,
@@ -560,6 +580,7 @@ class KerasNetClassifier(BaseMultilabelNet):
         n_seeds=1,
         validation_fraction=0.1,
         device="auto",
+        n_threads=None,
         random_state=None,
         verbose=0,
     ):
@@ -568,7 +589,7 @@ class KerasNetClassifier(BaseMultilabelNet):
         self.activation = activation
         self.batch_norm = batch_norm
         self.weight_norm = weight_norm
-        self.epochs = epochs
+        self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
@@ -582,65 +603,59 @@ class KerasNetClassifier(BaseMultilabelNet):
         self.n_seeds = n_seeds
         self.validation_fraction = validation_fraction
         self.device = device
+        self.n_threads = n_threads
         self.random_state = random_state
         self.verbose = verbose
 
-    # ------------------------------------------------------------ parameters
-    def _check_params(self):
-        super()._check_params()
-        hs = _check_hidden_sizes(self.hidden_sizes)
-        n_dense = len(hs) + 1
+    def _check_param_relations(self):
+        super()._check_param_relations()
+        n_dense = len(_check_hidden_sizes(self.hidden_sizes)) + 1
         self._dropouts = _per_layer_dropouts(
             self.dropouts,
             n_dense,
             f"dense layer (len(hidden_sizes) + 1 = {n_dense})",
             _DROPOUT_PROFILE,
         )
-        if self.activation not in _ACTIVATIONS:
-            raise ValueError(
-                f"activation must be one of {_ACTIVATIONS}, got {self.activation!r}."
-            )
-        if self.weight_norm not in _WEIGHT_NORM:
-            raise ValueError(
-                f"weight_norm must be one of {_WEIGHT_NORM}, got {self.weight_norm!r}."
-            )
-        if not isinstance(self.batch_norm, (bool, np.bool_)):
-            raise ValueError(f"batch_norm must be a bool, got {self.batch_norm!r}.")
-        for name in ("epochs", "batch_size", "lr_patience"):
-            value = getattr(self, name)
-            if not _is_int(value) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}.")
-        if self.patience is not None and (
-            not _is_int(self.patience) or self.patience < 1
-        ):
-            raise ValueError(
-                f"patience must be None or a positive int, got {self.patience!r}."
-            )
-        if not _is_real(self.learning_rate) or not self.learning_rate > 0:
-            raise ValueError(
-                f"learning_rate must be a positive float, got {self.learning_rate!r}."
-            )
-        for name in ("weight_decay", "min_lr", "min_delta"):
-            value = getattr(self, name)
-            if not _is_real(value) or value < 0:
-                raise ValueError(f"{name} must be a float >= 0, got {value!r}.")
-        if not _is_real(self.lr_factor) or not 0 < self.lr_factor < 1:
-            raise ValueError(
-                f"lr_factor must be a float in (0, 1), got {self.lr_factor!r}."
-            )
 
     def _resolve_device(self):
         return resolve_keras_device(self.device)
 
+    def _engine_attributes(self):
+        return {"backend_": keras.backend.backend()}
+
     # ---------------------------------------------------------------- engine
     def _n_epochs(self):
-        return self.epochs
+        return self.max_epochs
+
+    def _callbacks(self, log, validation):
+        """The plateau schedule and, with validation, early stopping."""
+        monitor = "val_loss" if validation else "loss"
+        callbacks = [
+            log,
+            keras.callbacks.ReduceLROnPlateau(
+                monitor=monitor,
+                factor=self.lr_factor,
+                patience=self.lr_patience,
+                min_delta=self.min_delta,
+                min_lr=self.min_lr,
+                verbose=0,
+            ),
+        ]
+        if validation:
+            callbacks.append(
+                keras.callbacks.EarlyStopping(
+                    monitor=monitor,
+                    patience=self.patience or self.max_epochs + 1,
+                    min_delta=self.min_delta,
+                    restore_best_weights=True,
+                )
+            )
+        return callbacks
 
     def _fit_one(self, X, Y, X_valid, Y_valid, *, Y_aux, Y_aux_valid, seed, device):
-        validation = X_valid is not None
-        monitor = "val_loss" if validation else "loss"
         with (
             quiet_engine_logs(),
+            _fit_threads(self.n_threads),
             _seeded(seed),
             keras.device(device),
             warnings.catch_warnings(),
@@ -661,7 +676,7 @@ class KerasNetClassifier(BaseMultilabelNet):
                 batch_norm=bool(self.batch_norm),
                 weight_norm=self.weight_norm,
                 seed=seed,
-                prior=Y.mean(axis=0),
+                output_bias=_prior_logits(Y),
             )
             model.compile(
                 optimizer=keras.optimizers.Adam(
@@ -671,69 +686,26 @@ class KerasNetClassifier(BaseMultilabelNet):
                 loss=keras.losses.BinaryCrossentropy(),
             )
             log = _EpochLog(X_valid, Y_valid, self._epoch_done)
-            callbacks = [
-                log,
-                keras.callbacks.ReduceLROnPlateau(
-                    monitor=monitor,
-                    factor=self.lr_factor,
-                    patience=self.lr_patience,
-                    min_delta=self.min_delta,
-                    min_lr=self.min_lr,
-                    verbose=0,
-                ),
-            ]
-            stopper = None
-            if validation:
-                stopper = keras.callbacks.EarlyStopping(
-                    monitor=monitor,
-                    patience=self.patience or self.epochs + 1,
-                    min_delta=self.min_delta,
-                    restore_best_weights=True,
-                )
-                callbacks.append(stopper)
+            callbacks = self._callbacks(log, validation=X_valid is not None)
             model.fit(
                 X,
                 Y,
-                epochs=self.epochs,
+                epochs=self.max_epochs,
                 batch_size=self.batch_size,
                 shuffle=True,
                 callbacks=callbacks,
                 verbose=2 if self.verbose >= 2 else 0,
             )
         records = log.records
+        stopper = callbacks[-1] if X_valid is not None else None
         best = stopper.best_epoch if stopper is not None else len(records) - 1
         for i, record in enumerate(records):
             record["best"] = i == best
         return model, records
 
-    def fit(self, X, y, *, y_aux=None, groups=None):
-        """Fit ``n_seeds`` Keras nets on ``X``, ``y``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Numeric features (a DataFrame keeps its column names in
-            ``feature_names_in_``).
-        y : array-like of shape (n_samples, n_labels) or (n_samples,)
-            0/1 label matrix (or DataFrame), or 1-D binary / multiclass labels.
-        y_aux : array-like of shape (n_samples, n_aux), default=None
-            Auxiliary 0/1 targets: validated and then not used by this net
-            (accepted so that a blend can route them to all its nets).
-        groups : array-like of shape (n_samples,), default=None
-            Drug id of each row. When given, the inner validation split keeps
-            the rows of a drug together.
-
-        Returns
-        -------
-        self : object
-            The fitted estimator.
-        """
-        super().fit(X, y, y_aux=y_aux, groups=groups)
-        self.backend_ = keras.backend.backend()
-        return self
-
     def _predict_proba_one(self, model, X):
-        return _numpy_forward(model, X)
+        with threadpool_limits(limits=self.n_threads, user_api="blas"):
+            return _numpy_forward(model, X)
 
     # ----------------------------------------------------------- persistence
     def _serialize_model(self, model):

@@ -10,11 +10,24 @@ import io
 import math
 import time
 import warnings
+from numbers import Real
 
 import numpy as np
 from scipy.special import expit
+from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._base import _TORCH_EXTRA, BaseMultilabelNet, _is_int, _is_real
+from ._base import (
+    _EVAL_BATCH,
+    _NON_NEGATIVE_REAL,
+    _OPEN_FRACTION,
+    _PLATEAU_CONSTRAINTS,
+    _POSITIVE_INT,
+    _POSITIVE_REAL,
+    _TORCH_EXTRA,
+    BaseMultilabelNet,
+    _prior_logits,
+)
+from ._docs import TORCH_THREADS, shared_docs
 from ._torch_utils import (
     device_for_loading,
     num_threads,
@@ -41,8 +54,6 @@ except ModuleNotFoundError as exc:  # pragma: no cover - depends on the env
 
 __all__ = ["TabNetMultilabelClassifier"]
 
-_MASK_TYPES = ("entmax", "sparsemax")
-
 # The TabNetRegressor constructor arguments that define the network (enough to
 # rebuild it from a state dict).
 _NETWORK_PARAMS = (
@@ -64,9 +75,6 @@ _NETWORK_PARAMS = (
     "output_dim",
     "grouped_features",
 )
-
-# rows per forward pass at prediction time
-_EVAL_BATCH = 4096
 
 # Warnings that pytorch-tabnet emits on every fit (the device one when verbose).
 _TABNET_CHATTER = (
@@ -133,6 +141,20 @@ class _EpochTimer(_TabNetCallback):
             )
 
 
+def _add_output_bias(network, bias):
+    """Give the final mapping of a TabNet network a bias, starting at ``bias``.
+
+    pytorch-tabnet's final mapping is a linear layer without bias: its
+    output starts near 0 (a probability of 0.5) for every label.
+    """
+    mapping = network.tabnet.final_mapping
+    mapping.bias = torch.nn.Parameter(
+        torch.as_tensor(
+            bias, dtype=mapping.weight.dtype, device=mapping.weight.device
+        ).clone()
+    )
+
+
 def _float64_network(network):
     """A float64 copy of a fitted TabNet network, in eval mode.
 
@@ -174,6 +196,35 @@ def _plan_batches(n_rows, batch_size, virtual_batch_size):
     return batch_size, vbs, drop_last
 
 
+def _records(model, timer, validation):
+    """The history records of one pytorch-tabnet fit."""
+    logs = model.history.history
+    n_epochs = len(logs["loss"])
+    valid = logs.get("valid_logits_logloss")
+    best = model.best_epoch if validation else n_epochs - 1
+    return [
+        {
+            "epoch": i + 1,
+            "train_loss": float(logs["loss"][i]),
+            "valid_loss": None if valid is None else float(valid[i]),
+            "lr": float(logs["lr"][i]),
+            "best": i == best,
+            "dur": timer.durations[i],
+        }
+        for i in range(n_epochs)
+    ]
+
+
+@shared_docs(
+    weight_decay="As an L2 penalty (torch's ``Adam``).",
+    lr_factor="The monitored loss is the validation loss; without inner "
+    "validation the learning rate stays constant.",
+    n_threads=TORCH_THREADS,
+    random_state="pytorch-tabnet's ``seed`` is drawn from it; torch's global "
+    "random state is restored after ``fit``.",
+    verbose="Here: pytorch-tabnet's line per epoch.",
+    n_aux_="Not used by this net.",
+)
 class TabNetMultilabelClassifier(BaseMultilabelNet):
     """TabNet for multilabel targets, as the lish-moa solutions trained it.
 
@@ -183,7 +234,10 @@ class TabNetMultilabelClassifier(BaseMultilabelNet):
     whose best epoch is kept. The defaults are the public MoA TabNet
     notebook's: ``n_d = n_a = 32``, one step, ``gamma`` 1.3, entmax masks,
     no sparsity loss, batches of 1024 rows with ghost batches of 32, Adam with
-    learning rate 2e-2 and weight decay 1e-5. ``n_seeds`` nets are trained and
+    learning rate 2e-2 and weight decay 1e-5. A bias is added to TabNet's
+    final mapping (which has none), starting at the logit of each label's
+    prevalence in the training rows, so that the untrained net predicts the
+    prior rather than 0.5 for every label. ``n_seeds`` nets are trained and
     their probabilities averaged.
 
     Unlike pytorch-tabnet's own estimators, every training setting is an
@@ -207,87 +261,30 @@ class TabNetMultilabelClassifier(BaseMultilabelNet):
         Attention masks.
     lambda_sparse : float, default=0.0
         Weight of the sparsity loss of the masks.
-    max_epochs : int, default=200
-        Maximum number of epochs.
-    patience : int or None, default=20
-        Early stopping: training stops after ``patience`` epochs without an
-        improvement of the validation loss; the best epoch's weights are
-        restored. None: no early stopping (the best epoch is still kept).
-        Unused without inner validation.
-    batch_size : int, default=1024
-        Rows per training batch.
+    %(max_epochs, patience, batch_size)s
     virtual_batch_size : int, default=32
         Rows per ghost batch of the batch normalisation (raised where a
         ghost batch would have a single row).
-    learning_rate : float, default=2e-2
-        Adam's initial learning rate.
-    weight_decay : float, default=1e-5
-        Adam's (L2) weight decay.
-    lr_factor : float, default=0.9
-        ``ReduceLROnPlateau``: the learning rate is multiplied by this factor
-        after ``lr_patience`` epochs without an improvement of the validation
-        loss. Without inner validation the learning rate stays constant.
-    lr_patience : int, default=5
-        ``ReduceLROnPlateau``'s patience (epochs).
-    min_lr : float, default=1e-5
-        Lower bound of the learning rate.
+    %(learning_rate, weight_decay, lr_factor, lr_patience, min_lr)s
     max_grad_norm : float or None, default=1.0
         Gradients are clipped to this norm (pytorch-tabnet's ``clip_value``);
         None for no clipping.
-    label_smoothing : float, default=0.001
-        Training targets become ``y * (1 - s) + 0.5 * s`` (validation targets
-        are not smoothed).
-    clip : pair of float or None, default=(0.0005, 0.9995)
-        Predicted probabilities are clipped to this range (and always kept
-        strictly inside (0, 1)).
-    n_seeds : int, default=1
-        Number of nets, each with its own seed and inner split, averaged.
-    validation_fraction : float or None, default=0.1
-        Fraction of the training rows held out for early stopping, the
-        learning-rate schedule and the choice of the best epoch;
-        drug-grouped when ``groups`` is passed to ``fit``. None or 0: no
-        inner validation, the last epoch is kept.
-    device : {"auto", "cpu", "cuda"} or str, default="auto"
-        "auto" uses CUDA when available; "cuda" on a machine without it is an
-        error. A model trained on GPU loads on a CPU-only machine.
-    n_threads : int or None, default=None
-        CPU threads of PyTorch during ``fit`` and ``predict_proba`` (restored
-        afterwards; the setting is process-wide). None keeps PyTorch's setting.
-    random_state : int, RandomState instance or None, default=None
-        Seeds the initialisation, the batch order and the inner split
-        (pytorch-tabnet's ``seed`` is drawn from it). The same int gives the
-        same predictions on the same machine; torch's global random state is
-        restored after ``fit``.
-    verbose : int, default=0
-        0 is silent; 1 shows a progress bar of the epochs (seeds, elapsed
-        time, time left, latest losses) on standard error when it is a
-        terminal; 2 also prints pytorch-tabnet's log of every epoch.
+    %(label_smoothing, clip, n_seeds, validation_fraction)s
+    %(device, n_threads, random_state, verbose)s
 
     Attributes
     ----------
-    classes_ : ndarray
-        For a 2-D ``y``, the label indices ``0 .. n_labels - 1``; for a 1-D
-        ``y``, the class labels.
-    n_labels_ : int
-        Number of outputs of the net (labels; 1 for binary; n_classes).
-    target_names_ : ndarray of str
-        The columns of ``y`` when it was a DataFrame.
-    n_features_in_ : int
-    feature_names_in_ : ndarray of str
-        Defined when ``X`` has string column names.
-    n_aux_ : int
-        Number of columns of ``y_aux`` given to ``fit`` (not used by this net).
+    %(classes_, n_labels_, target_names_, n_features_in_, feature_names_in_)s
+    %(n_aux_)s
     models_ : list of pytorch_tabnet.tab_model.TabNetRegressor
         The fitted pytorch-tabnet model of each seed.
-    seeds_ : ndarray of int
-        The seed of each model.
+    %(seeds_)s
     history_ : list of dict
         One record per seed and epoch: ``seed``, ``epoch``, ``train_loss``
         (including the sparsity term), ``valid_loss`` (None without
         validation), ``lr`` (during the epoch), ``best`` (the epoch whose
         weights were kept), ``dur`` (seconds).
-    device_ : str
-        The device used for training.
+    %(device_)s
 
     Notes
     -----
@@ -311,6 +308,22 @@ class TabNetMultilabelClassifier(BaseMultilabelNet):
     >>> net.predict(X[:2]).shape
     (2, 3)
     """
+
+    _parameter_constraints: dict = {
+        **BaseMultilabelNet._parameter_constraints,
+        **_PLATEAU_CONSTRAINTS,
+        "n_d": [_POSITIVE_INT],
+        "n_a": [_POSITIVE_INT],
+        "n_steps": [_POSITIVE_INT],
+        "gamma": [Interval(Real, 1, None, closed="left")],
+        "n_independent": [_POSITIVE_INT],
+        "n_shared": [_POSITIVE_INT],
+        "momentum": [_OPEN_FRACTION],
+        "mask_type": [StrOptions({"entmax", "sparsemax"})],
+        "lambda_sparse": [_NON_NEGATIVE_REAL],
+        "virtual_batch_size": [_POSITIVE_INT],
+        "max_grad_norm": [_POSITIVE_REAL, None],
+    }
 
     def __init__(
         self,
@@ -370,64 +383,6 @@ class TabNetMultilabelClassifier(BaseMultilabelNet):
         self.random_state = random_state
         self.verbose = verbose
 
-    # ------------------------------------------------------------ parameters
-    def _check_params(self):
-        super()._check_params()
-        for name in (
-            "n_d",
-            "n_a",
-            "n_steps",
-            "n_independent",
-            "n_shared",
-            "max_epochs",
-            "batch_size",
-            "virtual_batch_size",
-            "lr_patience",
-        ):
-            value = getattr(self, name)
-            if not _is_int(value) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}.")
-        if self.n_independent + self.n_shared < 1:  # pragma: no cover
-            raise ValueError("n_independent + n_shared must be at least 1.")
-        if self.patience is not None and (
-            not _is_int(self.patience) or self.patience < 1
-        ):
-            raise ValueError(
-                f"patience must be None or a positive int, got {self.patience!r}."
-            )
-        if not _is_real(self.gamma) or self.gamma < 1:
-            raise ValueError(f"gamma must be a float >= 1, got {self.gamma!r}.")
-        if not _is_real(self.momentum) or not 0 < self.momentum < 1:
-            raise ValueError(
-                f"momentum must be a float in (0, 1), got {self.momentum!r}."
-            )
-        if self.mask_type not in _MASK_TYPES:
-            raise ValueError(
-                f"mask_type must be one of {_MASK_TYPES}, got {self.mask_type!r}."
-            )
-        if not _is_real(self.learning_rate) or not self.learning_rate > 0:
-            raise ValueError(
-                f"learning_rate must be a positive float, got {self.learning_rate!r}."
-            )
-        for name in ("lambda_sparse", "weight_decay", "min_lr"):
-            value = getattr(self, name)
-            if not _is_real(value) or value < 0:
-                raise ValueError(f"{name} must be a float >= 0, got {value!r}.")
-        if not _is_real(self.lr_factor) or not 0 < self.lr_factor < 1:
-            raise ValueError(
-                f"lr_factor must be a float in (0, 1), got {self.lr_factor!r}."
-            )
-        mgn = self.max_grad_norm
-        if mgn is not None and (not _is_real(mgn) or not mgn > 0):
-            raise ValueError(
-                f"max_grad_norm must be None or a positive float, got {mgn!r}."
-            )
-        nt = self.n_threads
-        if nt is not None and (not _is_int(nt) or nt < 1):
-            raise ValueError(f"n_threads must be None or a positive int, got {nt!r}.")
-        if not isinstance(self.verbose, (bool, int, np.integer)) or self.verbose < 0:
-            raise ValueError(f"verbose must be an int >= 0, got {self.verbose!r}.")
-
     # ---------------------------------------------------------------- engine
     def _new_model(self, seed, device, validation):
         scheduler = {}
@@ -475,15 +430,27 @@ class TabNetMultilabelClassifier(BaseMultilabelNet):
     def _n_epochs(self):
         return self.max_epochs
 
+    def _build_network(self, model, X, Y, virtual_batch_size):
+        """Build ``model``'s network, its output bias at the label prior.
+
+        pytorch-tabnet builds the network in ``fit`` and its optimiser right
+        after it, so the bias that its final mapping lacks is added here,
+        before ``fit``, which then keeps this network (``warm_start=True``).
+        """
+        model.input_dim, model.output_dim = X.shape[1], Y.shape[1]
+        model.virtual_batch_size = virtual_batch_size
+        model._set_network()
+        _add_output_bias(model.network, _prior_logits(Y))
+
     def _fit_one(self, X, Y, X_valid, Y_valid, *, Y_aux, Y_aux_valid, seed, device):
         validation = X_valid is not None
         batch_size, virtual_batch_size, drop_last = _plan_batches(
             len(X), self.batch_size, self.virtual_batch_size
         )
-        patience = self.patience or self.max_epochs + 1
         timer = _EpochTimer(self._epoch_done)
         with num_threads(self.n_threads), seeded(seed, device), self._quiet():
             model = self._new_model(seed, device, validation)
+            self._build_network(model, X, Y, virtual_batch_size)
             model.fit(
                 X,
                 Y,
@@ -492,30 +459,16 @@ class TabNetMultilabelClassifier(BaseMultilabelNet):
                 eval_metric=[_LogitsLogLoss] if validation else None,
                 loss_fn=torch.nn.functional.binary_cross_entropy_with_logits,
                 max_epochs=self.max_epochs,
-                patience=patience,
+                patience=self.patience or self.max_epochs + 1,
                 batch_size=batch_size,
                 virtual_batch_size=virtual_batch_size,
                 num_workers=0,
                 drop_last=drop_last,
                 callbacks=[timer],
                 compute_importance=False,
+                warm_start=True,
             )
-        logs = model.history.history
-        n_epochs = len(logs["loss"])
-        valid = logs.get("valid_logits_logloss")
-        best = model.best_epoch if validation else n_epochs - 1
-        records = [
-            {
-                "epoch": i + 1,
-                "train_loss": float(logs["loss"][i]),
-                "valid_loss": None if valid is None else float(valid[i]),
-                "lr": float(logs["lr"][i]),
-                "best": i == best,
-                "dur": timer.durations[i],
-            }
-            for i in range(n_epochs)
-        ]
-        return model, records
+        return model, _records(model, timer, validation)
 
     def _predict_proba_one(self, model, X):
         # The network runs in float64, so that a row's prediction does not
@@ -549,6 +502,7 @@ class TabNetMultilabelClassifier(BaseMultilabelNet):
             model.batch_size = payload["batch_size"]
             model.virtual_batch_size = payload["virtual_batch_size"]
             model._set_network()
+            _add_output_bias(model.network, torch.zeros(model.output_dim))
         model.network.load_state_dict(
             state_dict_from_bytes(payload["state"], map_location=device)
         )

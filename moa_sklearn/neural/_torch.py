@@ -7,15 +7,22 @@ this module imports torch and skorch.
 import math
 
 import numpy as np
+from sklearn.utils._param_validation import StrOptions
 
 from ._base import (
+    _EVAL_BATCH,
+    _MLP_CONSTRAINTS,
+    _NON_NEGATIVE_REAL,
+    _OPEN_FRACTION,
+    _POSITIVE_INT,
+    _POSITIVE_REAL,
     _TORCH_EXTRA,
     BaseMultilabelNet,
     _check_hidden_sizes,
-    _is_int,
-    _is_real,
     _per_layer_dropouts,
+    _prior_logits,
 )
+from ._docs import TORCH_THREADS, shared_docs
 from ._torch_utils import (
     autocast,
     device_for_loading,
@@ -29,7 +36,13 @@ from ._torch_utils import (
 try:
     import torch
     from skorch import NeuralNet
-    from skorch.callbacks import Callback, Freezer, LRScheduler, Unfreezer
+    from skorch.callbacks import (
+        Callback,
+        EarlyStopping,
+        Freezer,
+        LRScheduler,
+        Unfreezer,
+    )
     from skorch.helper import predefined_split
     from torch import nn
 except ModuleNotFoundError as exc:  # pragma: no cover - depends on the env
@@ -49,14 +62,9 @@ _ACTIVATIONS = {
     "tanh": nn.Tanh,
 }
 
-_WEIGHT_NORM = ("head", "all", "none")
-
 # dropouts='auto': the recipe's dropouts for the default hidden_sizes, stretched
 # over other depths (see _auto_dropouts)
 _DROPOUT_PROFILE = (0.5, 0.35, 0.3, 0.25)
-
-# rows per forward pass at prediction and validation time
-_EVAL_BATCH = 4096
 
 
 # --------------------------------------------------------------------- module
@@ -271,36 +279,33 @@ class _EpochHook(Callback):
         )
 
 
-class _KeepBestEpoch(Callback):
-    """Keep the weights of the epoch with the lowest validation loss (in memory).
+def _keep_best_epoch(epochs):
+    """skorch's ``EarlyStopping`` as a keeper of the best epoch, in memory.
 
-    skorch's ``Checkpoint`` writes files; this keeps a copy of the state dict
-    and loads it back at the end of training. Reset in ``on_train_begin``.
-    Without validation data, the last epoch is kept.
+    It copies the module's state at each epoch that lowers the validation
+    loss (strictly: ``threshold=0``) and loads the best one back at the end
+    of training. With a patience above the number of epochs it never stops
+    training: skorch stops with a ``KeyboardInterrupt``, which this package
+    passes on as the user's Ctrl-C (see :class:`_Interrupted`).
     """
-
-    def on_train_begin(self, net, **kwargs):
-        self.best_loss_ = math.inf
-        self.best_epoch_ = None
-        self.best_state_ = None
-
-    def on_epoch_end(self, net, **kwargs):
-        loss = net.history[-1].get("valid_loss")
-        if loss is None or not loss < self.best_loss_:
-            return
-        self.best_loss_ = loss
-        self.best_epoch_ = len(net.history)
-        self.best_state_ = {
-            k: v.detach().clone() for k, v in net.module_.state_dict().items()
-        }
-
-    def on_train_end(self, net, **kwargs):
-        if self.best_state_ is not None:
-            net.module_.load_state_dict(self.best_state_)
-            self.best_state_ = None
+    return EarlyStopping(
+        monitor="valid_loss",
+        patience=epochs + 1,
+        threshold=0,
+        threshold_mode="abs",
+        load_best=True,
+    )
 
 
 # ------------------------------------------------------------------ estimator
+@shared_docs(
+    hidden_sizes="One body block per entry.",
+    weight_norm="The public net: the head.",
+    validation_fraction="The best epoch of each step is chosen on it.",
+    n_threads=TORCH_THREADS,
+    verbose="Here: the steps and skorch's log of every epoch.",
+    n_aux_="Step 1 trains on them with ``y`` (0 without ``y_aux``).",
+)
 class TwoStepNetClassifier(BaseMultilabelNet):
     """Two-step multilabel MLP of the lish-moa recipe (PyTorch on skorch).
 
@@ -316,17 +321,19 @@ class TwoStepNetClassifier(BaseMultilabelNet):
 
     Without ``y_aux``, step 1 pretrains on ``y`` alone; ``pretrain=False``
     skips step 1, and step 2 then trains the whole net from scratch (no
-    freezing). ``n_seeds`` nets are trained and their probabilities averaged.
+    freezing). The bias of each head starts at the logit of each target's
+    prevalence. ``n_seeds`` nets are trained and their probabilities
+    averaged.
 
     Training runs on skorch's ``NeuralNet``: skorch callbacks do the
     freezing schedule (``Freezer`` / ``Unfreezer``), the OneCycle schedule
-    (``LRScheduler``), the history and the log; an in-memory callback keeps
-    the best epoch. See the Notes for the fast path.
+    (``LRScheduler``), the choice of the best epoch (``EarlyStopping`` with
+    ``load_best``, in memory), the history and the log. See the Notes for
+    the fast path.
 
     Parameters
     ----------
-    hidden_sizes : sequence of int, default=(1500, 1250, 1000, 750)
-        Width of each hidden layer (one body block per entry).
+    %(hidden_sizes)s
     dropouts : 'auto', float or sequence of float, default='auto'
         Dropout on the output of each hidden layer (one per hidden layer, or
         one float for all). ``'auto'``: the public net's (0.5, 0.35, 0.3,
@@ -336,43 +343,27 @@ class TwoStepNetClassifier(BaseMultilabelNet):
         two, (0.5, 0.325, 0.25) for three.
     activation : {"leaky_relu", "relu", "elu", "selu", "gelu", "silu", "tanh"}, \
             default="leaky_relu"
-    batch_norm : bool, default=True
-        Batch normalisation at the input of each block and of the head.
-    weight_norm : {"head", "all", "none"}, default="head"
-        Which linear layers are weight-normalised (the public net: the head).
+    %(batch_norm, weight_norm)s
     pretrain : bool, default=True
         Run step 1 (on ``y`` and ``y_aux``, or on ``y`` alone without
         ``y_aux``). If False, only step 2 runs, on a fresh net, unfrozen.
-    epochs_pretrain : int, default=24
-        Epochs of step 1.
-    epochs_finetune : int, default=24
-        Epochs of step 2.
+    max_epochs_pretrain, max_epochs_finetune : int, default=24
+        Epochs of step 1 and of step 2 (the best of each is kept).
     unfreeze_every : int or None, default=4
         In step 2 the body starts frozen (only the new head trains); after
         every ``unfreeze_every`` epochs one more block is unfrozen, from the
         back. None: the body is not frozen in step 2.
-    batch_size : int, default=128
-        Rows per training batch.
-    max_lr_pretrain, max_lr_finetune : float, default=1e-2, 3e-3
+    %(batch_size)s
+    learning_rate_pretrain, learning_rate_finetune : float, default=1e-2, 3e-3
         Peak learning rate of the OneCycle schedule of each step.
     weight_decay_pretrain, weight_decay_finetune : float, default=1e-5, 3e-6
         Adam's (L2) weight decay in each step.
     div_factor_pretrain, div_factor_finetune : float, default=1e3, 1e2
-        OneCycle's ``div_factor`` (start lr = max_lr / div_factor) of each step.
+        OneCycle's ``div_factor`` of each step: its learning rate starts at
+        ``learning_rate_<step> / div_factor_<step>``.
     pct_start : float, default=0.1
         Fraction of each step's schedule spent increasing the learning rate.
-    label_smoothing : float, default=0.001
-        Training targets become ``y * (1 - s) + 0.5 * s`` (validation targets
-        are not smoothed).
-    clip : pair of float or None, default=(0.0005, 0.9995)
-        Predicted probabilities are clipped to this range (and always kept
-        strictly inside (0, 1)).
-    n_seeds : int, default=1
-        Number of nets, each with its own seed and inner split, averaged.
-    validation_fraction : float or None, default=0.1
-        Fraction of the training rows held out to pick the best epoch of each
-        step; drug-grouped when ``groups`` is passed to ``fit``. None or 0:
-        no inner validation, the last epoch is kept.
+    %(label_smoothing, clip, n_seeds, validation_fraction)s
     precision : {"auto", "fp32", "bf16"}, default="auto"
         "bf16" trains under bf16 autocast (weights, optimiser and loss stay
         fp32; an error where bf16 is not native); "auto" uses bf16 where the
@@ -382,41 +373,15 @@ class TwoStepNetClassifier(BaseMultilabelNet):
         was within 0.9% of fp32's log loss (slightly better, in fact). The
         environment variable ``MOA_SKLEARN_NO_BF16=1`` makes every device
         count as lacking native bf16 (as on an AVX2-only CPU).
-    device : {"auto", "cpu", "cuda"} or str, default="auto"
-        "auto" uses CUDA when available. A model trained on GPU loads on a
-        CPU-only machine.
-    n_threads : int or None, default=None
-        CPU threads of PyTorch during ``fit`` and ``predict_proba``
-        (``torch.set_num_threads``, restored afterwards; the setting is
-        process-wide, so do not fit nets in parallel threads with different
-        values). None keeps PyTorch's setting. Use 1 when several fits run
-        in parallel processes (``n_jobs`` of a search) or for tiny nets.
-    random_state : int, RandomState instance or None, default=None
-        Seeds the nets' initialisation, dropout, batch order and inner split.
-        The same int gives the same predictions on the same machine.
-    verbose : int, default=0
-        0 is silent; 1 shows a progress bar of the epochs (seeds and steps,
-        elapsed time, time left, latest losses) on standard error when it is
-        a terminal; 2 also prints the steps and skorch's epoch log.
+    %(device, n_threads, random_state, verbose)s
 
     Attributes
     ----------
-    classes_ : ndarray
-        For a 2-D ``y``, the label indices ``0 .. n_labels - 1``; for a 1-D
-        ``y``, the class labels.
-    n_labels_ : int
-        Number of outputs of the net (labels; 1 for binary; n_classes).
-    target_names_ : ndarray of str
-        The columns of ``y`` when it was a DataFrame.
-    n_features_in_ : int
-    feature_names_in_ : ndarray of str
-        Defined when ``X`` has string column names.
-    n_aux_ : int
-        Number of auxiliary targets used in step 1 (0 without ``y_aux``).
+    %(classes_, n_labels_, target_names_, n_features_in_, feature_names_in_)s
+    %(n_aux_)s
     models_ : list of torch.nn.Module
         The fitted net of each seed (in eval mode).
-    seeds_ : ndarray of int
-        The seed of each net.
+    %(seeds_)s
     history_ : list of dict
         One record per seed, step and epoch: ``seed``, ``step`` ("pretrain"
         or "finetune"), ``epoch``, ``n_outputs`` (targets of the step's
@@ -425,8 +390,7 @@ class TwoStepNetClassifier(BaseMultilabelNet):
         ``frozen_blocks``, ``best`` (the epoch whose weights were kept),
         ``dur`` (seconds). ``pandas.DataFrame(history_)`` gives learning
         curves.
-    device_ : str
-        The device used for training.
+    %(device_)s
 
     Notes
     -----
@@ -467,7 +431,8 @@ class TwoStepNetClassifier(BaseMultilabelNet):
     >>> Y = (X[:, :3] + rng.normal(size=(60, 3)) > 0).astype(int)
     >>> Y_aux = (X[:, 3:] > 0).astype(int)
     >>> net = TwoStepNetClassifier(hidden_sizes=(16, 8), dropouts=0.1,
-    ...                            epochs_pretrain=2, epochs_finetune=3,
+    ...                            max_epochs_pretrain=2,
+    ...                            max_epochs_finetune=3,
     ...                            unfreeze_every=1, batch_size=16,
     ...                            device="cpu", random_state=0)
     >>> drugs = np.repeat(np.arange(10), 6)  # the drug id of each row
@@ -477,6 +442,24 @@ class TwoStepNetClassifier(BaseMultilabelNet):
     (2, 3)
     """
 
+    _parameter_constraints: dict = {
+        **BaseMultilabelNet._parameter_constraints,
+        **_MLP_CONSTRAINTS,
+        "activation": [StrOptions(set(_ACTIVATIONS))],
+        "pretrain": ["boolean"],
+        "max_epochs_pretrain": [_POSITIVE_INT],
+        "max_epochs_finetune": [_POSITIVE_INT],
+        "unfreeze_every": [_POSITIVE_INT, None],
+        "learning_rate_pretrain": [_POSITIVE_REAL],
+        "learning_rate_finetune": [_POSITIVE_REAL],
+        "weight_decay_pretrain": [_NON_NEGATIVE_REAL],
+        "weight_decay_finetune": [_NON_NEGATIVE_REAL],
+        "div_factor_pretrain": [_POSITIVE_REAL],
+        "div_factor_finetune": [_POSITIVE_REAL],
+        "pct_start": [_OPEN_FRACTION],
+        "precision": [StrOptions({"auto", "fp32", "bf16"})],
+    }
+
     def __init__(
         self,
         hidden_sizes=(1500, 1250, 1000, 750),
@@ -485,12 +468,12 @@ class TwoStepNetClassifier(BaseMultilabelNet):
         batch_norm=True,
         weight_norm="head",
         pretrain=True,
-        epochs_pretrain=24,
-        epochs_finetune=24,
+        max_epochs_pretrain=24,
+        max_epochs_finetune=24,
         unfreeze_every=4,
         batch_size=128,
-        max_lr_pretrain=1e-2,
-        max_lr_finetune=3e-3,
+        learning_rate_pretrain=1e-2,
+        learning_rate_finetune=3e-3,
         weight_decay_pretrain=1e-5,
         weight_decay_finetune=3e-6,
         div_factor_pretrain=1e3,
@@ -512,12 +495,12 @@ class TwoStepNetClassifier(BaseMultilabelNet):
         self.batch_norm = batch_norm
         self.weight_norm = weight_norm
         self.pretrain = pretrain
-        self.epochs_pretrain = epochs_pretrain
-        self.epochs_finetune = epochs_finetune
+        self.max_epochs_pretrain = max_epochs_pretrain
+        self.max_epochs_finetune = max_epochs_finetune
         self.unfreeze_every = unfreeze_every
         self.batch_size = batch_size
-        self.max_lr_pretrain = max_lr_pretrain
-        self.max_lr_finetune = max_lr_finetune
+        self.learning_rate_pretrain = learning_rate_pretrain
+        self.learning_rate_finetune = learning_rate_finetune
         self.weight_decay_pretrain = weight_decay_pretrain
         self.weight_decay_finetune = weight_decay_finetune
         self.div_factor_pretrain = div_factor_pretrain
@@ -533,67 +516,16 @@ class TwoStepNetClassifier(BaseMultilabelNet):
         self.random_state = random_state
         self.verbose = verbose
 
-    # ------------------------------------------------------------ parameters
-    def _check_params(self):
-        super()._check_params()
+    def _check_param_relations(self):
+        super()._check_param_relations()
         hs = _check_hidden_sizes(self.hidden_sizes)
         self._dropouts = _per_layer_dropouts(
             self.dropouts, len(hs), f"hidden layer ({len(hs)})", _DROPOUT_PROFILE
         )
-        if self.activation not in _ACTIVATIONS:
-            raise ValueError(
-                f"activation must be one of {sorted(_ACTIVATIONS)}, got "
-                f"{self.activation!r}."
-            )
-        if self.weight_norm not in _WEIGHT_NORM:
-            raise ValueError(
-                f"weight_norm must be one of {_WEIGHT_NORM}, got {self.weight_norm!r}."
-            )
-        for name in ("batch_norm", "pretrain"):
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}.")
-        for name in ("epochs_pretrain", "epochs_finetune", "batch_size"):
-            value = getattr(self, name)
-            if not _is_int(value) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}.")
-        ue = self.unfreeze_every
-        if ue is not None and (not _is_int(ue) or ue < 1):
-            raise ValueError(
-                f"unfreeze_every must be None or a positive int, got {ue!r}."
-            )
-        for name in (
-            "max_lr_pretrain",
-            "max_lr_finetune",
-            "div_factor_pretrain",
-            "div_factor_finetune",
-        ):
-            value = getattr(self, name)
-            if not _is_real(value) or not value > 0:
-                raise ValueError(f"{name} must be a positive float, got {value!r}.")
-        for name in ("weight_decay_pretrain", "weight_decay_finetune"):
-            value = getattr(self, name)
-            if not _is_real(value) or value < 0:
-                raise ValueError(f"{name} must be a float >= 0, got {value!r}.")
-        if not _is_real(self.pct_start) or not 0 < self.pct_start < 1:
-            raise ValueError(
-                f"pct_start must be a float in (0, 1), got {self.pct_start!r}."
-            )
-        nt = self.n_threads
-        if nt is not None and (not _is_int(nt) or nt < 1):
-            raise ValueError(f"n_threads must be None or a positive int, got {nt!r}.")
-        if self.precision not in ("fp32", "bf16", "auto"):
-            raise ValueError(
-                f'precision must be "fp32", "bf16" or "auto", got {self.precision!r}.'
-            )
 
     # ---------------------------------------------------------------- engine
     def _new_module(self, n_features, targets):
-        """A fresh net whose head starts at the targets' prevalence.
-
-        The bias of the output layer is set to the logit of each target's mean
-        in the training rows, so that an untrained head predicts the prior
-        (not 0.5): rare labels then cost little from the first batch on.
-        """
+        """A fresh net whose head's bias starts at the targets' prevalence."""
         module = _TwoStepModule(
             n_features,
             targets.shape[1],
@@ -603,30 +535,14 @@ class TwoStepNetClassifier(BaseMultilabelNet):
             batch_norm=bool(self.batch_norm),
             weight_norm=self.weight_norm,
         )
-        prior = np.clip(targets.mean(axis=0), 1e-4, 1 - 1e-4)
         with torch.no_grad():
-            module.head[-1].bias.copy_(torch.from_numpy(np.log(prior / (1 - prior))))
+            module.head[-1].bias.copy_(torch.from_numpy(_prior_logits(targets)))
         return module
 
-    def _make_net(
-        self,
-        module,
-        n_train,
-        valid_ds,
-        *,
-        epochs,
-        max_lr,
-        weight_decay,
-        div_factor,
-        freeze,
-        generator,
-        device,
-        autocast_dtype,
-        step,
-    ):
-        """One skorch NeuralNet for one step of training."""
-        steps = _n_train_batches(n_train, self.batch_size)
-        total_steps = epochs * steps
+    def _callbacks(self, module, n_train, *, step, freeze, validation):
+        """The skorch callbacks of one step: schedules, best epoch, progress."""
+        epochs = getattr(self, f"max_epochs_{step}")
+        total_steps = epochs * _n_train_batches(n_train, self.batch_size)
         pct_start = self.pct_start
         if abs(pct_start * total_steps - 1.0) < 1e-9:
             # OneCycleLR divides by zero when the warm-up lasts exactly one step
@@ -637,15 +553,16 @@ class TwoStepNetClassifier(BaseMultilabelNet):
                 LRScheduler(
                     policy=torch.optim.lr_scheduler.OneCycleLR,
                     step_every="batch",
-                    max_lr=max_lr,
+                    max_lr=getattr(self, f"learning_rate_{step}"),
                     total_steps=total_steps,
                     pct_start=pct_start,
-                    div_factor=div_factor,
+                    div_factor=getattr(self, f"div_factor_{step}"),
                 ),
             ),
-            ("keep_best", _KeepBestEpoch()),
-            ("progress", _EpochHook(self._epoch_done, step)),
         ]
+        if validation:
+            callbacks.append(("keep_best", _keep_best_epoch(epochs)))
+        callbacks.append(("progress", _EpochHook(self._epoch_done, step)))
         if freeze:
             n_blocks = len(module.body)
             callbacks.append(("freeze_body", Freezer("body.*", at=1)))
@@ -655,32 +572,61 @@ class TwoStepNetClassifier(BaseMultilabelNet):
                     callbacks.append(
                         (f"unfreeze_{m}", Unfreezer(f"body.{n_blocks - m}.*", at=at))
                     )
+        return callbacks
+
+    def _make_net(self, module, n_train, valid_ds, *, step, freeze, run):
+        """One skorch NeuralNet for one step of training."""
+        learning_rate = getattr(self, f"learning_rate_{step}")
         return _FastNeuralNet(
             module=module,
             criterion=nn.BCEWithLogitsLoss,
             optimizer=torch.optim.Adam,
-            lr=max_lr / div_factor,
-            optimizer__weight_decay=weight_decay,
+            lr=learning_rate / getattr(self, f"div_factor_{step}"),
+            optimizer__weight_decay=getattr(self, f"weight_decay_{step}"),
             optimizer__fused=True,
-            max_epochs=epochs,
+            max_epochs=getattr(self, f"max_epochs_{step}"),
             batch_size=self.batch_size,
             iterator_train=_TensorBatches,
             iterator_train__shuffle=True,
-            iterator_train__generator=generator,
+            iterator_train__generator=run["generator"],
             iterator_valid=_TensorBatches,
             iterator_valid__batch_size=_EVAL_BATCH,
             dataset=_TensorDataset,
             train_split=None if valid_ds is None else predefined_split(valid_ds),
-            callbacks=callbacks,
+            callbacks=self._callbacks(
+                module,
+                n_train,
+                step=step,
+                freeze=freeze,
+                validation=valid_ds is not None,
+            ),
             predict_nonlinearity=None,
             verbose=int(self.verbose >= 2),
-            device=device,
-            autocast_dtype=autocast_dtype,
+            device=run["device"],
+            autocast_dtype=run["autocast_dtype"],
         )
 
+    def _train_step(self, module, Y, Y_valid, *, step, freeze, run):
+        """Train ``module`` for one step on ``run``'s rows; return the net."""
+
+        def dataset(X, targets):
+            return _TensorDataset(X, torch.tensor(targets, device=run["device"]))
+
+        Xv = run["X_valid"]
+        net = self._make_net(
+            module,
+            len(run["X"]),
+            None if Xv is None else dataset(Xv, Y_valid),
+            step=step,
+            freeze=freeze,
+            run=run,
+        )
+        net.fit(dataset(run["X"], Y))
+        return net
+
     def _records(self, net, step, freeze):
-        best = net.callbacks_[[n for n, _ in net.callbacks_].index("keep_best")][1]
-        best_epoch = best.best_epoch_ or len(net.history)
+        keep_best = dict(net.callbacks_).get("keep_best")
+        best_epoch = getattr(keep_best, "best_epoch_", 0) or len(net.history)
         n_blocks = len(net.module_.body)
         records = []
         for row in net.history:
@@ -705,73 +651,52 @@ class TwoStepNetClassifier(BaseMultilabelNet):
         return records
 
     def _n_epochs(self):
-        return (self.epochs_pretrain if self.pretrain else 0) + self.epochs_finetune
+        pretrain = self.max_epochs_pretrain if self.pretrain else 0
+        return pretrain + self.max_epochs_finetune
+
+    def _pretrain(self, X, Y, Y_valid, Y_aux, Y_aux_valid, run):
+        """Step 1 on ``y`` and ``y_aux``; return the body's state and records."""
+        if Y_aux is not None:
+            Y = np.hstack([Y, Y_aux])
+            if Y_valid is not None:
+                Y_valid = np.hstack([Y_valid, Y_aux_valid])
+        if self.verbose >= 2:
+            print(f"step 1, pretrain on {Y.shape[1]} targets:")
+        module = self._new_module(X.shape[1], Y)
+        net = self._train_step(
+            module, Y, Y_valid, step="pretrain", freeze=False, run=run
+        )
+        return net.module_.body.state_dict(), self._records(net, "pretrain", False)
 
     def _fit_one(self, X, Y, X_valid, Y_valid, *, Y_aux, Y_aux_valid, seed, device):
-        autocast_dtype = resolve_precision(self.precision, device)
-        n_features, n_labels = X.shape[1], Y.shape[1]
         records = []
         with num_threads(self.n_threads), seeded(seed, device):
-            generator = torch.Generator().manual_seed(seed)
-            Xt = torch.tensor(X, device=device)
-            Xv = None if X_valid is None else torch.tensor(X_valid, device=device)
-
-            def dataset(Xa, Ya):
-                return _TensorDataset(Xa, torch.tensor(Ya, device=device))
-
+            run = {
+                "X": torch.tensor(X, device=device),
+                "X_valid": None
+                if X_valid is None
+                else torch.tensor(X_valid, device=device),
+                "generator": torch.Generator().manual_seed(seed),
+                "device": device,
+                "autocast_dtype": resolve_precision(self.precision, device),
+            }
             body_state = None
             if self.pretrain:
-                Y1, Y1v = Y, Y_valid
-                if Y_aux is not None:
-                    Y1 = np.hstack([Y, Y_aux])
-                    if Y_valid is not None:
-                        Y1v = np.hstack([Y_valid, Y_aux_valid])
-                module = self._new_module(n_features, Y1)
-                if self.verbose >= 2:
-                    print(f"step 1, pretrain on {Y1.shape[1]} targets:")
-                net = self._make_net(
-                    module,
-                    len(X),
-                    None if Xv is None else dataset(Xv, Y1v),
-                    epochs=self.epochs_pretrain,
-                    max_lr=self.max_lr_pretrain,
-                    weight_decay=self.weight_decay_pretrain,
-                    div_factor=self.div_factor_pretrain,
-                    freeze=False,
-                    generator=generator,
-                    device=device,
-                    autocast_dtype=autocast_dtype,
-                    step="pretrain",
+                body_state, records = self._pretrain(
+                    X, Y, Y_valid, Y_aux, Y_aux_valid, run
                 )
-                net.fit(dataset(Xt, Y1))
-                records += self._records(net, "pretrain", False)
-                body_state = net.module_.body.state_dict()
-                del net
-
-            module = self._new_module(n_features, Y)
-            freeze = body_state is not None and self.unfreeze_every is not None
+            module = self._new_module(X.shape[1], Y)
             if body_state is not None:
                 module.body.load_state_dict(body_state)
+            freeze = body_state is not None and self.unfreeze_every is not None
             if self.verbose >= 2:
                 print(
-                    f"step 2, {'fine-tune' if freeze else 'train'} on {n_labels} "
+                    f"step 2, {'fine-tune' if freeze else 'train'} on {Y.shape[1]} "
                     f"targets{', body frozen then unfrozen' if freeze else ''}:"
                 )
-            net = self._make_net(
-                module,
-                len(X),
-                None if Xv is None else dataset(Xv, Y_valid),
-                epochs=self.epochs_finetune,
-                max_lr=self.max_lr_finetune,
-                weight_decay=self.weight_decay_finetune,
-                div_factor=self.div_factor_finetune,
-                freeze=freeze,
-                generator=generator,
-                device=device,
-                autocast_dtype=autocast_dtype,
-                step="finetune",
+            net = self._train_step(
+                module, Y, Y_valid, step="finetune", freeze=freeze, run=run
             )
-            net.fit(dataset(Xt, Y))
             records += self._records(net, "finetune", freeze)
             module = net.module_
         for p in module.parameters():
@@ -795,8 +720,10 @@ class TwoStepNetClassifier(BaseMultilabelNet):
         return {"config": dict(model.config), "state": state_dict_to_bytes(model)}
 
     def _deserialize_model(self, payload):
-        config = payload["config"]
-        module = _TwoStepModule(**config)
+        # a new module draws its initial weights from torch's global
+        # generator: keep the caller's random stream untouched
+        with seeded(0, "cpu"):
+            module = _TwoStepModule(**payload["config"])
         module.load_state_dict(state_dict_from_bytes(payload["state"]))
         module.to(device_for_loading(getattr(self, "device_", "cpu")))
         module.eval()

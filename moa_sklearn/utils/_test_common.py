@@ -17,11 +17,11 @@ INIT_PARAMS = {
     "TwoStepNetClassifier": dict(
         hidden_sizes=(16,),
         dropouts=0.1,
-        epochs_pretrain=3,
-        epochs_finetune=6,
+        max_epochs_pretrain=3,
+        max_epochs_finetune=6,
         unfreeze_every=2,
         batch_size=32,
-        max_lr_finetune=1e-2,
+        learning_rate_finetune=1e-2,
         device="cpu",
         n_threads=1,
     ),
@@ -32,7 +32,7 @@ INIT_PARAMS = {
     "KerasNetClassifier": dict(
         hidden_sizes=(16,),
         dropouts=0.1,
-        epochs=20,
+        max_epochs=20,
         batch_size=32,
         learning_rate=1e-2,
         patience=None,
