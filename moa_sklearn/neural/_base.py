@@ -33,11 +33,8 @@ from sklearn.utils.validation import (
 )
 
 from ..exceptions import _warn_without_groups
-<<<<<<< HEAD
-from ..utils._engines import TORCH_INSTALL
-=======
 from ..metrics import PROBA_EPS
->>>>>>> i17-h3
+from ..utils._engines import TORCH_INSTALL
 from ..utils._progress import progress_bar
 from ..utils._target import TargetReader
 from ..utils._validation import (
@@ -50,15 +47,7 @@ from ._docs import shared_docs
 
 __all__ = ["BaseMultilabelNet"]
 
-<<<<<<< HEAD
-# Probabilities are always kept this far from 0 and 1, even with clip=None, so
-# that predict_proba is strictly inside (0, 1) as the estimator contract says.
-_PROBA_EPS = 1e-15
-
 _TORCH_EXTRA = TORCH_INSTALL  # what the torch nets' import errors say to run
-=======
-_TORCH_EXTRA = 'pip install "moa-sklearn[torch]"'
->>>>>>> i17-h3
 
 # rows per forward pass at prediction and validation time (every engine)
 _EVAL_BATCH = 4096
