@@ -37,10 +37,10 @@ from sklearn.utils.validation import (
 )
 
 from ..exceptions import _warn_without_groups
-from ..metrics import PROBA_EPS, mean_columnwise_log_loss
+from ..metrics import mean_columnwise_log_loss
 from ..model_selection import DrugMultilabelStratifiedKFold
 from ..utils._progress import progress_bar
-from ..utils._validation import _as_array
+from ..utils._validation import _as_array, clip_bounds
 from ._base import _base_name, _base_proba, _check_X, _MetaClassifierMixin
 from ._weights import _blend, blend_weights
 
@@ -441,19 +441,7 @@ class StackingBlend(
 
     def _clip_bounds(self):
         """``clip`` inside ``[PROBA_EPS, 1 - PROBA_EPS]`` (``clip`` checked)."""
-        clip = self.clip
-        if clip is None:
-            return PROBA_EPS, 1 - PROBA_EPS
-        if not (
-            len(clip) == 2
-            and all(isinstance(c, Real) and not isinstance(c, bool) for c in clip)
-            and 0 <= clip[0] < clip[1] <= 1
-        ):
-            raise ValueError(
-                f"clip must be None or a pair (low, high) with 0 <= low < high <= 1, "
-                f"got {clip!r}."
-            )
-        return max(clip[0], PROBA_EPS), min(clip[1], 1 - PROBA_EPS)
+        return clip_bounds(self.clip)
 
     def _cv(self):
         """The inner splitter: an int is a :class:`DrugMultilabelStratifiedKFold`."""

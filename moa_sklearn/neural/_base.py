@@ -33,14 +33,13 @@ from sklearn.utils.validation import (
 )
 
 from ..exceptions import _warn_without_groups
-from ..metrics import PROBA_EPS
 from ..utils._engines import TORCH_INSTALL
 from ..utils._progress import progress_bar
-from ..utils._target import TargetReader
+from ..utils._target import TargetReader, _is_binary_matrix
 from ..utils._validation import (
     _as_array,
-    _is_binary_matrix,
     _non_numeric_array_columns,
+    clip_bounds,
     nonfinite_error,
 )
 from ._docs import shared_docs
@@ -428,16 +427,7 @@ class BaseMultilabelNet(
 
         Each parameter alone is checked by ``_parameter_constraints``.
         """
-        clip = self.clip
-        if clip is not None and not (
-            len(clip) == 2
-            and all(_is_real(c) for c in clip)
-            and 0 <= clip[0] < clip[1] <= 1
-        ):
-            raise ValueError(
-                "clip must be None or a pair (low, high) with "
-                f"0 <= low < high <= 1, got {clip!r}."
-            )
+        clip_bounds(self.clip)
 
     def _check_params(self):
         """Check the parameters as ``fit`` does, without fitting.
@@ -480,10 +470,8 @@ class BaseMultilabelNet(
         class, the positive class alone for a binary ``y``) are float32.
         """
         X = self._validate_X(X, reset=True)
-        target = TargetReader(type(self).__name__).fit(y)
-        # as_given: y as read by fit (a column vector of classes raveled), so
-        # that it is read, and warned about, once
-        Y = target.transform(target.as_given(y), dtype=np.float32)
+        target = TargetReader(type(self).__name__)
+        Y = target.fit_transform(y, dtype=np.float32)  # y read (and warned) once
         if target.kind == "binary":
             Y = Y[:, 1:]  # one sigmoid output: the positive class
         check_consistent_length(X, Y)
@@ -649,8 +637,7 @@ class BaseMultilabelNet(
             np.asarray(self._predict_proba_one(model, X), dtype=np.float64)
             for model in self.models_
         ) / len(self.models_)
-        low, high = (0.0, 1.0) if self.clip is None else self.clip
-        return np.clip(proba, max(low, PROBA_EPS), min(high, 1 - PROBA_EPS))
+        return np.clip(proba, *clip_bounds(self.clip))
 
     def predict_proba(self, X):
         """Probability estimates, averaged over the seeds and clipped.

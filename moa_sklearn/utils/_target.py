@@ -23,14 +23,9 @@ from sklearn.utils import assert_all_finite
 from sklearn.utils.multiclass import type_of_target
 
 from ..metrics import PROBA_EPS
+from ._validation import _as_array
 
 __all__ = ["TargetReader"]
-
-
-def _as_array(a):
-    if isinstance(a, (pd.DataFrame, pd.Series)):
-        return a.to_numpy()
-    return np.asarray(a)
 
 
 def _is_binary_matrix(Y):
