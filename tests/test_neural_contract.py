@@ -718,6 +718,19 @@ def test_inner_split_is_grouped_by_drug(net_data):
         assert len(train) + len(valid) == len(Y)
 
 
+def test_inner_split_keeps_large_drugs_whole():
+    """The best epoch is chosen on drugs the net did not train on: a drug of
+    many rows (the control vehicle, a reference compound) is not split by row
+    as the Kaggle protocol's outer CV splits it."""
+    rng = np.random.RandomState(0)
+    groups = np.concatenate([np.repeat(np.arange(60), 6), [60] * 80, [61] * 50])
+    Y = (rng.uniform(size=(groups.size, 3)) < 0.3).astype(np.float32)
+    for seed in range(5):
+        train, valid = _inner_validation_split(Y, groups, 0.2, seed)
+        assert valid.size > 0
+        assert not set(groups[train]) & set(groups[valid])
+
+
 def test_inner_split_falls_back_with_few_drugs():
     Y = np.zeros((12, 2))
     groups = np.repeat([0, 1, 2], 4)

@@ -230,11 +230,12 @@ def _inner_validation_split(Y, groups, fraction, seed):
 
     Without groups: a random split of the rows. With groups: the first fold of
     :class:`~moa_sklearn.model_selection.DrugMultilabelStratifiedKFold` with
-    about ``1 / fraction`` folds, so drugs with at most 18 rows stay whole
-    (in the inner train part or in the validation part, never both) and the
-    few large drugs (the control vehicle, ...) are split by row, as in the
-    outer CV. When there are too few drugs for that, whole drugs are drawn at
-    random instead. Returns ``(all rows, None)`` when no split is made.
+    about ``1 / fraction`` folds and ``max_drug_size=None``, so that every
+    drug, large ones included, is whole in the inner train part or in the
+    validation part, never both: the best epoch is chosen on drugs the net
+    did not train on (the new-compound question). When there are too few
+    drugs for that, whole drugs are drawn at random instead. Returns
+    ``(all rows, None)`` when no split is made.
     """
     n = Y.shape[0]
     if fraction is None or fraction == 0:
@@ -251,7 +252,9 @@ def _inner_validation_split(Y, groups, fraction, seed):
 
     n_splits = max(2, int(round(1.0 / fraction)))
     try:
-        cv = DrugMultilabelStratifiedKFold(n_splits=n_splits, random_state=seed)
+        cv = DrugMultilabelStratifiedKFold(
+            n_splits=n_splits, max_drug_size=None, random_state=seed
+        )
         train, valid = next(cv.split(np.zeros((n, 1)), Y.astype(np.int8), groups))
     except ValueError:
         train = valid = None

@@ -87,7 +87,8 @@ SHARED_DOCS = {
         "Fraction of the training rows held out as the inner validation "
         "split, on which the best epoch is chosen (and early stopping and "
         "the learning-rate schedule watch the loss, where the net has them); "
-        "drug-grouped when ``groups`` is passed to ``fit``. None or 0: no "
+        "drug-grouped when ``groups`` is passed to ``fit`` (every drug, large "
+        "ones too, whole on one side). None or 0: no "
         "inner validation, the last epoch is kept.",
     ),
     # --------------------------------------------------------- the machine
