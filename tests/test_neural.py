@@ -243,3 +243,66 @@ def test_ctrl_c_from_a_timer_stops_fit(net_data, sigint_raises):
     finally:
         timer.cancel()
     assert not hasattr(net, "models_")
+
+
+# ------------------------------------------------------- label-powerset head
+def _co_occurring_labels(n=240, seed=0):
+    """Labels 1 and 2 always together: vectors {}, {0}, {1, 2}, {3}, {0, 3},
+    one row of a rare vector {0, 1, 2, 3}; X carries the vector."""
+    rng = np.random.RandomState(seed)
+    vectors = np.array(
+        [[0, 0, 0, 0], [1, 0, 0, 0], [0, 1, 1, 0], [0, 0, 0, 1], [1, 0, 0, 1]]
+    )
+    cls = rng.randint(0, 5, n)
+    Y = vectors[cls]
+    Y[0] = 1  # the rare vector
+    X = rng.normal(size=(n, 6)).astype(np.float32)
+    X[:, 0] += 1.5 * cls
+    return X, Y
+
+
+def test_label_vectors_pool_rare_ones_into_other():
+    Y = np.array([[1, 0], [1, 0], [0, 1], [1, 1], [0, 0], [0, 0], [0, 0]])
+    vectors, codes = torch_engine._label_vectors(Y.astype(np.float32), min_count=2)
+    # seen twice or more: [0, 0] and [1, 0]; "other" pools [0, 1] and [1, 1]
+    np.testing.assert_array_equal(vectors, [[0, 0], [1, 0], [0.5, 1.0]])
+    np.testing.assert_array_equal(codes, [1, 1, 2, 2, 0, 0, 0])
+    unseen = np.array([[1, 0], [0, 1], [1, 1]], dtype=np.float32)
+    np.testing.assert_array_equal(
+        torch_engine._powerset_codes(unseen, vectors), [1, 2, 2]
+    )
+
+
+def test_powerset_head_encodes_label_co_occurrence():
+    """With the powerset head alone (powerset=1), a label's probability is a
+    mix of the training vectors: labels 1 and 2, which always co-occur, get
+    exactly the same probability; the sigmoid head alone does not tie them."""
+    X, Y = _co_occurring_labels()
+    kw = dict(TINY, max_epochs_pretrain=2, max_epochs_finetune=4, random_state=0)
+    tied = TwoStepNetClassifier(powerset=1.0, powerset_min_count=2, **kw).fit(X, Y)
+    model = tied.models_[0]
+    assert model.powerset_head is not None
+    assert model.powerset_vectors.shape == (6, 4)  # 5 vectors and "other"
+    proba = tied.predict_proba(X)
+    # the rare vector (all labels) is the "other" class: 1 and 2 stay tied
+    np.testing.assert_allclose(proba[:, 1], proba[:, 2], rtol=1e-6)
+    sigmoid = TwoStepNetClassifier(**kw).fit(X, Y)
+    assert sigmoid.models_[0].powerset_head is None
+    assert not np.allclose(
+        sigmoid.predict_proba(X)[:, 1], sigmoid.predict_proba(X)[:, 2]
+    )
+    mixed = TwoStepNetClassifier(powerset=0.5, **kw).fit(X, Y)
+    p = mixed.predict_proba(X)
+    assert p.shape == Y.shape and ((p > 0) & (p < 1)).all()
+
+
+def test_powerset_head_survives_pickle_and_ignores_later_set_params():
+    import pickle
+
+    X, Y = _co_occurring_labels(n=120)
+    net = TwoStepNetClassifier(**dict(TINY, powerset=0.5, random_state=0)).fit(X, Y)
+    proba = net.predict_proba(X)
+    loaded = pickle.loads(pickle.dumps(net))
+    np.testing.assert_allclose(loaded.predict_proba(X), proba)
+    # the mixing weight is the fitted one, as every fitted parameter
+    np.testing.assert_allclose(net.set_params(powerset=0.0).predict_proba(X), proba)

@@ -5,9 +5,10 @@ this module imports torch and skorch.
 """
 
 import math
+from numbers import Real
 
 import numpy as np
-from sklearn.utils._param_validation import StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import (
     _EVAL_BATCH,
@@ -129,6 +130,7 @@ class _TwoStepModule(nn.Module):
         activation,
         batch_norm,
         weight_norm,
+        n_powerset=0,
     ):
         super().__init__()
         self.config = dict(
@@ -139,6 +141,7 @@ class _TwoStepModule(nn.Module):
             activation=activation,
             batch_norm=batch_norm,
             weight_norm=weight_norm,
+            n_powerset=n_powerset,
         )
         sizes = [n_features, *hidden_sizes]
         drop_in = [0.0, *dropouts[:-1]]
@@ -156,11 +159,107 @@ class _TwoStepModule(nn.Module):
         self.head = _block(
             sizes[-1], n_outputs, dropouts[-1], None, batch_norm, weight_norm != "none"
         )
+        self.powerset_head = None
+        if n_powerset:
+            # the label-powerset head: logits of the label vectors of training
+            # (and "other"); ``powerset_vectors`` turns them back into labels
+            self.powerset_head = _block(
+                sizes[-1],
+                n_powerset,
+                dropouts[-1],
+                None,
+                batch_norm,
+                weight_norm != "none",
+            )
+            self.register_buffer("powerset_vectors", torch.zeros(n_powerset, n_outputs))
+            self.register_buffer("powerset_weight", torch.zeros(()))
 
     def forward(self, x):
         for block in self.body:
             x = block(x)
-        return self.head(x)
+        if self.powerset_head is None:
+            return self.head(x)
+        # one tensor for skorch: the label logits, then the powerset logits
+        return torch.cat([self.head(x), self.powerset_head(x)], dim=1)
+
+
+def _probabilities(module, logits):
+    """P(label = 1) from the module's logits (mixed with the powerset head's)."""
+    k = module.config["n_outputs"]
+    proba = torch.sigmoid(logits[:, :k])
+    if module.powerset_head is None:
+        return proba
+    alpha = module.powerset_weight.double()
+    from_vectors = (
+        torch.softmax(logits[:, k:], dim=1) @ module.powerset_vectors.double()
+    )
+    return (1 - alpha) * proba + alpha * from_vectors
+
+
+class _PowersetLoss(nn.Module):
+    """BCE of the label logits plus the cross-entropy of the powerset head.
+
+    The target holds the (smoothed) labels, then the one-hot label vector;
+    the cross-entropy is divided by the number of labels, so that the two
+    terms weigh alike (the BCE is a mean over the labels).
+    """
+
+    def __init__(self, n_labels):
+        super().__init__()
+        self.n_labels = n_labels
+
+    def forward(self, logits, target):
+        k = self.n_labels
+        bce = nn.functional.binary_cross_entropy_with_logits(
+            logits[:, :k], target[:, :k]
+        )
+        ce = nn.functional.cross_entropy(logits[:, k:], target[:, k:].argmax(dim=1))
+        return bce + ce / k
+
+
+def _label_vectors(Y, min_count):
+    """The label-powerset classes of the 0/1 rows of ``Y``.
+
+    Returns ``(vectors, codes)``: the label vectors seen at least
+    ``min_count`` times, then an "other" class whose vector is the mean of
+    the rows it pools (the rare vectors; zeros when there are none); and each
+    row's class.
+    """
+    uniq, codes, counts = np.unique(
+        Y > 0.5, axis=0, return_inverse=True, return_counts=True
+    )
+    codes = codes.ravel()
+    keep = np.flatnonzero(counts >= min_count)
+    new_code = np.full(len(uniq), len(keep))  # rare vectors: "other"
+    new_code[keep] = np.arange(len(keep))
+    codes = new_code[codes]
+    other = Y[codes == len(keep)] > 0.5
+    other = other.mean(axis=0) if len(other) else np.zeros(Y.shape[1])
+    vectors = np.vstack([uniq[keep].astype(np.float64), other])
+    return vectors, codes
+
+
+def _with_powerset(Y, Y_valid, powerset):
+    """The targets of a step with the powerset head: labels, then one-hot class.
+
+    ``powerset`` is ``(vectors, codes)`` of the training rows (None: the
+    labels alone); a validation row's class is its vector's, or "other".
+    """
+    if powerset is None:
+        return Y, Y_valid
+    vectors, codes = powerset
+    eye = np.eye(len(vectors), dtype=Y.dtype)
+    Y = np.hstack([Y, eye[codes]])
+    if Y_valid is not None:
+        Y_valid = np.hstack([Y_valid, eye[_powerset_codes(Y_valid, vectors)]])
+    return Y, Y_valid
+
+
+def _powerset_codes(Y, vectors):
+    """The class of each 0/1 row of ``Y`` among ``vectors`` (else "other")."""
+    seen = {tuple(v): i for i, v in enumerate(vectors[:-1] > 0.5)}
+    other = len(vectors) - 1
+    return np.array([seen.get(tuple(row), other) for row in Y > 0.5], dtype=np.int64)
 
 
 # ------------------------------------------------------------------ data path
@@ -363,6 +462,18 @@ class TwoStepNetClassifier(BaseMultilabelNet):
         ``learning_rate_<step> / div_factor_<step>``.
     pct_start : float, default=0.1
         Fraction of each step's schedule spent increasing the learning rate.
+    powerset : float in [0, 1], default=0.0
+        Weight of the label-powerset head (the 8th-place lish-moa idea) in
+        the predicted probabilities; 0 turns it off. In the fine-tuning step
+        (or the only step) a second head predicts a softmax over the label
+        vectors of the training rows (the rare ones pooled into an "other"
+        class, see ``powerset_min_count``), trained with the sigmoid head
+        (loss: BCE + cross-entropy / n_labels). Each label's probability is
+        ``(1 - powerset) * sigmoid + powerset * sum_v P(v) v_label``, the
+        "other" class counting as the mean vector of the rows it pools.
+    powerset_min_count : int, default=2
+        Label vectors seen in fewer training rows than this are pooled into
+        the "other" class of the powerset head.
     %(label_smoothing, clip, n_seeds, validation_fraction)s
     precision : {"auto", "fp32", "bf16"}, default="auto"
         "bf16" trains under bf16 autocast (weights, optimiser and loss stay
@@ -457,6 +568,8 @@ class TwoStepNetClassifier(BaseMultilabelNet):
         "div_factor_pretrain": [_POSITIVE_REAL],
         "div_factor_finetune": [_POSITIVE_REAL],
         "pct_start": [_OPEN_FRACTION],
+        "powerset": [Interval(Real, 0, 1, closed="both")],
+        "powerset_min_count": [_POSITIVE_INT],
         "precision": [StrOptions({"auto", "fp32", "bf16"})],
     }
 
@@ -479,6 +592,8 @@ class TwoStepNetClassifier(BaseMultilabelNet):
         div_factor_pretrain=1e3,
         div_factor_finetune=1e2,
         pct_start=0.1,
+        powerset=0.0,
+        powerset_min_count=2,
         label_smoothing=0.001,
         clip=(0.0005, 0.9995),
         n_seeds=1,
@@ -506,6 +621,8 @@ class TwoStepNetClassifier(BaseMultilabelNet):
         self.div_factor_pretrain = div_factor_pretrain
         self.div_factor_finetune = div_factor_finetune
         self.pct_start = pct_start
+        self.powerset = powerset
+        self.powerset_min_count = powerset_min_count
         self.label_smoothing = label_smoothing
         self.clip = clip
         self.n_seeds = n_seeds
@@ -524,8 +641,12 @@ class TwoStepNetClassifier(BaseMultilabelNet):
         )
 
     # ---------------------------------------------------------------- engine
-    def _new_module(self, n_features, targets):
-        """A fresh net whose head's bias starts at the targets' prevalence."""
+    def _new_module(self, n_features, targets, powerset=None):
+        """A fresh net whose head's bias starts at the targets' prevalence.
+
+        ``powerset``: ``(vectors, codes)`` of the training rows to add the
+        label-powerset head, its bias at the log frequency of each class.
+        """
         module = _TwoStepModule(
             n_features,
             targets.shape[1],
@@ -534,9 +655,17 @@ class TwoStepNetClassifier(BaseMultilabelNet):
             activation=self.activation,
             batch_norm=bool(self.batch_norm),
             weight_norm=self.weight_norm,
+            n_powerset=0 if powerset is None else len(powerset[0]),
         )
         with torch.no_grad():
             module.head[-1].bias.copy_(torch.from_numpy(_prior_logits(targets)))
+            if powerset is not None:
+                vectors, codes = powerset
+                freq = np.bincount(codes, minlength=len(vectors)) + 0.5
+                bias = np.log(freq / freq.sum()).astype(np.float32)
+                module.powerset_head[-1].bias.copy_(torch.from_numpy(bias))
+                module.powerset_vectors.copy_(torch.from_numpy(vectors).float())
+                module.powerset_weight.fill_(float(self.powerset))
         return module
 
     def _callbacks(self, module, n_train, *, step, freeze, validation):
@@ -574,12 +703,22 @@ class TwoStepNetClassifier(BaseMultilabelNet):
                     )
         return callbacks
 
+    @staticmethod
+    def _criterion(module):
+        """skorch's criterion arguments: BCE, plus the powerset head's CE."""
+        if module.powerset_head is None:
+            return {"criterion": nn.BCEWithLogitsLoss}
+        return {
+            "criterion": _PowersetLoss,
+            "criterion__n_labels": module.config["n_outputs"],
+        }
+
     def _make_net(self, module, n_train, valid_ds, *, step, freeze, run):
         """One skorch NeuralNet for one step of training."""
         learning_rate = getattr(self, f"learning_rate_{step}")
         return _FastNeuralNet(
             module=module,
-            criterion=nn.BCEWithLogitsLoss,
+            **self._criterion(module),
             optimizer=torch.optim.Adam,
             lr=learning_rate / getattr(self, f"div_factor_{step}"),
             optimizer__weight_decay=getattr(self, f"weight_decay_{step}"),
@@ -685,7 +824,10 @@ class TwoStepNetClassifier(BaseMultilabelNet):
                 body_state, records = self._pretrain(
                     X, Y, Y_valid, Y_aux, Y_aux_valid, run
                 )
-            module = self._new_module(X.shape[1], Y)
+            powerset = None
+            if self.powerset > 0:
+                powerset = _label_vectors(Y, self.powerset_min_count)
+            module = self._new_module(X.shape[1], Y, powerset)
             if body_state is not None:
                 module.body.load_state_dict(body_state)
             freeze = body_state is not None and self.unfreeze_every is not None
@@ -695,7 +837,11 @@ class TwoStepNetClassifier(BaseMultilabelNet):
                     f"targets{', body frozen then unfrozen' if freeze else ''}:"
                 )
             net = self._train_step(
-                module, Y, Y_valid, step="finetune", freeze=freeze, run=run
+                module,
+                *_with_powerset(Y, Y_valid, powerset),
+                step="finetune",
+                freeze=freeze,
+                run=run,
             )
             records += self._records(net, "finetune", freeze)
             module = net.module_
@@ -711,8 +857,8 @@ class TwoStepNetClassifier(BaseMultilabelNet):
         with num_threads(self.n_threads), torch.inference_mode():
             for start in range(0, X.shape[0], _EVAL_BATCH):
                 xb = torch.tensor(X[start : start + _EVAL_BATCH], device=device)
-                logits = model(xb).double()
-                out[start : start + _EVAL_BATCH] = torch.sigmoid(logits).cpu().numpy()
+                proba = _probabilities(model, model(xb).double())
+                out[start : start + _EVAL_BATCH] = proba.cpu().numpy()
         return out
 
     # ----------------------------------------------------------- persistence
