@@ -200,7 +200,7 @@ def splitter(protocol, n_splits, seed):
 
 def main(argv=None):
     parser = _common.parser(__doc__)
-    _common.add_world_arguments(parser, signal=1.3, effects=True)
+    _common.add_world_arguments(parser, signal=True, effects=True)
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=25, help="the plain net's")
     parser.add_argument(

@@ -39,7 +39,7 @@ def features(train, test, n_components):
 
 def main(argv=None):
     parser = _common.parser(__doc__)
-    _common.add_world_arguments(parser, n_test=6000, signal=1.3)
+    _common.add_world_arguments(parser, n_test=6000, signal=True, effects=True)
     parser.add_argument("--skip-mlp", action="store_true")
     args = parser.parse_args(argv)
 
@@ -60,8 +60,8 @@ def main(argv=None):
         p[control] = 0  # controls: no MoA
     rows["Bayes optimum"] = world.test_bayes_proba.to_numpy()
     print(
-        f"\nmake_moa(n_samples={args.n_samples}, signal={args.signal}, "
-        f"random_state={args.seed}); train rows -> {args.n_test} test rows of "
+        f"\nmake_moa({_common.shown_kwargs(_common.world_kwargs(args))}); "
+        f"train rows -> {args.n_test} test rows of "
         "unseen drugs; mean columnwise log loss, all rows"
     )
     clipped = {k: np.clip(p, 1e-5, 1 - 1e-5) for k, p in rows.items()}

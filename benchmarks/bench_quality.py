@@ -1,14 +1,20 @@
-"""Drug-grouped CV of every model on one make_moa world, next to the optimum.
+"""Drug-grouped CV of every model on one make_moa world, under both protocols.
 
-On a full-size ``make_moa`` world (fixed seed, written in the Kaggle layout by
-``moa-sklearn make-data``), drug-grouped K-fold CV
-(``DrugMultilabelStratifiedKFold(K, random_state=seed)``, the same folds for
-every model) of:
+On a full-size ``make_moa`` world at its defaults (fixed seed, written in the
+Kaggle layout by ``moa-sklearn make-data``), K-fold CV under each protocol of
+``moa-sklearn cv --protocol`` (the same folds for every model of a protocol):
+
+- ``new-compound``: ``DrugMultilabelStratifiedKFold(K, max_drug_size=None)``,
+  every drug held out whole (what predicting a new compound needs; the one
+  the defaults are tuned on);
+- ``kaggle``: ``DrugMultilabelStratifiedKFold(K)``, the large drugs split by
+  row (the competition's scheme).
+
+Models, out of fold:
 
 - the constant prior (treated-row prevalence of the training folds, controls 0);
-- stock scikit-learn: ``CategoricalEncoder`` + ``RankGauss`` + ``PCA(100)`` +
-  one ``LogisticRegression(C=0.01)`` per label, and ``MLPClassifier`` (early
-  stopping) on ``make_moa_features()``;
+- the two plain baselines of ``benchmarks/baselines.py``: logistic regression
+  on RankGauss + PCA(100), and the public recipe's net written plainly;
 - the whole recipe, ``make_moa_pipeline(profile="full")``: features -> control
   rows -> ``StackingBlend`` of the two-step net, the Keras net and TabNet, with
   blend weights chosen on a drug-grouped inner CV of the training folds
@@ -18,18 +24,19 @@ every model) of:
 - the Bayes-optimal probabilities of the world.
 
 Score: mean columnwise log loss over all rows (controls included) of the
-out-of-fold predictions; stock models clipped to [0.0005, 0.9995] as the nets
+out-of-fold predictions; baselines clipped to [0.0005, 0.9995] as the nets
 clip theirs. "gap closed" is (prior - loss) / (prior - Bayes). Results go to
 ``docs/bench/quality.json`` and ``docs/bench/quality.png``.
 
-``--epochs`` caps the Keras and TabNet epochs (their defaults: 35 with early
-stopping, 200 with patience 20); the two-step net keeps the recipe's 24 + 24.
-The blend's CV is resumable: it is kept in ``--workdir`` and an interrupted
-run resumes from its finished folds.
+The nets run at their defaults, unless ``--epochs`` caps the Keras net's and
+TabNet's epochs or ``--tabnet-epochs`` TabNet's alone (TabNet's default of
+200 with patience 20 is long). Each protocol's CV is resumable: it is kept in
+``--workdir`` and an interrupted run resumes from its finished folds.
 
-The documented run (about 50 minutes on one core)::
+The documented run (3 folds, TabNet capped at 24 epochs; about an hour on two
+cores)::
 
-    taskset -c 0 python benchmarks/bench_quality.py --threads 1
+    python benchmarks/bench_quality.py --folds 3 --tabnet-epochs 24 --threads 2
 
 A smoke run (about a minute)::
 
@@ -49,13 +56,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import _common  # noqa: E402
 
-CLIP = (0.0005, 0.9995)
 BLEND = "StackingBlend (the recipe)"
 LABELS = {
     "twostep": "TwoStepNetClassifier",
     "keras": "KerasNetClassifier",
     "tabnet": "TabNetMultilabelClassifier",
 }
+BASELINES = {
+    "logistic": "logistic regression on RankGauss + PCA(100)",
+    "plain": "plain public recipe's net",
+}
+PROTOCOLS = ("new-compound", "kaggle")
 # --small: a tiny world, features and nets (a smoke run of the whole
 # benchmark); the nets' epochs come from --epochs, as every net's
 SMALL_WORLD = dict(n_samples=600, n_genes=24, n_cells=8, n_scored=6, n_nonscored=5)
@@ -65,17 +76,22 @@ SMALL_NETS = {
     "keras": dict(hidden_sizes=[16], dropouts=0.1, batch_size=64),
     "tabnet": dict(n_d=8, n_a=8, batch_size=64, virtual_batch_size=16),
 }
+SMALL_PLAIN = dict(hidden=32, n_pca=(6, 3), epochs=2)
 
 
 def parse_args(argv):
     parser = _common.parser(__doc__)
-    _common.add_world_arguments(parser)
+    _common.add_world_arguments(parser, signal=True, effects=True)
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--inner-folds", type=int, default=2)
     parser.add_argument(
-        "--epochs", type=int, default=24, help="Keras and TabNet (--small: all nets)"
+        "--protocols", nargs="+", default=list(PROTOCOLS), choices=PROTOCOLS
     )
-    parser.add_argument("--skip-stock", action="store_true")
+    parser.add_argument(
+        "--epochs", type=int, default=None, help="Keras and TabNet (--small: all nets)"
+    )
+    parser.add_argument("--tabnet-epochs", type=int, default=None, help="TabNet")
+    parser.add_argument("--skip-baselines", action="store_true")
     parser.add_argument(
         "--workdir", default="benchmarks/work", help="the world and the blend's CV"
     )
@@ -87,34 +103,54 @@ def write_world(args, world_dir):
     """``moa-sklearn make-data`` of the world (unless written already)."""
     from moa_sklearn import cli
 
-    world = dict(SMALL_WORLD) if args.small else dict(n_samples=args.n_samples)
+    world = _common.world_kwargs(args, n_test=0)
+    world.pop("random_state")
+    if args.small:
+        world.update(SMALL_WORLD)
     if not (world_dir / "train_features.csv").is_file():
         flags = [f"--{k.replace('_', '-')}={v}" for k, v in world.items()]
-        cli.main(
-            ["make-data", str(world_dir), *flags, "--n-test=0", f"--seed={args.seed}"]
-        )
-    return dict(world, n_test=0, random_state=args.seed)
+        cli.main(["make-data", str(world_dir), *flags, f"--seed={args.seed}"])
+    return dict(world, random_state=args.seed)
 
 
-def blend_cv(args, world_dir, cv_dir):
+def epochs(args):
+    """The nets' epoch caps of the run (None: the net's default)."""
+    if args.small:
+        return dict.fromkeys(LABELS, args.epochs or 2)
+    tabnet = args.tabnet_epochs or args.epochs
+    return {"twostep": None, "keras": args.epochs, "tabnet": tabnet}
+
+
+def model_params(args):
+    """make_moa_pipeline's model_params of the three nets for this run."""
+    caps = epochs(args)
+    threads = {} if args.threads is None else {"n_threads": args.threads}
+    params = {}
+    for name in LABELS:
+        p = dict(SMALL_NETS[name]) if args.small else {}
+        if caps[name] is not None and name == "twostep":
+            p.update(max_epochs_pretrain=caps[name], max_epochs_finetune=caps[name])
+        elif caps[name] is not None:
+            p.update(max_epochs=caps[name])
+        params[name] = p | (threads if name != "keras" else {})
+    return params
+
+
+def blend_cv(args, protocol, world_dir, cv_dir):
     """``moa-sklearn cv`` of the full pipeline (resumes a finished part)."""
     from moa_sklearn import cli
 
-    small = SMALL_NETS if args.small else {}
-    nets = _common.net_params(
-        args.epochs, args.threads, twostep_epochs=args.epochs if args.small else None
-    )
     config = dict(
         profile="quick" if args.small else "full",
         models=list(LABELS),
         seed=args.seed,
         folds=args.folds,
-        protocol="kaggle",  # the documented figures' scheme (large drugs by row)
+        protocol=protocol,
         inner_folds=args.inner_folds,
         feature_params=SMALL_FEATURES if args.small else {},
-        model_params={k: {**small.get(k, {}), **v} for k, v in nets.items()},
+        model_params=model_params(args),
     )
-    cfg = Path(args.workdir) / "blend_cv.json"
+    cfg = Path(args.workdir) / f"blend_cv_{protocol}.json"
     cfg.write_text(json.dumps(config, indent=1))
     t0 = time.perf_counter()
     if cli.main(["cv", str(world_dir), "-o", str(cv_dir), "--config", str(cfg)]):
@@ -123,7 +159,7 @@ def blend_cv(args, world_dir, cv_dir):
 
 
 def read_cv(cv_dir, shape):
-    """OOF blend, per-net and Bayes predictions and fold infos of a CV folder."""
+    """OOF blend, per-net and Bayes predictions, folds and fold infos of a CV."""
     infos = [
         json.loads(p.read_text())
         for p in sorted(Path(cv_dir).glob("fold_*.json"))
@@ -131,6 +167,7 @@ def read_cv(cv_dir, shape):
     ]
     names = list(infos[0]["model_scores"])
     oof = {k: np.full(shape, np.nan) for k in ["blend", *names, "bayes"]}
+    folds = []
     for info in infos:
         with np.load(Path(cv_dir) / f"fold_{info['fold']}.npz") as f:
             test = f["test"]
@@ -138,86 +175,53 @@ def read_cv(cv_dir, shape):
             for m, name in enumerate(names):
                 oof[name][test] = f["per_model"][m]
             oof["bayes"][test] = f["bayes"]
-    return oof, infos
+        folds.append((np.setdiff1d(np.arange(shape[0]), test), test))
+    return oof, folds, infos
 
 
-def stock_models(seed):
-    from sklearn.decomposition import PCA
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.multiclass import OneVsRestClassifier
-    from sklearn.neural_network import MLPClassifier
-    from sklearn.pipeline import make_pipeline
+def baseline_predictions(moa, folds, args):
+    """Out-of-fold predictions (clipped) and seconds of the two baselines."""
+    import baselines
 
-    from moa_sklearn.preprocessing import (
-        CategoricalEncoder,
-        RankGauss,
-        make_moa_features,
-    )
-
-    def lr(n_features):
-        return make_pipeline(
-            CategoricalEncoder(),
-            RankGauss(),
-            PCA(min(100, n_features - 3), random_state=seed),
-            OneVsRestClassifier(LogisticRegression(C=0.01)),
-        )
-
-    def mlp(n_features):
-        # a small world: fewer components than the recipe
-        kw = SMALL_FEATURES if n_features < 600 else {}
-        return make_pipeline(
-            make_moa_features(random_state=seed, **kw),
-            MLPClassifier(early_stopping=True, random_state=seed),
-        )
-
-    return {
-        "RankGauss + PCA + logistic regression": lr,
-        "MLPClassifier": mlp,
-    }
-
-
-def stock_predictions(X, Y, folds, seed):
-    """Out-of-fold predictions (clipped) and seconds of each stock model."""
-    from moa_sklearn.metrics import mean_columnwise_log_loss, multilabel_proba
-
-    predictions, seconds = {}, {}
-    for name, make in stock_models(seed).items():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # constant labels in a fold
-            P, seconds[name] = _common.oof_predictions(
-                lambda make=make: make(X.shape[1]),
-                X,
-                Y,
-                folds,
-                predict=multilabel_proba,
-            )
-        predictions[name] = np.clip(P, *CLIP)
-        print(f"{name}: {mean_columnwise_log_loss(Y, predictions[name]):.5f}")
+    X, Y, groups = moa.data, moa.target.to_numpy(), np.asarray(moa.groups)
+    plain_kw = dict(SMALL_PLAIN) if args.small else {}
+    predictions = {label: np.full(Y.shape, np.nan) for label in BASELINES.values()}
+    seconds = dict.fromkeys(BASELINES.values(), 0.0)
+    for train, test in folds:
+        for key, label in BASELINES.items():
+            t0 = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # constant labels in a fold
+                if key == "logistic":
+                    P = baselines.logistic(
+                        X.iloc[train], Y[train], X.iloc[test], seed=args.seed
+                    )
+                else:
+                    P = baselines.plain(
+                        X.iloc[train],
+                        Y[train],
+                        groups[train],
+                        X.iloc[test],
+                        seed=args.seed,
+                        **plain_kw,
+                    )
+            predictions[label][test] = P
+            seconds[label] += time.perf_counter() - t0
     return predictions, seconds
 
 
-def main(argv=None):
-    args = parse_args(argv)
-
-    from moa_sklearn.datasets import load_moa
-
-    _common.threads(args.threads)
-    work = Path(args.workdir)
-    work.mkdir(parents=True, exist_ok=True)
-    world_dir, cv_dir = work / "world", work / "blend_cv"
-    world = write_world(args, world_dir)
-    blend_seconds = blend_cv(args, world_dir, cv_dir)
-
-    moa = load_moa(world_dir)
+def score_protocol(args, protocol, moa, world_dir):
+    """The table of one protocol: every model on the folds of its CV."""
+    cv_dir = Path(args.workdir) / f"blend_cv_{protocol}"
+    blend_seconds = blend_cv(args, protocol, world_dir, cv_dir)
     X, Y = moa.data, moa.target.to_numpy()
-    oof, infos = read_cv(cv_dir, Y.shape)
-    folds = _common.drug_folds(moa, args.folds, args.seed)
+    oof, folds, infos = read_cv(cv_dir, Y.shape)
     prior = _common.oof_prior(Y, _common.treated(X), folds)
     predictions = {"constant prior": np.clip(prior, 1e-5, 1 - 1e-5)}
     seconds = {}
-    if not args.skip_stock:
-        stock, seconds = stock_predictions(X, Y, folds, args.seed)
-        predictions.update(stock)
+    if not args.skip_baselines:
+        base, seconds = baseline_predictions(moa, folds, args)
+        predictions.update(base)
     names = list(infos[0]["model_scores"])
     labels = {n: LABELS.get(n, n) for n in names}
     for name in names:
@@ -227,6 +231,7 @@ def main(argv=None):
     seconds[BLEND] = sum(i["fit_seconds"] for i in infos)
 
     table = _common.score_table(Y, predictions, seconds)
+    print(f"== {protocol}")
     _common.print_table(table)
     best_net = min(labels.values(), key=lambda k: table[k]["loss"])
     blend_loss, net_loss = table[BLEND]["loss"], table[best_net]["loss"]
@@ -234,13 +239,10 @@ def main(argv=None):
         f"blend {blend_loss:.5f} vs best net ({best_net}) {net_loss:.5f}: "
         f"{'beats it' if blend_loss < net_loss else 'does NOT beat it'}"
     )
-    results = dict(
-        world=world,
-        rows=len(Y),
-        cv=f"DrugMultilabelStratifiedKFold({args.folds}, random_state={args.seed})",
-        inner_folds=args.inner_folds,
-        keras_tabnet_epochs=args.epochs,
-        metric="mean columnwise log loss over all rows (controls included)",
+    from moa_sklearn.model_selection import _protocol_splitter
+
+    return dict(
+        cv=repr(_protocol_splitter(protocol, args.folds, args.seed)),
         table=table,
         best_net=best_net,
         blend_beats_best_net=bool(blend_loss < net_loss),
@@ -253,35 +255,75 @@ def main(argv=None):
         pipeline_cv_seconds=seconds[BLEND],
         this_run_blend_seconds=blend_seconds,
     )
+
+
+def main(argv=None):
+    args = parse_args(argv)
+
+    from moa_sklearn.datasets import load_moa
+
+    _common.threads(args.threads)
+    work = Path(args.workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    world_dir = work / "world"
+    world = write_world(args, world_dir)
+    moa = load_moa(world_dir)
+    protocols = {p: score_protocol(args, p, moa, world_dir) for p in args.protocols}
+    results = dict(
+        world=world,
+        rows=len(moa.target),
+        folds=args.folds,
+        inner_folds=args.inner_folds,
+        epochs=epochs(args),
+        metric="mean columnwise log loss over all rows (controls included)",
+        protocols=protocols,
+    )
     _common.save("quality", results, args.outdir)
     plot(results, args.outdir)
 
 
 def plot(results, outdir=None):
-    """Horizontal bars of the CV loss, with the prior and the Bayes optimum."""
+    """Horizontal bars of the CV loss per protocol, with the prior and Bayes."""
     plt = _common.pyplot()
-    table = results["table"]
-    names = [k for k in table if k not in ("constant prior", "Bayes optimum")]
-    names.sort(key=lambda k: -table[k]["loss"])
-    fig, ax = plt.subplots(figsize=(8.5, 0.45 * len(names) + 1.4))
-    colors = ["#C44E52" if k.startswith("StackingBlend") else "#4C72B0" for k in names]
-    ax.barh(names, [table[k]["loss"] for k in names], color=colors)
-    for k in names:
-        ax.text(
-            table[k]["loss"],
-            names.index(k),
-            f" {table[k]['loss']:.5f} ({table[k]['gap_closed']:.2f} of gap)",
-            va="center",
-            fontsize=8,
-        )
-    for key, style in (("constant prior", "--"), ("Bayes optimum", ":")):
-        ax.axvline(table[key]["loss"], color="k", ls=style, lw=1, label=key)
-    ax.set_xlim(0, max(table[k]["loss"] for k in table) * 1.35)
-    ax.set_xlabel(
-        "mean columnwise log loss, out of fold over all rows (lower is better)"
+    protocols = results["protocols"]
+    first = next(iter(protocols.values()))["table"]
+    names = [k for k in first if k not in ("constant prior", "Bayes optimum")]
+    names.sort(key=lambda k: -first[k]["loss"])
+    fig, axes = plt.subplots(
+        1,
+        len(protocols),
+        figsize=(7.5 * len(protocols), 0.45 * len(names) + 1.6),
+        squeeze=False,
     )
-    ax.set_title(f"{results['cv']}, {results['rows']:,} rows", fontsize=9)
-    ax.legend(fontsize=8, loc="upper right")
+    top = max(r["loss"] for p in protocols.values() for r in p["table"].values())
+    for ax, (protocol, result) in zip(axes[0], protocols.items()):
+        table = result["table"]
+        colors = [
+            "#C44E52"
+            if k.startswith("StackingBlend")
+            else "#8C8C8C"
+            if k in BASELINES.values()
+            else "#4C72B0"
+            for k in names
+        ]
+        ax.barh(names, [table[k]["loss"] for k in names], color=colors)
+        for i, k in enumerate(names):
+            ax.text(
+                table[k]["loss"],
+                i,
+                f" {table[k]['loss']:.5f} ({table[k]['gap_closed']:.2f} of gap)",
+                va="center",
+                fontsize=8,
+            )
+        for key, style in (("constant prior", "--"), ("Bayes optimum", ":")):
+            ax.axvline(table[key]["loss"], color="k", ls=style, lw=1, label=key)
+        ax.set_xlim(0, top * 1.4)
+        ax.set_xlabel("mean columnwise log loss, out of fold over all rows")
+        ax.set_title(f"{protocol}: {result['cv']}", fontsize=9)
+        ax.legend(fontsize=8, loc="upper right")
+        if ax is not axes[0][0]:
+            ax.set_yticklabels([])
+    fig.suptitle(f"make_moa world, {results['rows']:,} rows (lower is better)")
     fig.tight_layout()
     _common.savefig(fig, "quality", outdir)
 

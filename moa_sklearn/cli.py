@@ -1060,10 +1060,13 @@ _MAKE_DATA_OPTIONS = (
     (
         "--signal",
         float,
-        1.3,
+        1.5,
         "S",
         "strength of the MoA effects (larger: easier to predict)",
     ),
+    ("--opposed-modes", float, 0.3, "A", "how far a MoA's two modes oppose (0-1)"),
+    ("--variance-effect", float, 0.4, "V", "spread of a MoA's drugs on its own axis"),
+    ("--time-interaction", float, 0.3, "T", "effect whose sign flips with cp_time"),
 )
 
 

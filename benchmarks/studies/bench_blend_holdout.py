@@ -48,7 +48,7 @@ def main(argv=None):
     _common.add_run_arguments(parser, small="quick profile")
     args = parser.parse_args(argv)
 
-    world = _common.make_world(args)
+    world = _common.make_world(args, **_common.EARLIER_WORLD)
     profile = "quick" if args.small else "full"
     sklearn.set_config(enable_metadata_routing=True)
     pipe = make_moa_pipeline(

@@ -84,7 +84,7 @@ def cv(args):
 
     from moa_sklearn.preprocessing import make_moa_features
 
-    world = _common.make_world(args, n_test=0)
+    world = _common.make_world(args, n_test=0, **_common.EARLIER_WORLD)
     groups, Y_aux = world.groups.to_numpy(), world.target_aux.to_numpy()
     features = _common.small_features(args.n_genes, args.n_cells)
 

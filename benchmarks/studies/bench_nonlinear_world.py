@@ -45,7 +45,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     for effects in SETTINGS:
         t0 = time.perf_counter()
-        world = _common.make_world(args, n_test=args.n_samples, **SIZES, **effects)
+        world = _common.make_world(
+            args, n_test=args.n_samples, **SIZES, **(_common.EARLIER_WORLD | effects)
+        )
         gap, bayes_mean, rate = gap_closed(world)
         name = ", ".join(f"{k}={v}" for k, v in effects.items()) or "default"
         print(

@@ -66,7 +66,11 @@ def main(argv=None):
     if "bf16" in args.precisions and not bf16_supported("cpu"):
         print("bf16: unavailable (no native bf16 on this machine); fp32 only")
         args.precisions = [p for p in args.precisions if p != "bf16"] or ["fp32"]
-    world = _common.make_world(args, n_test=max(10, args.n_samples // 20))
+    world = _common.make_world(
+        args,
+        n_test=max(10, args.n_samples // 20),
+        **(_common.EARLIER_WORLD | {"signal": args.signal}),
+    )
     folds = _common.drug_folds(world, args.folds, args.seed)
     about = f"{args.n_scored} scored + {args.n_nonscored} nonscored targets"
     table = _common.cv_table(world, folds, models(args, world), about, 44)
