@@ -496,13 +496,15 @@ def _scores_section(infos, names, Y, P, summary):
     from .metrics import mean_columnwise_log_loss
 
     score = mean_columnwise_log_loss(Y, P)
-    header = ["fold", "rows", "blend", *names, "prior", "Bayes", "fit seconds"]
+    header = ["fold", "rows", "blend", *names, "logistic", "prior", "Bayes"]
+    header.append("fit seconds")
     rows = [
         [
             i["fold"] + 1,
             i["n_test"],
             _fmt(i["score"], 6),
             *[_fmt(i["model_scores"][n], 6) for n in names],
+            _fmt(i.get("baseline_score"), 6),
             _fmt(i["prior_score"], 6),
             _fmt(i.get("bayes_score"), 6),
             f"{i['fit_seconds']:.1f}",
@@ -516,6 +518,7 @@ def _scores_section(infos, names, Y, P, summary):
                 Y.shape[0],
                 _fmt(summary["score"], 6),
                 *[_fmt(summary["model_scores"].get(n), 6) for n in names],
+                _fmt(summary.get("baseline_score"), 6),
                 _fmt(summary["prior_score"], 6),
                 _fmt(summary.get("bayes_score"), 6),
                 f"{sum(i['fit_seconds'] for i in infos):.1f}",
@@ -525,8 +528,11 @@ def _scores_section(infos, names, Y, P, summary):
         '<section id="scores"><h2>Scores</h2>',
         f'<p>Out-of-fold log loss: <span id="oof-score">{score:.6f}</span></p>',
         _table(header, rows, "fold-scores"),
-        "<p>prior: the training part's label frequencies; Bayes: the exact "
-        "optimum, when the data come from <code>make-data</code>.</p></section>",
+        "<p>logistic: the plain baseline (<code>make_baseline_pipeline</code>: "
+        "logistic regression on RankGauss + PCA features) fitted on the same "
+        "training part; prior: the training part's label frequencies; Bayes: "
+        "the exact optimum, when the data come from <code>make-data</code>."
+        "</p></section>",
     ]
 
 

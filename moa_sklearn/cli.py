@@ -38,6 +38,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -523,11 +524,29 @@ def _fit_fold(k, train, test, moa, settings, names, truth):
         y_true=Yt.astype(np.int8),
         per_model=per_model.astype(np.float32),  # the scores above are exact
     )
+    baseline = _baseline_proba(X, Y, train, test, settings["seed"])
+    info["baseline_score"] = mean_columnwise_log_loss(Yt, baseline)
+    arrays["baseline"] = baseline.astype(np.float32)
     if truth is not None:
         bayes = truth.iloc[test].to_numpy()
         info["bayes_score"] = mean_columnwise_log_loss(Yt, bayes)
         arrays["bayes"] = bayes
     return arrays, info
+
+
+def _baseline_proba(X, Y, train, test, seed):
+    """The logistic-regression baseline fitted on ``train``, on ``test``."""
+    from .recipes import make_baseline_pipeline
+
+    n_columns = sum(str(c).startswith(("g-", "c-")) for c in X.columns)
+    model = make_baseline_pipeline(
+        n_components=max(1, min(100, n_columns)), random_state=seed
+    )
+    with warnings.catch_warnings():
+        # a target without positives in the training part: predicted 0
+        warnings.filterwarnings("ignore", message="Label .* is present in all")
+        model.fit(X.iloc[train], Y.iloc[train])
+    return model.predict_proba(X.iloc[test])
 
 
 def _fold_paths(cvdir, k):
@@ -576,6 +595,8 @@ def _cmd_cv(args):
     results = _cv_folds(cvdir, moa, settings, names, truth)
     summary = _summarise(results, moa, cvdir, config)
     line = f"CV log loss {summary['score']:.5f} (prior {summary['prior_score']:.5f}"
+    if summary["baseline_score"] is not None:
+        line += f", logistic baseline {summary['baseline_score']:.5f}"
     if summary["bayes_score"] is not None:
         line += f", Bayes {summary['bayes_score']:.5f}"
     _log(line + f") -> {str(cvdir / 'cv_summary.json')!r}")
@@ -650,6 +671,9 @@ def _save_fold(cvdir, k, arrays, info):
 def _fold_line(info):
     """A finished fold's scores and time, for the log."""
     models = ", ".join(f"{n} {s:.5f}" for n, s in info["model_scores"].items())
+    baseline = info.get("baseline_score")
+    if baseline is not None:
+        models += f"; logistic baseline {baseline:.5f}"
     return (
         f"log loss {info['score']:.5f} ({models}; prior {info['prior_score']:.5f}) "
         f"in {info['fit_seconds']:.1f} s"
@@ -672,12 +696,17 @@ def _summarise(results, moa, cvdir, config):
         for arrays, _ in results:
             P[arrays["test"]] = arrays["per_model"][m]
         per_model[name] = mean_columnwise_log_loss(Y, P)
-    bayes = None
+    bayes, baseline = None, None
     if all("bayes" in a for a, _ in results):
         B = np.full((n, k), np.nan)
         for arrays, _ in results:
             B[arrays["test"]] = arrays["bayes"]
         bayes = mean_columnwise_log_loss(Y, B)
+    if all("baseline" in a for a, _ in results):  # (folds of older versions lack it)
+        B = np.full((n, k), np.nan)
+        for arrays, _ in results:
+            B[arrays["test"]] = arrays["baseline"]
+        baseline = mean_columnwise_log_loss(Y, B)
     summary = dict(
         format=CV_FORMAT,
         version=__version__,
@@ -688,6 +717,7 @@ def _summarise(results, moa, cvdir, config):
         model_scores=per_model,
         fold_model_scores=[i["model_scores"] for i in infos],
         prior_score=float(np.mean([i["prior_score"] for i in infos])),
+        baseline_score=baseline,
         bayes_score=bayes,
         weights=[i["weights"] for i in infos],
         target_names=moa.target_names,

@@ -78,29 +78,36 @@ def test_each_benchmark_writes_results_machine_command_and_plot(smoke, name):
     assert png.startswith(b"\x89PNG")
 
 
-def test_quality_scores_every_model_on_the_same_rows(smoke):
+def test_quality_scores_every_model_on_the_same_rows_under_both_protocols(smoke):
     r = json.loads((smoke / "quality.json").read_text())["results"]
-    table = r["table"]
-    for name in (
-        "constant prior",
-        "RankGauss + PCA + logistic regression",
-        "MLPClassifier",
-        "TwoStepNetClassifier",
-        "KerasNetClassifier",
-        "TabNetMultilabelClassifier",
-        "StackingBlend (the recipe)",
-        "Bayes optimum",
-    ):
-        assert name in table
-    prior, bayes = table["constant prior"]["loss"], table["Bayes optimum"]["loss"]
-    assert bayes < prior
-    for row in table.values():
-        assert row["gap_closed"] == pytest.approx(
-            (prior - row["loss"]) / (prior - bayes)
-        )
-    assert len(r["fold_fit_seconds"]) == 3
-    blend = table["StackingBlend (the recipe)"]["loss"]
-    assert r["blend_beats_best_net"] == (blend < table[r["best_net"]]["loss"])
+    assert set(r["protocols"]) == {"new-compound", "kaggle"}
+    for protocol, p in r["protocols"].items():
+        table = p["table"]
+        assert set(table) == {
+            "constant prior",
+            "logistic regression on RankGauss + PCA(100)",
+            "plain public recipe's net",
+            "TwoStepNetClassifier",
+            "KerasNetClassifier",
+            "TabNetMultilabelClassifier",
+            "StackingBlend (the recipe)",
+            "Bayes optimum",
+        }
+        prior, bayes = table["constant prior"]["loss"], table["Bayes optimum"]["loss"]
+        assert bayes < prior
+        for row in table.values():
+            assert np.isfinite(row["loss"])
+            assert row["gap_closed"] == pytest.approx(
+                (prior - row["loss"]) / (prior - bayes)
+            )
+        assert len(p["fold_fit_seconds"]) == 3
+        blend = table["StackingBlend (the recipe)"]["loss"]
+        assert p["blend_beats_best_net"] == (blend < table[p["best_net"]]["loss"])
+        expected = "None" if protocol == "new-compound" else "18"
+        assert f"max_drug_size={expected}" in p["cv"]
+    # the protocols split differently, so the same model scores differently
+    a, b = (p["table"]["TwoStepNetClassifier"] for p in r["protocols"].values())
+    assert a["loss"] != b["loss"]
 
 
 def test_quality_resumes_the_blend_cv(smoke, capsys):
@@ -108,15 +115,18 @@ def test_quality_resumes_the_blend_cv(smoke, capsys):
     proc = run_script(
         "bench_quality.py",
         *("--small", "--folds", "3", "--epochs", "2", "--threads", "1"),
-        *("--skip-stock", "--workdir", str(smoke / "work")),
-        *("--outdir", str(smoke / "again")),
+        *("--protocols", "kaggle", "--skip-baselines"),
+        *("--workdir", str(smoke / "work"), "--outdir", str(smoke / "again")),
     )
     assert_ok(proc)
     assert proc.stderr.count("loaded") == 3
-    first = json.loads((smoke / "quality.json").read_text())["results"]["table"]
+    first = json.loads((smoke / "quality.json").read_text())["results"]
     again = json.loads((smoke / "again" / "quality.json").read_text())["results"]
+    assert set(again["protocols"]) == {"kaggle"}
+    first, again = first["protocols"]["kaggle"], again["protocols"]["kaggle"]
     for name in ("StackingBlend (the recipe)", "KerasNetClassifier", "Bayes optimum"):
-        assert again["table"][name]["loss"] == first[name]["loss"]
+        assert again["table"][name]["loss"] == first["table"][name]["loss"]
+    assert "plain public recipe's net" not in again["table"]
 
 
 def test_scaling_reports_slopes_of_the_measured_sizes(smoke):
@@ -168,7 +178,9 @@ def test_speed_reports_bf16_unavailable_on_a_cpu_without_it(tmp_path, run_all):
 
 def test_rendered_tables_name_every_model(smoke, run_all):
     text = (smoke / "results.md").read_text()
-    assert "| **StackingBlend (the recipe)** |" in text
+    assert text.count("| **StackingBlend (the recipe)** |") == 2  # two protocols
+    assert "*new-compound* (`DrugMultilabelStratifiedKFold(max_drug_size=None" in text
+    assert "| plain public recipe's net |" in text
     assert "![seconds per epoch](bench/speed.png)" in text
     assert "python benchmarks/bench_pipeline.py" in text
 

@@ -113,6 +113,17 @@ def test_cv_writes_folds_summary_and_oof(cv_run, work, capsys):
     assert summary["n_folds"] == 2
     assert set(summary["model_scores"]) == {"twostep", "tabnet"}
     assert summary["bayes_score"] < summary["prior_score"]
+    # the logistic baseline, scored on the same folds: its OOF loss is that of
+    # the saved per-fold predictions, and it is a real model (not the prior)
+    baseline = np.full((300, 6), np.nan)
+    for k in range(2):
+        with np.load(out / f"fold_{k}.npz") as f:
+            baseline[f["test"]] = f["baseline"]
+    Y_all = pd.read_csv(work / "data" / "train_targets_scored.csv", index_col="sig_id")
+    assert summary["baseline_score"] == pytest.approx(
+        mean_columnwise_log_loss(Y_all, baseline), rel=1e-5
+    )
+    assert summary["bayes_score"] < summary["baseline_score"]
     for w in summary["weights"]:
         assert abs(sum(w.values()) - 1) < 1e-6
 
@@ -218,6 +229,13 @@ def test_report_has_the_sections_and_the_saved_numbers(cv_run, work):
     )
     assert [float(r[2]) for r in folds] == pytest.approx(
         summary["fold_scores"], abs=1e-6
+    )
+    # the logistic baseline's column, next to the prior's
+    header = parser.cells["fold-scores"][0]
+    column = header.index("logistic")
+    assert header[column + 1] == "prior"
+    assert float(parser.cells["fold-scores"][-1][column]) == pytest.approx(
+        summary["baseline_score"], abs=1e-6
     )
     weights = parser.cells["weights-table"][1:]
     assert [float(x) for x in weights[0][1:]] == pytest.approx(

@@ -69,6 +69,20 @@ def test_full_size_label_statistics(full_world):
     assert np.median(aux) < np.median(positives)  # nonscored are rarer
 
 
+def test_full_size_label_vectors_are_like_lish_moas(full_world):
+    """About 330 distinct scored vectors; a few drugs of 3 to 7 targets."""
+    Y = full_world.target
+    assert 290 <= len(Y.drop_duplicates()) <= 370  # lish-moa: 328
+    per_drug = Y.groupby(full_world.groups.to_numpy()).max().sum(axis=1)
+    counts = per_drug.value_counts()
+    assert per_drug.max() <= 7
+    assert 15 <= counts[counts.index >= 3].sum() <= 80  # drugs of 3+ targets
+    assert counts[1] > 5 * counts[2] > 5 * counts[counts.index >= 3].sum()
+    # targets of a single positive drug exist, as in lish-moa
+    drugs_per_target = Y.groupby(full_world.groups.to_numpy()).max().sum(axis=0)
+    assert 1 <= (drugs_per_target == 1).sum() <= 30
+
+
 def test_full_size_feature_traits(full_world):
     X = full_world.data
     cells = X.filter(regex="^c-").to_numpy()
@@ -249,13 +263,15 @@ def _gap_closed(world, P):
 
 
 NONLINEAR = dict(opposed_modes=0.7, variance_effect=1.0, time_interaction=0.7)
+LINEAR = dict(opposed_modes=0.0, variance_effect=0.0, time_interaction=0.0)
 
 
 @pytest.fixture(scope="module")
 def small_worlds():
+    """The linear world of earlier defaults, and a strongly non-linear one."""
     kw = dict(n_samples=5000, n_test=5000, n_genes=60, n_cells=20, n_scored=8)
     kw.update(n_nonscored=8, random_state=1)
-    return make_moa(**kw), make_moa(**kw, **NONLINEAR)
+    return make_moa(**kw, **LINEAR), make_moa(**kw, **NONLINEAR)
 
 
 def test_nonlinear_effects_keep_bayes_exact_and_calibrated(small_worlds):

@@ -365,3 +365,34 @@ def test_joblib_round_trip_of_the_whole_fitted_pipeline(world_with_test, tmp_pat
     )
     assert result.returncode == 0, result.stderr[-3000:]
     np.testing.assert_array_equal(np.load(out), expected)
+
+
+def test_baseline_pipeline_beats_the_prior_and_floors_controls():
+    from moa_sklearn.metrics import mean_columnwise_log_loss
+    from moa_sklearn.recipes import make_baseline_pipeline
+
+    world = make_moa(
+        n_samples=900,
+        n_test=600,
+        n_genes=30,
+        n_cells=10,
+        n_scored=5,
+        n_nonscored=3,
+        signal=2.5,
+        random_state=0,
+    )
+    model = make_baseline_pipeline(n_components=10, control_proba=1e-3, random_state=0)
+    model.fit(world.data, world.target)
+    proba = model.predict_proba(world.test_data)
+    assert proba.shape == (600, 5)
+    control = (world.test_data["cp_type"] == "ctl_vehicle").to_numpy()
+    assert control.any() and np.all(proba[control] == 1e-3)
+    Y = world.target.to_numpy()
+    prior = np.where(
+        control[:, None], 1e-3, Y[world.data["cp_type"] != "ctl_vehicle"].mean(0)
+    )
+    loss = mean_columnwise_log_loss(world.test_target, proba)
+    assert loss < mean_columnwise_log_loss(world.test_target, np.clip(prior, 1e-3, 1))
+    # the components of the PCA step are the ones asked for
+    pca = model.estimator_.named_steps["pca"]
+    assert pca.n_components_ == 10
