@@ -319,7 +319,12 @@ def plot(results, outdir=None):
             ax.axvline(table[key]["loss"], color="k", ls=style, lw=1, label=key)
         ax.set_xlim(0, top * 1.4)
         ax.set_xlabel("mean columnwise log loss, out of fold over all rows")
-        ax.set_title(f"{protocol}: {result['cv']}", fontsize=9)
+        held = (
+            "every drug whole"
+            if "max_drug_size=None" in result["cv"]
+            else ("large drugs split by row")
+        )
+        ax.set_title(f"{protocol} protocol ({held}), {results['folds']} folds")
         ax.legend(fontsize=8, loc="upper right")
         if ax is not axes[0][0]:
             ax.set_yticklabels([])

@@ -3,8 +3,10 @@
 import numbers
 import warnings
 
+import numpy as np
 import sklearn
 from sklearn.base import clone
+from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import Pipeline
 
 from .ensemble import ControlVehicleClassifier, StackingBlend
@@ -12,6 +14,7 @@ from .preprocessing import make_moa_features
 from .utils._engines import ENGINES as _ENGINES
 from .utils._engines import install_hint
 from .utils._engines import installed as _installed
+from .utils._validation import clip_bounds
 
 __all__ = ["make_moa_pipeline", "make_baseline_pipeline", "MODELS", "PROFILES"]
 
@@ -278,10 +281,32 @@ def make_moa_pipeline(
     )
 
 
+class _ClippedOneVsRestClassifier(OneVsRestClassifier):
+    """A ``OneVsRestClassifier`` whose probabilities stay inside ``clip``.
+
+    A target with no positive in the training rows gets a constant predictor
+    of probability exactly 0, which the log loss punishes without bound on a
+    test row that has it; the nets clip to (0.0005, 0.9995), so does this.
+    """
+
+    _parameter_constraints = {
+        **OneVsRestClassifier._parameter_constraints,
+        "clip": [None, "array-like"],
+    }
+
+    def __init__(self, estimator, *, clip=None, n_jobs=None, verbose=0):
+        super().__init__(estimator, n_jobs=n_jobs, verbose=verbose)
+        self.clip = clip
+
+    def predict_proba(self, X):
+        return np.clip(super().predict_proba(X), *clip_bounds(self.clip))
+
+
 def make_baseline_pipeline(
     *,
     n_components=100,
     C=0.01,
+    clip=(0.0005, 0.9995),
     control_column="cp_type",
     control_proba=5e-4,
     random_state=None,
@@ -304,6 +329,10 @@ def make_baseline_pipeline(
         (at most their number).
     C : float, default=0.01
         Inverse regularisation strength of each logistic regression.
+    clip : (float, float) or None, default=(0.0005, 0.9995)
+        Bounds of the predicted probabilities of treated rows, as the nets'
+        ``clip`` (a target without positives in the training rows is
+        otherwise predicted 1e-15, the floor of every clip).
     control_column : str, int or None, default="cp_type"
         The column that marks control rows, as in
         :class:`~moa_sklearn.ensemble.ControlVehicleClassifier`.
@@ -316,7 +345,8 @@ def make_baseline_pipeline(
     -------
     model : ControlVehicleClassifier
         Unfitted: control rows -> ``CategoricalEncoder`` -> ``RankGauss`` ->
-        ``PCA`` -> ``OneVsRestClassifier(LogisticRegression(C=C))``.
+        ``PCA`` -> ``OneVsRestClassifier(LogisticRegression(C=C))``, its
+        probabilities clipped to ``clip``.
 
     See Also
     --------
@@ -338,16 +368,16 @@ def make_baseline_pipeline(
     """
     from sklearn.decomposition import PCA
     from sklearn.linear_model import LogisticRegression
-    from sklearn.multiclass import OneVsRestClassifier
 
     from .preprocessing import CategoricalEncoder, RankGauss
 
+    logistic = LogisticRegression(C=C, max_iter=300)
     model = Pipeline(
         [
             ("encoder", CategoricalEncoder()),
             ("rankgauss", RankGauss(random_state=random_state)),
             ("pca", PCA(n_components, random_state=random_state)),
-            ("model", OneVsRestClassifier(LogisticRegression(C=C, max_iter=300))),
+            ("model", _ClippedOneVsRestClassifier(logistic, clip=clip)),
         ]
     )
     return ControlVehicleClassifier(

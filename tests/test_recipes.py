@@ -396,3 +396,32 @@ def test_baseline_pipeline_beats_the_prior_and_floors_controls():
     # the components of the PCA step are the ones asked for
     pca = model.estimator_.named_steps["pca"]
     assert pca.n_components_ == 10
+
+
+def test_baseline_pipeline_clips_a_target_unseen_in_training():
+    """A target without positives in the fit rows is predicted clip[0], not 0."""
+    import pickle
+
+    from moa_sklearn.recipes import make_baseline_pipeline
+
+    world = make_moa(
+        n_samples=400,
+        n_test=0,
+        n_genes=20,
+        n_cells=6,
+        n_scored=4,
+        n_nonscored=0,
+        random_state=0,
+    )
+    Y = world.target.copy()
+    Y.iloc[:, 0] = 0  # no positive left for target 0
+    model = make_baseline_pipeline(n_components=5, random_state=0).fit(world.data, Y)
+    treated = ~model.control_mask(world.data)
+    proba = model.predict_proba(world.data)
+    assert np.all(proba[treated, 0] == 0.0005)
+    assert proba[treated].min() >= 0.0005 and proba[treated].max() <= 0.9995
+    # unclipped on request, and picklable as the CLI's models are
+    again = pickle.loads(pickle.dumps(model))
+    assert np.array_equal(again.predict_proba(world.data), proba)
+    raw = make_baseline_pipeline(n_components=5, clip=(0, 1), random_state=0)
+    assert raw.fit(world.data, Y).predict_proba(world.data)[treated, 0].max() < 1e-12
