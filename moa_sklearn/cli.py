@@ -543,7 +543,7 @@ def _baseline_proba(X, Y, train, test, seed):
         n_components=max(1, min(100, n_columns)), random_state=seed
     )
     with warnings.catch_warnings():
-        # a target without positives in the training part: predicted 0
+        # a target without positives in the training part: predicted clip[0]
         warnings.filterwarnings("ignore", message="Label .* is present in all")
         model.fit(X.iloc[train], Y.iloc[train])
     return model.predict_proba(X.iloc[test])
@@ -680,6 +680,19 @@ def _fold_line(info):
     )
 
 
+def _oof_score(Y, results, take):
+    """The OOF loss of the array ``take(arrays)`` of every fold (None if absent)."""
+    from .metrics import mean_columnwise_log_loss
+
+    P = np.full(Y.shape, np.nan)
+    for arrays, _ in results:
+        fold = take(arrays)
+        if fold is None:
+            return None
+        P[arrays["test"]] = fold
+    return mean_columnwise_log_loss(Y, P)
+
+
 def _summarise(results, moa, cvdir, config):
     from .metrics import columnwise_log_loss, mean_columnwise_log_loss
 
@@ -690,23 +703,14 @@ def _summarise(results, moa, cvdir, config):
     Y = moa.target.to_numpy()
     infos = [info for _, info in results]
     names = list(infos[0]["model_scores"])
-    per_model = {}
-    for m, name in enumerate(names):
-        P = np.full((n, k), np.nan)
-        for arrays, _ in results:
-            P[arrays["test"]] = arrays["per_model"][m]
-        per_model[name] = mean_columnwise_log_loss(Y, P)
-    bayes, baseline = None, None
-    if all("bayes" in a for a, _ in results):
-        B = np.full((n, k), np.nan)
-        for arrays, _ in results:
-            B[arrays["test"]] = arrays["bayes"]
-        bayes = mean_columnwise_log_loss(Y, B)
-    if all("baseline" in a for a, _ in results):  # (folds of older versions lack it)
-        B = np.full((n, k), np.nan)
-        for arrays, _ in results:
-            B[arrays["test"]] = arrays["baseline"]
-        baseline = mean_columnwise_log_loss(Y, B)
+    per_model = {
+        name: _oof_score(Y, results, lambda a, m=m: a["per_model"][m])
+        for m, name in enumerate(names)
+    }
+    # the truth's and the baseline's (None where a fold lacks them: no truth
+    # folder, or folds of a version without the baseline)
+    bayes = _oof_score(Y, results, lambda a: a.get("bayes"))
+    baseline = _oof_score(Y, results, lambda a: a.get("baseline"))
     summary = dict(
         format=CV_FORMAT,
         version=__version__,

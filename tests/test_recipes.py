@@ -398,6 +398,7 @@ def test_baseline_pipeline_beats_the_prior_and_floors_controls():
     assert pca.n_components_ == 10
 
 
+@pytest.mark.filterwarnings("ignore:Label not 0 is present in all training examples")
 def test_baseline_pipeline_clips_a_target_unseen_in_training():
     """A target without positives in the fit rows is predicted clip[0], not 0."""
     import pickle
