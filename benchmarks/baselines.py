@@ -32,7 +32,10 @@ fold. Results go to ``<outdir>/baselines.json``. A smoke run (seconds)::
     python benchmarks/baselines.py --n-samples 600 --small --outdir /tmp/bench
 """
 
+import json
 import time
+import warnings
+from pathlib import Path
 
 import _common
 import numpy as np
@@ -206,6 +209,12 @@ def main(argv=None):
     parser.add_argument(
         "--protocols", nargs="+", default=list(PROTOCOLS), choices=PROTOCOLS
     )
+    parser.add_argument(
+        "--workdir",
+        default=None,
+        help="keep the baselines' out-of-fold predictions here "
+        "(bench_quality.py reads them back from the same --workdir)",
+    )
     _common.add_run_arguments(parser, small="a tiny world and net", outdir=True)
     args = parser.parse_args(argv)
 
@@ -217,7 +226,7 @@ def main(argv=None):
         net_kw.update(hidden=32, n_pca=(6, 3))
     world = _common.make_world(args, **world_kw)
     results = {
-        protocol: score_protocol(world, protocol, args, net_kw)
+        protocol: score_protocol(world, protocol, args, net_kw, key=world_kw)
         for protocol in args.protocols
     }
     _common.save(
@@ -232,30 +241,67 @@ def main(argv=None):
     )
 
 
-def score_protocol(world, protocol, args, net_kw):
+def oof_baselines(X, Y, groups, folds, *, seed=0, net_kw=None, cache=None, key=None):
+    """Out-of-fold predictions and seconds of both baselines on ``folds``.
+
+    With ``cache`` (an ``.npz`` path), they are kept there with ``key`` (the
+    world, say) and the folds, and read back by a later run of the same key
+    and folds (``bench_quality.py`` reuses a ``baselines.py`` run this way).
+    """
+    net_kw = {"epochs": 25} | dict(net_kw or {})
+    tests = np.concatenate([test for _, test in folds])
+    stamp = json.dumps(
+        dict(key=key, seed=seed, plain=net_kw, folds=[len(t) for _, t in folds]),
+        sort_keys=True,
+        default=str,
+    )
+    if cache is not None and Path(cache).is_file():
+        with np.load(cache) as f:
+            if str(f["stamp"]) == stamp and np.array_equal(f["tests"], tests):
+                print(f"baselines read back from {cache}", flush=True)
+                return (
+                    {k: f[k] for k in ("logistic", "plain")},
+                    json.loads(str(f["seconds"])),
+                )
+    oof = {k: np.full(Y.shape, np.nan) for k in ("logistic", "plain")}
+    seconds = {"logistic": 0.0, "plain": 0.0}
+    for train, test in folds:
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # constant labels in a fold
+            oof["logistic"][test] = logistic(
+                X.iloc[train], Y[train], X.iloc[test], seed=seed
+            )
+            t1 = time.perf_counter()
+            oof["plain"][test] = plain(
+                X.iloc[train],
+                Y[train],
+                groups[train],
+                X.iloc[test],
+                seed=seed,
+                **net_kw,
+            )
+        seconds["logistic"] += t1 - t0
+        seconds["plain"] += time.perf_counter() - t1
+    if cache is not None:
+        Path(cache).parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cache, stamp=stamp, tests=tests, seconds=json.dumps(seconds), **oof)
+    return oof, seconds
+
+
+def score_protocol(world, protocol, args, net_kw, key=None):
     """The prior, both baselines and the Bayes optimum, out of fold."""
     X, Y, groups = world.data, world.target.to_numpy(), world.groups.to_numpy()
     folds = list(splitter(protocol, args.folds, args.seed).split(X, Y, groups))
     prior = _common.oof_prior(Y, _common.treated(X), folds)
     oof = {"prior": np.clip(prior, 1e-5, 1 - 1e-5)}
-    oof.update(logistic=np.full(Y.shape, np.nan), plain=np.full(Y.shape, np.nan))
-    seconds = {"logistic": 0.0, "plain": 0.0}
-    for train, test in folds:
-        t0 = time.perf_counter()
-        oof["logistic"][test] = logistic(
-            X.iloc[train], Y[train], X.iloc[test], seed=args.seed
-        )
-        t1 = time.perf_counter()
-        oof["plain"][test] = plain(
-            X.iloc[train],
-            Y[train],
-            groups[train],
-            X.iloc[test],
-            seed=args.seed,
-            **net_kw,
-        )
-        seconds["logistic"] += t1 - t0
-        seconds["plain"] += time.perf_counter() - t1
+    cache = None
+    if args.workdir is not None:
+        cache = Path(args.workdir) / f"baselines_{protocol}.npz"
+    base, seconds = oof_baselines(
+        X, Y, groups, folds, seed=args.seed, net_kw=net_kw, cache=cache, key=key
+    )
+    oof.update(base)
     oof["bayes"] = world.bayes_proba.to_numpy()
     result = dict(
         cv=repr(splitter(protocol, args.folds, args.seed)),

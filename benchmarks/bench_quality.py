@@ -31,7 +31,9 @@ clip theirs. "gap closed" is (prior - loss) / (prior - Bayes). Results go to
 The nets run at their defaults, unless ``--epochs`` caps the Keras net's and
 TabNet's epochs or ``--tabnet-epochs`` TabNet's alone (TabNet's default of
 200 with patience 20 is long). Each protocol's CV is resumable: it is kept in
-``--workdir`` and an interrupted run resumes from its finished folds.
+``--workdir`` and an interrupted run resumes from its finished folds; the
+baselines' predictions are kept there too, and a ``baselines.py`` run with
+the same world, folds and ``--workdir`` is read back instead of refitted.
 
 The documented run (3 folds, TabNet capped at 24 epochs; about an hour on two
 cores)::
@@ -46,7 +48,6 @@ A smoke run (about a minute)::
 import json
 import os
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -93,7 +94,9 @@ def parse_args(argv):
     parser.add_argument("--tabnet-epochs", type=int, default=None, help="TabNet")
     parser.add_argument("--skip-baselines", action="store_true")
     parser.add_argument(
-        "--workdir", default="benchmarks/work", help="the world and the blend's CV"
+        "--workdir",
+        default="benchmarks/work",
+        help="the world, the blend's CV and the baselines",
     )
     _common.add_run_arguments(parser, small="smoke run", outdir=True)
     return parser.parse_args(argv)
@@ -179,38 +182,33 @@ def read_cv(cv_dir, shape):
     return oof, folds, infos
 
 
-def baseline_predictions(moa, folds, args):
-    """Out-of-fold predictions (clipped) and seconds of the two baselines."""
+def baseline_predictions(moa, folds, args, protocol, world):
+    """Out-of-fold predictions (clipped) and seconds of the two baselines.
+
+    Kept in ``--workdir`` (``baselines_<protocol>.npz``): a rerun, or a
+    ``baselines.py`` run of the same world, folds and ``--workdir``, is read
+    back instead of refitted.
+    """
     import baselines
 
-    X, Y, groups = moa.data, moa.target.to_numpy(), np.asarray(moa.groups)
-    plain_kw = dict(SMALL_PLAIN) if args.small else {}
-    predictions = {label: np.full(Y.shape, np.nan) for label in BASELINES.values()}
-    seconds = dict.fromkeys(BASELINES.values(), 0.0)
-    for train, test in folds:
-        for key, label in BASELINES.items():
-            t0 = time.perf_counter()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # constant labels in a fold
-                if key == "logistic":
-                    P = baselines.logistic(
-                        X.iloc[train], Y[train], X.iloc[test], seed=args.seed
-                    )
-                else:
-                    P = baselines.plain(
-                        X.iloc[train],
-                        Y[train],
-                        groups[train],
-                        X.iloc[test],
-                        seed=args.seed,
-                        **plain_kw,
-                    )
-            predictions[label][test] = P
-            seconds[label] += time.perf_counter() - t0
-    return predictions, seconds
+    Y, groups = moa.target.to_numpy(), np.asarray(moa.groups)
+    oof, seconds = baselines.oof_baselines(
+        moa.data,
+        Y,
+        groups,
+        folds,
+        seed=args.seed,
+        net_kw=dict(SMALL_PLAIN) if args.small else {},
+        cache=Path(args.workdir) / f"baselines_{protocol}.npz",
+        key=world,
+    )
+    return (
+        {label: oof[key] for key, label in BASELINES.items()},
+        {label: seconds[key] for key, label in BASELINES.items()},
+    )
 
 
-def score_protocol(args, protocol, moa, world_dir):
+def score_protocol(args, protocol, moa, world_dir, world):
     """The table of one protocol: every model on the folds of its CV."""
     cv_dir = Path(args.workdir) / f"blend_cv_{protocol}"
     blend_seconds = blend_cv(args, protocol, world_dir, cv_dir)
@@ -220,7 +218,7 @@ def score_protocol(args, protocol, moa, world_dir):
     predictions = {"constant prior": np.clip(prior, 1e-5, 1 - 1e-5)}
     seconds = {}
     if not args.skip_baselines:
-        base, seconds = baseline_predictions(moa, folds, args)
+        base, seconds = baseline_predictions(moa, folds, args, protocol, world)
         predictions.update(base)
     names = list(infos[0]["model_scores"])
     labels = {n: LABELS.get(n, n) for n in names}
@@ -268,7 +266,9 @@ def main(argv=None):
     world_dir = work / "world"
     world = write_world(args, world_dir)
     moa = load_moa(world_dir)
-    protocols = {p: score_protocol(args, p, moa, world_dir) for p in args.protocols}
+    protocols = {
+        p: score_protocol(args, p, moa, world_dir, world) for p in args.protocols
+    }
     results = dict(
         world=world,
         rows=len(moa.target),

@@ -81,9 +81,11 @@ STUDIES = {
                       "400", "--small", "--inner-folds", "2", "--epochs", "2"]),
     "nonlinear_world": ("studies/bench_nonlinear_world.py", "text", [],
                         ["--n-samples", "600"]),
+    "epochs": ("studies/bench_epochs.py", "text", [], ["--small", "--n-samples",
+               "600"]),
 }  # fmt: skip
 THREADED = {"quality", "speed", "scaling", "features", "twostep_speed"}
-THREADED |= {"twostep_quality", "keras_tabnet", "blend_holdout"}
+THREADED |= {"twostep_quality", "keras_tabnet", "blend_holdout", "epochs"}
 
 
 def run(name, spec, args, outdir):

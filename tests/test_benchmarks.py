@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -251,3 +252,40 @@ def test_baselines_score_both_protocols_on_the_same_world(tmp_path):
         assert table["logistic"]["gap_closed"] == pytest.approx(
             (prior - table["logistic"]["loss"]) / (prior - bayes)
         )
+
+
+def test_baselines_are_kept_and_read_back_for_the_same_world_and_folds(
+    baselines, tmp_path, monkeypatch
+):
+    """bench_quality.py reuses a baselines.py run of the same --workdir."""
+    calls = []
+
+    def fake(name):
+        def model(train, Y, *args, **kwargs):
+            calls.append(name)
+            return np.full((len(args[-1]), Y.shape[1]), 0.1)
+
+        return model
+
+    monkeypatch.setattr(baselines, "logistic", fake("logistic"))
+    monkeypatch.setattr(baselines, "plain", fake("plain"))
+    X = pd.DataFrame({"g-0": np.arange(12.0)})
+    Y, groups = np.zeros((12, 2)), np.arange(12)
+    folds = [(np.arange(6, 12), np.arange(6)), (np.arange(6), np.arange(6, 12))]
+    cache = tmp_path / "baselines_kaggle.npz"
+
+    def run(key, folds=folds):
+        return baselines.oof_baselines(
+            X, Y, groups, folds, seed=0, cache=cache, key=key
+        )
+
+    oof, seconds = run({"signal": 1.3})
+    assert calls == ["logistic", "plain"] * 2
+    assert set(seconds) == {"logistic", "plain"}
+    again, _ = run({"signal": 1.3})
+    assert len(calls) == 4  # read back
+    np.testing.assert_array_equal(again["plain"], oof["plain"])
+    run({"signal": 1.5})  # another world: refitted
+    assert len(calls) == 8
+    run({"signal": 1.5}, folds=folds[::-1])  # other folds: refitted
+    assert len(calls) == 12
