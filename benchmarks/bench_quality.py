@@ -29,16 +29,16 @@ clip theirs. "gap closed" is (prior - loss) / (prior - Bayes). Results go to
 ``docs/bench/quality.json`` and ``docs/bench/quality.png``.
 
 The nets run at their defaults, unless ``--epochs`` caps the Keras net's and
-TabNet's epochs or ``--tabnet-epochs`` TabNet's alone (TabNet's default of
-200 with patience 20 is long). Each protocol's CV is resumable: it is kept in
-``--workdir`` and an interrupted run resumes from its finished folds; the
-baselines' predictions are kept there too, and a ``baselines.py`` run with
-the same world, folds and ``--workdir`` is read back instead of refitted.
+TabNet's epochs or ``--tabnet-epochs`` TabNet's alone. Each protocol's CV is
+resumable: it is kept in ``--workdir`` and an interrupted run resumes from its
+finished folds; the baselines' predictions are kept there too, and a
+``baselines.py`` run with the same world, folds and ``--workdir`` is read back
+instead of refitted.
 
-The documented run (3 folds, TabNet capped at 24 epochs; about an hour on two
-cores)::
+The documented run (3 folds, every net at its defaults; about two hours on
+two cores)::
 
-    python benchmarks/bench_quality.py --folds 3 --tabnet-epochs 24 --threads 2
+    python benchmarks/bench_quality.py --folds 3 --threads 2
 
 A smoke run (about a minute)::
 

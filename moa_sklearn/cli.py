@@ -1094,7 +1094,7 @@ _MAKE_DATA_OPTIONS = (
     (
         "--signal",
         float,
-        1.5,
+        1.3,
         "S",
         "strength of the MoA effects (larger: easier to predict)",
     ),

@@ -379,7 +379,9 @@ _MAX_COMPONENTS = 16  # mode combinations kept for a class of many targets
 # sizes of the catalogue's drugs of 3-7 scored targets (lish-moa's rows with
 # 3, 4, 5 and 7 labels are about 80%, 15%, 3% and 2% of its rows with 3 or more)
 _MULTI_SIZES = {3: 0.75, 4: 0.15, 5: 0.05, 6: 0.02, 7: 0.03}
-_TOXIC_AT_SIGNAL = 1.5  # the signal at which toxic shifts have their drawn size
+# the signal at which toxic shifts have their drawn size (they scale with it,
+# so that signal=0 leaves no information)
+_TOXIC_AT_SIGNAL = 1.5
 _TIME_SIGN = {24: -1.0, 48: 0.0, 72: 1.0}  # the time-interaction signature's sign
 
 
@@ -918,7 +920,7 @@ def make_moa(
     n_cells=100,
     n_scored=None,
     n_nonscored=None,
-    signal=1.5,
+    signal=1.3,
     opposed_modes=0.3,
     variance_effect=0.4,
     time_interaction=0.3,
@@ -972,15 +974,15 @@ def make_moa(
     n_scored, n_nonscored : int or None, default=None
         Number of scored and nonscored (auxiliary) targets: 206 and 402 by
         default; with ``labels_from``, the table's.
-    signal : float, default=1.5
+    signal : float, default=1.3
         Strength of the MoA signatures; 0 makes features independent of the
         labels (the constant prior is then optimal). The defaults of
         ``signal`` and the three non-linear effects below are calibrated on
         drugs held out whole so that, as on the real data, logistic regression
         on RankGauss + PCA is clearly behind the public recipe's net, which
         reaches about 0.75 of the prior (see ``benchmarks/baselines.py``).
-        ``signal=1.3`` with the three effects at 0 is the nearly linear world
-        of earlier versions.
+        The three effects at 0 give the nearly linear world of earlier
+        versions.
     opposed_modes : float in [0, 1], default=0.3
         How far the two modes of a MoA (the two ways its drugs act) point in
         opposite directions; at 1 the class's mean effect is zero and only the
