@@ -252,6 +252,7 @@ def score_protocol(args, protocol, moa, world_dir, world):
         fold_fit_seconds=[i["fit_seconds"] for i in infos],
         pipeline_cv_seconds=seconds[BLEND],
         this_run_blend_seconds=blend_seconds,
+        peak_rss_mib=_common.peak_rss_mib(),
     )
 
 

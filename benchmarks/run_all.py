@@ -200,13 +200,32 @@ def _quality_protocol(protocol, p):
         f"{n} {sum(w[n] for w in p['blend_weights']) / len(p['blend_weights']):.2f}"
         for n in names
     )
+    table = p["table"]
+    baselines = [k for k in table if k.startswith(("logistic", "plain"))]
+    nets = [k for k in table if k.endswith("Classifier")]
+    ahead = [
+        n for n in nets if all(table[n]["loss"] < table[b]["loss"] for b in baselines)
+    ]
+    behind = [n for n in nets if n not in ahead]
+    if baselines:
+        lines += [
+            "",
+            f"Nets ahead of both plain baselines: {', '.join(ahead) or 'none'}"
+            + (f"; not: {', '.join(behind)}." if behind else "."),
+        ]
+    memory = p.get("peak_rss_mib")
     return lines + [
         "",
         f"The blend {verdict} its best net ({p['best_net']})"
         + (f", and every net in {wins} of {len(folds)} folds" if folds else "")
         + f"; blend weights (mean over the folds): {mean_w}. Full pipeline CV "
         f"wall time ({len(p['fold_fit_seconds'])} fits of the whole recipe, each "
-        f"with its inner CV): {p['pipeline_cv_seconds'] / 60:.0f} min.",
+        f"with its inner CV): {p['pipeline_cv_seconds'] / 60:.0f} min"
+        + (
+            f"; peak memory of the run so far {memory / 1024:.1f} GiB."
+            if memory
+            else "."
+        ),
         "",
     ]
 
