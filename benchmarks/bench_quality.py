@@ -208,6 +208,13 @@ def baseline_predictions(moa, folds, args, protocol, world):
     )
 
 
+def _peak_memory(infos):
+    """Peak memory (MiB) of the processes that fitted the CV's folds (None if
+    a fold did not record it: a fold resumed from an older run)."""
+    peaks = [i.get("peak_memory_mib") for i in infos]
+    return None if None in peaks else max(peaks)
+
+
 def score_protocol(args, protocol, moa, world_dir, world):
     """The table of one protocol: every model on the folds of its CV."""
     cv_dir = Path(args.workdir) / f"blend_cv_{protocol}"
@@ -252,7 +259,7 @@ def score_protocol(args, protocol, moa, world_dir, world):
         fold_fit_seconds=[i["fit_seconds"] for i in infos],
         pipeline_cv_seconds=seconds[BLEND],
         this_run_blend_seconds=blend_seconds,
-        peak_rss_mib=_common.peak_rss_mib(),
+        peak_rss_mib=_peak_memory(infos),
     )
 
 

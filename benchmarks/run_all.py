@@ -222,7 +222,7 @@ def _quality_protocol(protocol, p):
         f"wall time ({len(p['fold_fit_seconds'])} fits of the whole recipe, each "
         f"with its inner CV): {p['pipeline_cv_seconds'] / 60:.0f} min"
         + (
-            f"; peak memory of the run so far {memory / 1024:.1f} GiB."
+            f"; peak memory of the CV process {memory / 1024:.1f} GiB."
             if memory
             else "."
         ),

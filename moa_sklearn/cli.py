@@ -478,7 +478,7 @@ def _fit_fold(k, train, test, moa, settings, names, truth):
     import sklearn
 
     from .metrics import columnwise_log_loss, mean_columnwise_log_loss
-    from .utils._environment import machine
+    from .utils._environment import machine, peak_memory_mib
 
     X, Y, Y_aux, groups = moa.data, moa.target, moa.target_aux, moa.groups
     t0 = time.perf_counter()
@@ -517,6 +517,8 @@ def _fit_fold(k, train, test, moa, settings, names, truth):
         target_scores=columnwise_log_loss(Yt, proba).tolist(),
         history={n: _history(e) for n, e in zip(names, blend.estimators_)},
         environment=machine(),  # what computed this fold, and when
+        # of the process that fitted this fold (and the folds before it)
+        peak_memory_mib=peak_memory_mib(),
     )
     arrays = dict(
         test=np.asarray(test),

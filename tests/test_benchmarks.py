@@ -184,7 +184,7 @@ def test_rendered_tables_name_every_model(smoke, run_all):
     assert "| plain public recipe's net |" in text
     # the quality issue's verdict: which nets beat both plain baselines
     assert text.count("Nets ahead of both plain baselines:") == 2
-    assert text.count("peak memory of the run so far") == 2
+    assert text.count("peak memory of the CV process") == 2
     assert "![seconds per epoch](bench/speed.png)" in text
     assert "python benchmarks/bench_pipeline.py" in text
 

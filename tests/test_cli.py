@@ -150,6 +150,7 @@ def test_cv_writes_folds_summary_and_oof(cv_run, work, capsys):
             n_control += control.sum()
         assert info["score"] == pytest.approx(summary["fold_scores"][k])
         assert info["history"]["twostep"]  # learning curves were saved
+        assert info["peak_memory_mib"] > 0  # of the process that fitted it
     assert n_control > 0
 
 

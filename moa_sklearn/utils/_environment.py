@@ -11,7 +11,7 @@ import platform
 import sys
 from pathlib import Path
 
-__all__ = ["machine", "file_digest"]
+__all__ = ["machine", "file_digest", "peak_memory_mib"]
 
 PACKAGES = (
     "moa-sklearn",
@@ -123,6 +123,27 @@ def machine():
         versions=versions,
         date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     )
+
+
+def peak_memory_mib():
+    """Peak resident memory of this process so far, in MiB (None if unknown).
+
+    ``ru_maxrss`` of ``resource.getrusage`` (KiB on Linux, bytes on macOS);
+    None where the ``resource`` module is missing (Windows).
+
+    Examples
+    --------
+    >>> from moa_sklearn.utils._environment import peak_memory_mib
+    >>> peak = peak_memory_mib()
+    >>> peak is None or peak > 0
+    True
+    """
+    try:
+        import resource
+    except ImportError:
+        return None
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 2**20 if sys.platform == "darwin" else rss / 1024
 
 
 def file_digest(path):
