@@ -479,8 +479,9 @@ class _World:
         strong = rng.rand(n_targets) < 0.06
         strength[strong] *= 2.5
         # a few MoAs kill cells: a shift along the viability factor, of its
-        # drawn size at the default signal and scaled with it (so that a
-        # signal of 0 leaves no information at all)
+        # drawn size at signal 1.5 (_TOXIC_AT_SIGNAL; the default world was
+        # calibrated with this reference) and scaled with the signal (so that
+        # a signal of 0 leaves no information at all)
         toxic = np.where(rng.rand(n_targets) < 0.1, rng.uniform(1.0, 4.0, n_targets), 0)
         toxic *= signal / _TOXIC_AT_SIGNAL
         self.signature = np.concatenate(
