@@ -69,7 +69,10 @@ def study(name, X, Y, Y_aux, groups, train, test, args):
             net.set_params(max_epochs=args.max_epochs)
         if args.patience is not None:
             net.set_params(patience=args.patience or None)
-    features = _common.small_features(X.shape[1] - 4, 0) if args.small else {}
+    columns = [str(c)[:2] for c in X.columns]
+    features = {}
+    if args.small:
+        features = _common.small_features(columns.count("g-"), columns.count("c-"))
     pipe = make_pipeline(make_moa_features(random_state=args.seed, **features), net)
     treated = _common.treated(X)
     fit, held = train[treated[train]], test[treated[test]]
