@@ -17,7 +17,6 @@ import argparse
 import inspect
 import json
 import os
-import resource
 import shlex
 import subprocess
 import sys
@@ -27,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from moa_sklearn.utils._environment import _bf16_native as _native
-from moa_sklearn.utils._environment import _cpu_flags, _cpuinfo
+from moa_sklearn.utils._environment import _cpu_flags, _cpuinfo, peak_memory_mib
 from moa_sklearn.utils._environment import machine as _machine
 
 DOCS_BENCH = Path(__file__).resolve().parent.parent / "docs" / "bench"
@@ -88,9 +87,9 @@ def command():
 
 
 def peak_rss_mib():
-    """Peak resident memory of this process so far, in MiB (Linux: ru_maxrss)."""
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / 1024 if sys.platform != "darwin" else rss / 2**20
+    """Peak resident memory of this process so far, in MiB (the package's
+    reading, which ``moa-sklearn cv`` records per fold)."""
+    return peak_memory_mib()
 
 
 def save(name, results, outdir=None):

@@ -42,11 +42,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import _common  # noqa: E402
 import baselines  # noqa: E402
 from _nets import make_net  # noqa: E402
+from bench_quality import SMALL_PLAIN  # noqa: E402
 
 MODELS = ("twostep", "keras", "tabnet")
 PROTOCOLS = ("new-compound", "kaggle")
 SMALL_WORLD = dict(n_genes=24, n_cells=8, n_scored=6, n_nonscored=5)
-SMALL_PLAIN = dict(hidden=32, n_pca=(6, 3), epochs=2)
 
 
 def variant(text):
