@@ -33,7 +33,9 @@ TabNet's epochs or ``--tabnet-epochs`` TabNet's alone. Each protocol's CV is
 resumable: it is kept in ``--workdir`` and an interrupted run resumes from its
 finished folds; the baselines' predictions are kept there too, and a
 ``baselines.py`` run with the same world, folds and ``--workdir`` is read back
-instead of refitted.
+instead of refitted. A run of some of the protocols keeps the others'
+tables from the ``quality.json`` it replaces when world, folds and nets'
+settings are the same (each protocol records the command that measured it).
 
 The documented run (3 folds, every net at its defaults; about two hours on
 two cores)::
@@ -277,6 +279,7 @@ def main(argv=None):
     protocols = {
         p: score_protocol(args, p, moa, world_dir, world) for p in args.protocols
     }
+    stamp = dict(command=_common.command(), date=_common.machine()["date"])
     results = dict(
         world=world,
         rows=len(moa.target),
@@ -284,10 +287,47 @@ def main(argv=None):
         inner_folds=args.inner_folds,
         epochs=epochs(args),
         metric="mean columnwise log loss over all rows (controls included)",
-        protocols=protocols,
+        protocols={p: dict(r, **stamp) for p, r in protocols.items()},
     )
+    keep_other_protocols(results, args.outdir)
     _common.save("quality", results, args.outdir)
     plot(results, args.outdir)
+
+
+# the settings two runs must share for their protocols to stand in one table
+SHARED = ("world", "rows", "folds", "inner_folds", "epochs", "metric")
+
+
+def keep_other_protocols(results, outdir=None):
+    """Carry over from ``<outdir>/quality.json`` the protocols this run did not
+    score, if that file holds the same world, folds and nets' settings.
+
+    So ``--protocols kaggle`` adds the Kaggle protocol's table next to a
+    new-compound one measured earlier, instead of replacing the file. Each
+    protocol keeps the command and date that measured it.
+    """
+    path = (Path(outdir) if outdir else _common.DOCS_BENCH) / "quality.json"
+    if not path.is_file():
+        return
+    old = json.loads(path.read_text())
+    previous = old["results"]
+    missing = [p for p in previous["protocols"] if p not in results["protocols"]]
+    if not missing:
+        return
+    differ = [k for k in SHARED if previous.get(k) != results[k]]
+    if differ:
+        print(f"not keeping {', '.join(missing)} of {path}: {', '.join(differ)} differ")
+        return
+    for p in missing:
+        kept = dict(previous["protocols"][p])
+        kept.setdefault("command", old["command"])
+        kept.setdefault("date", old["machine"]["date"])
+        results["protocols"][p] = kept
+        print(f"kept {p} from {path} ({kept['date'][:10]}: {kept['command']})")
+    order = {p: i for i, p in enumerate(PROTOCOLS)}
+    results["protocols"] = dict(
+        sorted(results["protocols"].items(), key=lambda kv: order[kv[0]])
+    )
 
 
 def plot(results, outdir=None):

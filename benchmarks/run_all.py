@@ -170,6 +170,21 @@ def _quality(payload, image):
     ]
     for protocol, p in r["protocols"].items():
         lines += _quality_protocol(protocol, p)
+    commands = {p.get("command", payload["command"]) for p in r["protocols"].values()}
+    if len(commands) > 1:
+        # protocols measured by separate runs (bench_quality keeps the others')
+        return lines + [
+            "",
+            f"![CV log loss of each model]({image})",
+            "",
+            "```bash",
+            *(
+                f"{p['command']}  # {protocol}, {p['date'][:10]}"
+                for protocol, p in r["protocols"].items()
+            ),
+            "```",
+            "",
+        ]
     return lines + _figure_and_command(payload, image, "CV log loss of each model")
 
 

@@ -112,7 +112,10 @@ def test_quality_scores_every_model_on_the_same_rows_under_both_protocols(smoke)
 
 
 def test_quality_resumes_the_blend_cv(smoke, capsys):
-    """A second run reuses the finished folds of the blend's CV."""
+    """A second run reuses the finished folds of the blend's CV, and a run of
+    one protocol keeps the other's table from the file it replaces."""
+    (smoke / "again").mkdir()
+    (smoke / "again" / "quality.json").write_text((smoke / "quality.json").read_text())
     proc = run_script(
         "bench_quality.py",
         *("--small", "--folds", "3", "--epochs", "2", "--threads", "1"),
@@ -123,11 +126,38 @@ def test_quality_resumes_the_blend_cv(smoke, capsys):
     assert proc.stderr.count("loaded") == 3
     first = json.loads((smoke / "quality.json").read_text())["results"]
     again = json.loads((smoke / "again" / "quality.json").read_text())["results"]
-    assert set(again["protocols"]) == {"kaggle"}
+    assert list(again["protocols"]) == ["new-compound", "kaggle"]
+    kept = again["protocols"]["new-compound"]
+    assert kept["table"] == first["protocols"]["new-compound"]["table"]
+    assert "--protocols" not in kept["command"]
+    assert "--protocols kaggle" in again["protocols"]["kaggle"]["command"]
     first, again = first["protocols"]["kaggle"], again["protocols"]["kaggle"]
     for name in ("StackingBlend (the recipe)", "KerasNetClassifier", "Bayes optimum"):
         assert again["table"][name]["loss"] == first["table"][name]["loss"]
     assert "plain public recipe's net" not in again["table"]
+
+
+@pytest.fixture(scope="module")
+def bench_quality():
+    yield from bench_module("bench_quality")
+
+
+def test_quality_keeps_no_protocol_measured_on_another_world(
+    bench_quality, tmp_path, capsys
+):
+    shared = dict(world={"signal": 1.3}, rows=10, folds=3, inner_folds=2)
+    shared.update(epochs={"keras": None}, metric="loss")
+    old = dict(shared, protocols={"new-compound": {"table": {}}})
+    payload = dict(command="python old", machine={"date": "2026"}, results=old)
+    (tmp_path / "quality.json").write_text(json.dumps(payload))
+    new = dict(shared, world={"signal": 1.5}, protocols={"kaggle": {}})
+    bench_quality.keep_other_protocols(new, tmp_path)
+    assert list(new["protocols"]) == ["kaggle"]
+    assert "world differ" in capsys.readouterr().out
+    new = dict(shared, protocols={"kaggle": {}})
+    bench_quality.keep_other_protocols(new, tmp_path)
+    assert list(new["protocols"]) == ["new-compound", "kaggle"]
+    assert new["protocols"]["new-compound"]["command"] == "python old"
 
 
 def test_scaling_reports_slopes_of_the_measured_sizes(smoke):
