@@ -325,6 +325,57 @@ def _figure_and_command(payload, image, alt):
     ]
 
 
+def _ablations(payload, quality=None):
+    """One net's ablation table; baselines taken from the quality run of the
+    same world and folds when the ablation run skipped them."""
+    r = payload["results"]
+    table = dict(r["table"])
+    borrowed = []
+    if not any(k.startswith("logistic") for k in table) and quality is not None:
+        q = quality["results"]
+        same = q["protocols"].get(r["protocol"], {})
+        if q["world"] == r["world"] and same.get("cv") == r["cv"]:
+            for k, row in same["table"].items():
+                if k.startswith(("logistic", "plain")):
+                    table[k] = row
+                    borrowed.append(k)
+    world = ", ".join(f"{k}={v}" for k, v in r["world"].items())
+    lines = [
+        f"**Ablations of the {r['model']} net** (*{r['protocol']}*, "
+        f"`{' '.join(r['cv'].split())}`; `make_moa({world})`; {r['metric']}, "
+        f"out of fold). Each variant is the net as the recipe fits it "
+        f"(`make_moa_features()`, behind `ControlVehicleClassifier`); best "
+        f"epoch per step and fold, on held-out drugs.",
+        "",
+        "| model | settings | loss | / prior | gap closed | best epochs | time (s) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    prefix = f"{r['model']} "
+    for name, row in sorted(table.items(), key=lambda kv: -kv[1]["loss"]):
+        variant = name[len(prefix) :] if name.startswith(prefix) else None
+        params = r["variants"].get(variant) if variant is not None else None
+        settings = (
+            ", ".join(f"{k}={v}" for k, v in params.items()) or "defaults"
+            if params is not None
+            else ""
+        )
+        best = "; ".join(
+            ", ".join(fold) for fold in r.get("best_epochs", {}).get(name, [])
+        )
+        t = "" if row.get("seconds") is None else f"{row['seconds']:.0f}"
+        mark = "*" if name in borrowed else ""
+        lines.append(
+            f"| {name}{mark} | {settings} | {row['loss']:.5f} | "
+            f"{row['ratio_to_prior']:.3f} | {row['gap_closed']:.2f} | {best} | {t} |"
+        )
+    if borrowed:
+        lines += [
+            "",
+            "\\* from the quality run above: same world, same folds.",
+        ]
+    return lines + ["", "```bash", payload["command"], "```", ""]
+
+
 def render(outdir):
     """The markdown of the benchmark tables from the JSON files in ``outdir``."""
     parts = []
@@ -335,6 +386,10 @@ def render(outdir):
             continue
         first = first or payload
         parts += fn(payload, f"bench/{name}.png")
+    for path in sorted(Path(outdir).glob("ablations_*.json")):
+        payload = json.loads(path.read_text())
+        first = first or payload
+        parts += _ablations(payload, _load(outdir, "quality"))
     if first is None:
         return ""
     head = [

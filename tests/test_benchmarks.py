@@ -342,7 +342,7 @@ def test_ablation_variants_read_python_literals(ablations):
         ablations.variant("bad:activation=relu")
 
 
-def test_ablations_score_each_variant_on_the_same_folds_and_resume(tmp_path):
+def test_ablations_score_each_variant_on_the_same_folds_and_resume(tmp_path, run_all):
     args = (
         *("--small", "--n-samples", "600", "--folds", "2", "--threads", "1"),
         *("--variants", "default", "narrow:hidden_sizes=[8],dropouts=0.1"),
@@ -366,3 +366,39 @@ def test_ablations_score_each_variant_on_the_same_folds_and_resume(tmp_path):
     assert again.stdout.count("read back ablation_twostep_new-compound_") == 4
     r2 = json.loads((tmp_path / "ablations_twostep.json").read_text())["results"]
     assert r2["table"]["twostep narrow"]["loss"] == table["twostep narrow"]["loss"]
+    text = run_all.render(tmp_path)
+    assert "**Ablations of the twostep net** (*new-compound*" in text
+    assert "| twostep narrow | hidden_sizes=[8], dropouts=0.1 |" in text
+    assert "| twostep default | defaults |" in text
+
+
+def test_ablation_table_borrows_the_baselines_of_the_same_folds(run_all):
+    def row(loss):
+        return dict(loss=loss, ratio_to_prior=loss / 0.02, gap_closed=0.5)
+
+    world = {"n_samples": 10, "random_state": 0}
+    ablation = dict(
+        command="python benchmarks/ablations.py --skip-baselines",
+        results=dict(
+            model="twostep",
+            protocol="new-compound",
+            cv="KFold(3)",
+            world=world,
+            metric="loss",
+            variants={"default": {}},
+            table={"constant prior": row(0.02), "twostep default": row(0.015)},
+            best_epochs={"twostep default": [["pretrain 3/4", "finetune 2/4"]]},
+        ),
+    )
+    table = {"logistic regression on RankGauss + PCA(100)": row(0.017)}
+    quality = dict(
+        results=dict(
+            world=world, protocols={"new-compound": dict(cv="KFold(3)", table=table)}
+        )
+    )
+    text = "\n".join(run_all._ablations(ablation, quality))
+    assert "| logistic regression on RankGauss + PCA(100)* |" in text
+    assert "pretrain 3/4, finetune 2/4" in text
+    quality["results"]["protocols"]["new-compound"]["cv"] = "KFold(5)"
+    text = "\n".join(run_all._ablations(ablation, quality))
+    assert "logistic" not in text  # other folds: not comparable
