@@ -13,6 +13,9 @@ The core suite writes JSON (results, machine, command) and PNG plots to
   peak (``bench_speed.py``, ~2 min);
 - ``scaling``: fit time, memory and predict latency of the full pipeline at
   5k-40k rows, log-log slopes (``bench_pipeline.py``, ~8 min).
+- ``ablations_twostep``: variants of the two-step net's defaults on the
+  quality run's new-compound folds, next to its baselines (``ablations.py``,
+  about 15 min a variant; resumable).
 
 The text benchmarks (output saved as ``docs/bench/<name>.txt`` with the
 machine and command on top): ``make_moa`` calibration and feature
@@ -54,6 +57,14 @@ BENCHMARKS = {
               "--small"]),
     "scaling": ("bench_pipeline.py", "json", [], ["--sizes", "600", "1200",
                 "--n-test", "200", "--small", "--epochs", "1"]),
+    "ablations_twostep": ("ablations.py", "json", ["--model", "twostep", "--folds",
+                          "3", "--variants", "default",
+                          "finetune12:max_epochs_finetune=12",
+                          "wide:hidden_sizes=[2048,2048]",
+                          "wnall:weight_norm='all'"], ["--small", "--n-samples",
+                          "600", "--folds", "2", "--variants", "default",
+                          "narrow:hidden_sizes=[8],dropouts=0.1", "--workdir",
+                          "{outdir}/work"]),
     "make_moa": ("bench_make_moa.py", "text", ["--skip-mlp"], ["--n-samples",
                  "1500", "--skip-mlp"]),
     "features": ("bench_features.py", "text", ["--breakdown"], ["--n-samples",
@@ -84,6 +95,7 @@ STUDIES = {
                "600"]),
 }  # fmt: skip
 THREADED = {"quality", "speed", "scaling", "features", "twostep_speed"}
+THREADED |= {"ablations_twostep"}
 THREADED |= {"twostep_quality", "keras_tabnet", "blend_holdout", "epochs"}
 
 
