@@ -871,6 +871,31 @@ def test_refit_false_predicts_with_the_mean_of_the_fold_models(small_xy):
     assert not np.allclose(folds.predict_proba(X), refit.predict_proba(X))
 
 
+def test_keep_fold_models_predicts_both_ways_from_one_fit(small_xy):
+    X, Y = small_xy
+    drugs = np.arange(60) // 3
+    estimators = [("knn", KNeighborsClassifier(5)), ("prior", DummyClassifier())]
+    kwargs = dict(cv=3, random_state=0)
+    both = StackingBlend(estimators, keep_fold_models=True, **kwargs)
+    both.fit(X, Y, groups=drugs)
+    refit = StackingBlend(estimators, **kwargs).fit(X, Y, groups=drugs)
+    folds = StackingBlend(estimators, refit=False, **kwargs).fit(X, Y, groups=drugs)
+    assert refit.fold_models_ is None
+    assert len(both.fold_models_["knn"].estimators_) == 3
+    assert folds.fold_models_["knn"] is folds.named_estimators_["knn"]
+    # the refits predict as the plain blend, the fold models as refit=False
+    np.testing.assert_allclose(both.predict_proba(X), refit.predict_proba(X))
+    P = both._fold_models_probas(X)
+    assert P.shape == (3, 60, 3)  # the blend, then each base classifier
+    np.testing.assert_allclose(P[0], folds.predict_proba(X))
+    np.testing.assert_allclose(P[1:].swapaxes(0, 1).reshape(60, -1), folds.transform(X))
+    with pytest.raises(AttributeError, match="keep_fold_models=True"):
+        refit._fold_models_probas(X)
+    no_cv = StackingBlend(estimators, cv=None, weights="uniform", keep_fold_models=True)
+    with pytest.raises(ValueError, match="keep_fold_models=True .* needs an inner CV"):
+        no_cv.fit(X, Y)
+
+
 def test_refit_false_aligns_classes_a_fold_model_missed():
     X = np.arange(40, dtype=float).reshape(-1, 1)
     y = np.array([0] * 18 + [1] * 18 + [2] * 4)  # class 2 in one fold only

@@ -248,6 +248,13 @@ class StackingBlend(
         each fold model saw ``(n_splits - 1) / n_splits`` of the rows, and
         predicting costs ``n_splits`` times more. Needs an inner CV
         (``cv`` not None).
+    keep_fold_models : bool, default=False
+        With ``refit=True``, also keep every base classifier's inner-fold
+        models in ``fold_models_`` (``n_splits`` more fitted models per base
+        classifier), so that the refits and the fold models can be compared
+        on one fit (``moa-sklearn cv`` does, for the benchmarks). With
+        ``refit=False`` the fold models are ``estimators_`` themselves.
+        Needs an inner CV.
     n_jobs : int, default=None
         Fits run in parallel with joblib (every fold of every base
         classifier, and the final refits). ``None`` means 1.
@@ -285,6 +292,10 @@ class StackingBlend(
         The OOF mean columnwise log loss of the blend.
     final_estimator_ : estimator or None
         The fitted second stage (``final_estimator`` given), else None.
+    fold_models_ : :class:`~sklearn.utils.Bunch` or None
+        By name, an object holding each base classifier's inner-fold models
+        (``.estimators_``) whose ``predict_proba`` is their mean: with
+        ``refit=False`` or ``keep_fold_models=True``; else None.
     classes_ : ndarray
         The classes (1-D ``y``) or ``arange(n_labels)`` (2-D ``y``).
     n_features_in_ : int
@@ -348,6 +359,7 @@ class StackingBlend(
         "final_estimator": [HasMethods(["fit", "predict_proba"]), None],
         "clip": ["array-like", None],
         "refit": ["boolean"],
+        "keep_fold_models": ["boolean"],
         "n_jobs": [Integral, None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -366,6 +378,7 @@ class StackingBlend(
         final_estimator=None,
         clip=None,
         refit=True,
+        keep_fold_models=False,
         n_jobs=None,
         random_state=None,
         verbose=0,
@@ -377,6 +390,7 @@ class StackingBlend(
         self.final_estimator = final_estimator
         self.clip = clip
         self.refit = refit
+        self.keep_fold_models = keep_fold_models
         self.n_jobs = n_jobs
         self.random_state = random_state
         self.verbose = verbose
@@ -464,6 +478,11 @@ class StackingBlend(
             raise ValueError(
                 "refit=False predicts with the inner-fold models, so it needs an "
                 "inner CV: cv=None has none."
+            )
+        if cv is None and self.keep_fold_models:
+            raise ValueError(
+                "keep_fold_models=True keeps the inner-fold models, so it needs "
+                "an inner CV: cv=None has none."
             )
         if cv is None and self.final_estimator is not None:
             raise ValueError(
@@ -599,7 +618,7 @@ class StackingBlend(
                         params[name],
                         self._target,
                         name,
-                        not self.refit,
+                        not self.refit or self.keep_fold_models,
                     ),
                 )
         for name, estimator in self.estimators if self.refit else ():
@@ -634,16 +653,21 @@ class StackingBlend(
     def _set_fitted_attributes(self, fits, oof, Y):
         """The refitted classifiers, the classes and the OOF figures."""
         names = [name for name, _ in self.estimators]
+        n_folds = sum(f != _ALL_ROWS for _, f in fits) // len(names)
+        self.fold_models_ = None
+        if n_folds and (not self.refit or self.keep_fold_models):
+            self.fold_models_ = Bunch(
+                **{
+                    name: _FoldModels(
+                        [fits[name, f][1] for f in range(n_folds)], self._target, name
+                    )
+                    for name in names
+                }
+            )
         if self.refit:
             self.estimators_ = [fits[name, _ALL_ROWS] for name in names]
         else:
-            n_folds = len(fits) // len(names)  # only (name, fold) fits
-            self.estimators_ = [
-                _FoldModels(
-                    [fits[name, f][1] for f in range(n_folds)], self._target, name
-                )
-                for name in names
-            ]
+            self.estimators_ = list(self.fold_models_.values())
         self.named_estimators_ = Bunch(**dict(zip(names, self.estimators_)))
         self.classes_ = self._target.classes
         if oof is None:
@@ -663,6 +687,19 @@ class StackingBlend(
         return self._target.proba(proba, low=low, high=high)
 
     # ------------------------------------------------------------- predict
+    def _fold_models_probas(self, X):
+        """With ``fold_models_``: the blend's probabilities and each base
+        classifier's as its fold models predict, (n_estimators + 1, n, k)
+        (the blend first); the weights (or final estimator) are the fit's."""
+        check_is_fitted(self, "fold_models_")
+        if self.fold_models_ is None:
+            raise AttributeError(
+                "fold_models_ is None: fit with refit=False or keep_fold_models=True"
+            )
+        X = _check_X(self, X, reset=False)
+        P = np.stack([m.predict_proba(X) for m in self.fold_models_.values()])
+        return np.concatenate([self._combine(P)[None], P])
+
     def _base_probas(self, X):
         """The base classifiers' probabilities: (n_estimators, n, k)."""
         check_is_fitted(self, "estimators_")
