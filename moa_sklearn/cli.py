@@ -484,6 +484,9 @@ def _fit_fold(k, train, test, moa, settings, names, truth):
     t0 = time.perf_counter()
     with sklearn.config_context(enable_metadata_routing=True):
         pipe = _build_pipeline(settings, names)
+        # the inner-fold models too: the fold's test rows are also predicted
+        # as refit=False would (the mean of each model's fold models)
+        pipe.set_params(estimator__model__keep_fold_models=True)
         pipe.fit(
             X.iloc[train],
             Y.iloc[train],
@@ -526,6 +529,13 @@ def _fit_fold(k, train, test, moa, settings, names, truth):
         y_true=Yt.astype(np.int8),
         per_model=per_model.astype(np.float32),  # the scores above are exact
     )
+    folded = _fold_models_proba(pipe, Xt)
+    if folded is not None:
+        info["fold_models_score"] = mean_columnwise_log_loss(Yt, folded[0])
+        info["fold_models_model_scores"] = {
+            n: mean_columnwise_log_loss(Yt, folded[m + 1]) for m, n in enumerate(names)
+        }
+        arrays["fold_models"] = folded.astype(np.float32)
     baseline = _baseline_proba(X, Y, train, test, settings["seed"])
     info["baseline_score"] = mean_columnwise_log_loss(Yt, baseline)
     arrays["baseline"] = baseline.astype(np.float32)
@@ -534,6 +544,28 @@ def _fit_fold(k, train, test, moa, settings, names, truth):
         info["bayes_score"] = mean_columnwise_log_loss(Yt, bayes)
         arrays["bayes"] = bayes
     return arrays, info
+
+
+def _fold_models_proba(pipe, X):
+    """The test rows as ``refit=False`` predicts them, from the same fit.
+
+    ``(n_models + 1, n_rows, n_targets)``: the blend (the fit's weights on
+    the fold models' probabilities), then each model's fold models; the
+    control rule applied. None when the blend kept no fold models.
+    """
+    inner = pipe.estimator_
+    blend = inner.named_steps["model"]
+    if getattr(blend, "fold_models_", None) is None:
+        return None
+    features = inner[:-1]
+    n_blocks = len(blend.fold_models_) + 1
+
+    def treated(Xt):
+        P = blend._fold_models_probas(features.transform(Xt))
+        return P.swapaxes(0, 1).reshape(len(P[0]), -1)
+
+    out = pipe._treated_and_controls(X, treated, np.tile(pipe._control_row(), n_blocks))
+    return out.reshape(len(out), n_blocks, -1).swapaxes(0, 1)
 
 
 def _baseline_proba(X, Y, train, test, seed):
@@ -713,6 +745,10 @@ def _summarise(results, moa, cvdir, config):
     # folder, or folds of a version without the baseline)
     bayes = _oof_score(Y, results, lambda a: a.get("bayes"))
     baseline = _oof_score(Y, results, lambda a: a.get("baseline"))
+
+    def fold_models(m):  # refit=False's predictions (None in older folds)
+        return lambda a: a["fold_models"][m] if "fold_models" in a else None
+
     summary = dict(
         format=CV_FORMAT,
         version=__version__,
@@ -722,6 +758,12 @@ def _summarise(results, moa, cvdir, config):
         fold_scores=[i["score"] for i in infos],
         model_scores=per_model,
         fold_model_scores=[i["model_scores"] for i in infos],
+        # the same fits predicting as refit=False: the mean of the fold models
+        fold_models_score=_oof_score(Y, results, fold_models(0)),
+        fold_models_model_scores={
+            name: _oof_score(Y, results, fold_models(m + 1))
+            for m, name in enumerate(names)
+        },
         prior_score=float(np.mean([i["prior_score"] for i in infos])),
         baseline_score=baseline,
         bayes_score=bayes,

@@ -148,10 +148,20 @@ def test_cv_writes_folds_summary_and_oof(cv_run, work, capsys):
             assert np.allclose(f["per_model"][:, control], 5e-4)
             assert np.allclose(f["proba"][control], 5e-4)
             n_control += control.sum()
+            # the same fit predicting as refit=False: blend, then each model
+            folded = f["fold_models"]
+            assert folded.shape == (3, len(f["test"]), 6)
+            assert np.allclose(folded[:, control], 5e-4)
+            assert not np.allclose(folded[0], f["proba"])
+            assert info["fold_models_score"] == pytest.approx(
+                mean_columnwise_log_loss(Y.iloc[f["test"]], folded[0]), rel=1e-4
+            )
         assert info["score"] == pytest.approx(summary["fold_scores"][k])
         assert info["history"]["twostep"]  # learning curves were saved
         assert info["peak_memory_mib"] > 0  # of the process that fitted it
     assert n_control > 0
+    assert summary["fold_models_score"] > 0
+    assert set(summary["fold_models_model_scores"]) == {"twostep", "tabnet"}
 
 
 def test_fit_predict_writes_a_submission(work, cv_run, capsys):
