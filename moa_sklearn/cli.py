@@ -73,6 +73,9 @@ _DEFAULTS = dict(
     protocol="new-compound",
     feature_params={},
     model_params={},
+    # cv: also keep the blend's inner out-of-fold predictions in fold_K.npz
+    # (to try second stages on them without refitting a net)
+    save_inner_oof=False,
 )
 # settings that change the results of cv (a resumed run must keep them)
 _RESULT_KEYS = (
@@ -303,6 +306,7 @@ def _check_values(settings):
         ("device", isinstance(settings["device"], str), "a string"),
         ("verbose", settings["verbose"] in (0, 1, 2), "0, 1 or 2"),
         ("protocol", settings["protocol"] in _PROTOCOLS, " or ".join(_PROTOCOLS)),
+        ("save_inner_oof", isinstance(settings["save_inner_oof"], bool), "a bool"),
     ]
     for key, ok, what in checks:
         if not ok:
@@ -536,6 +540,11 @@ def _fit_fold(k, train, test, moa, settings, names, truth):
             n: mean_columnwise_log_loss(Yt, folded[m + 1]) for m, n in enumerate(names)
         }
         arrays["fold_models"] = folded.astype(np.float32)
+    if settings["save_inner_oof"] and blend.oof_predictions_ is not None:
+        # the rows the blend was fitted on (the treated rows of train), in order
+        treated = np.asarray(train)[~pipe.control_mask(X.iloc[train])]
+        arrays["inner_rows"] = treated
+        arrays["inner_oof"] = blend.oof_predictions_.astype(np.float32)
     baseline = _baseline_proba(X, Y, train, test, settings["seed"])
     info["baseline_score"] = mean_columnwise_log_loss(Yt, baseline)
     arrays["baseline"] = baseline.astype(np.float32)

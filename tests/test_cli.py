@@ -285,10 +285,23 @@ def test_cv_protocols_new_compound_by_default_and_kaggle(cv_run, work):
     )
 
     kaggle = work / "cv_kaggle"
-    assert cli.main(cli_args(work, "cv", "cv_kaggle", "--protocol", "kaggle")) == 0
+    # (this run also keeps the blend's inner out-of-fold predictions)
+    (work / "cfg_inner.json").write_text(json.dumps(CONFIG | {"save_inner_oof": True}))
+    args = cli_args(work, "cv", "cv_kaggle", "--protocol", "kaggle")
+    args[args.index(str(work / "cfg.json"))] = str(work / "cfg_inner.json")
+    assert cli.main(args) == 0
     sizes = pd.Series(groups).value_counts()
     shared = _drugs_on_both_sides(kaggle, groups)
     assert shared and all(sizes[d] > 18 for d in shared)  # the control vehicle
+    cp_type = load_moa(work / "data").data["cp_type"].to_numpy()
+    with np.load(kaggle / "fold_0.npz") as f:
+        rows, inner = f["inner_rows"], f["inner_oof"]
+        assert not np.isin(rows, f["test"]).any()
+        assert (cp_type[rows] == "trt_cp").all()  # what the blend was fitted on
+        assert inner.shape == (2, len(rows), 6)
+        assert ((inner > 0) & (inner < 1)).all()
+    with np.load(cv_run / "fold_0.npz") as f:
+        assert "inner_oof" not in f  # off by default
     assert cli.main(["report", str(kaggle), "-o", str(out)]) == 0
     assert "Protocol: <b>kaggle</b> (drugs of at most 18 rows" in out.read_text()
 
