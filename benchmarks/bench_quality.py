@@ -70,6 +70,8 @@ BASELINES = {
     "plain": "plain public recipe's net",
 }
 PROTOCOLS = ("new-compound", "kaggle")
+# a model predicting with the mean of its inner-fold models (refit=False)
+FOLD_MODELS = ", fold models"
 # --small: a tiny world, features and nets (a smoke run of the whole
 # benchmark); the nets' epochs come from --epochs, as every net's
 SMALL_WORLD = dict(n_samples=600, n_genes=24, n_cells=8, n_scored=6, n_nonscored=5)
@@ -154,6 +156,7 @@ def blend_cv(args, protocol, world_dir, cv_dir):
         inner_folds=args.inner_folds,
         feature_params=SMALL_FEATURES if args.small else {},
         model_params=model_params(args),
+        save_inner_oof=True,  # second stages can be tried on them later
     )
     cfg = Path(args.workdir) / f"blend_cv_{protocol}.json"
     cfg.write_text(json.dumps(config, indent=1))
@@ -172,6 +175,11 @@ def read_cv(cv_dir, shape):
     ]
     names = list(infos[0]["model_scores"])
     oof = {k: np.full(shape, np.nan) for k in ["blend", *names, "bayes"]}
+    # the same fits predicting as refit=False (folds of a version without
+    # them: no such rows)
+    folded = all("fold_models_score" in i for i in infos)
+    if folded:
+        oof |= {k + FOLD_MODELS: np.full(shape, np.nan) for k in ["blend", *names]}
     folds = []
     for info in infos:
         with np.load(Path(cv_dir) / f"fold_{info['fold']}.npz") as f:
@@ -180,6 +188,8 @@ def read_cv(cv_dir, shape):
             for m, name in enumerate(names):
                 oof[name][test] = f["per_model"][m]
             oof["bayes"][test] = f["bayes"]
+            for m, name in enumerate(["blend", *names] if folded else []):
+                oof[name + FOLD_MODELS][test] = f["fold_models"][m]
         folds.append((np.setdiff1d(np.arange(shape[0]), test), test))
     return oof, folds, infos
 
@@ -234,6 +244,9 @@ def score_protocol(args, protocol, moa, world_dir, world):
     for name in names:
         predictions[labels[name]] = oof[name]
     predictions[BLEND] = oof["blend"]
+    for name in (n for n in ["blend", *names] if n + FOLD_MODELS in oof):
+        label = (BLEND if name == "blend" else labels[name]) + FOLD_MODELS
+        predictions[label] = oof[name + FOLD_MODELS]
     predictions["Bayes optimum"] = oof["bayes"]
     seconds[BLEND] = sum(i["fit_seconds"] for i in infos)
 

@@ -210,7 +210,7 @@ def _quality_protocol(protocol, p):
     ]
     for name, row in sorted(p["table"].items(), key=lambda kv: -kv[1]["loss"]):
         t = "" if row["seconds"] is None else f"{row['seconds']:.0f}"
-        bold = "**" if name.startswith("StackingBlend") else ""
+        bold = "**" if name == "StackingBlend (the recipe)" else ""
         lines.append(
             f"| {bold}{name}{bold} | {bold}{row['loss']:.5f}{bold} | "
             f"{row['ratio_to_prior']:.3f} | {row['gap_closed']:.2f} | {t} |"
@@ -239,6 +239,19 @@ def _quality_protocol(protocol, p):
             "",
             f"Nets ahead of both plain baselines: {', '.join(ahead) or 'none'}"
             + (f"; not: {', '.join(behind)}." if behind else "."),
+        ]
+    folded = [k for k in table if k.endswith(", fold models")]
+    if folded:
+        refits = {k: k.removesuffix(", fold models") for k in folded}
+        pairs = ", ".join(
+            f"{refits[k].split(' ')[0]} {table[k]['loss']:.5f} against "
+            f"{table[refits[k]]['loss']:.5f}"
+            for k in folded
+        )
+        lines += [
+            "",
+            "Predicting with the mean of the inner-fold models (`refit=False`) "
+            f"instead of the refits, from the same fits: {pairs}.",
         ]
     memory = p.get("peak_rss_mib")
     return lines + [

@@ -93,6 +93,11 @@ def test_quality_scores_every_model_on_the_same_rows_under_both_protocols(smoke)
             "TabNetMultilabelClassifier",
             "StackingBlend (the recipe)",
             "Bayes optimum",
+            # the same fits predicting with their inner-fold models
+            "StackingBlend (the recipe), fold models",
+            "TwoStepNetClassifier, fold models",
+            "KerasNetClassifier, fold models",
+            "TabNetMultilabelClassifier, fold models",
         }
         prior, bayes = table["constant prior"]["loss"], table["Bayes optimum"]["loss"]
         assert bayes < prior
@@ -215,6 +220,7 @@ def test_rendered_tables_name_every_model(smoke, run_all):
     # the quality issue's verdict: which nets beat both plain baselines
     assert text.count("Nets ahead of both plain baselines:") == 2
     assert text.count("peak memory of the CV process") == 2
+    assert text.count("Predicting with the mean of the inner-fold models") == 2
     assert "![seconds per epoch](bench/speed.png)" in text
     assert "python benchmarks/bench_pipeline.py" in text
 
