@@ -350,6 +350,9 @@ def plot(results, outdir=None):
     first = next(iter(protocols.values()))["table"]
     names = [k for k in first if k not in ("constant prior", "Bayes optimum")]
     names.sort(key=lambda k: -first[k]["loss"])
+    # a model only some protocols scored (e.g. baselines skipped in one run)
+    for p in protocols.values():
+        names += [k for k in p["table"] if k not in names and k not in first]
     fig, axes = plt.subplots(
         1,
         len(protocols),
@@ -359,16 +362,19 @@ def plot(results, outdir=None):
     top = max(r["loss"] for p in protocols.values() for r in p["table"].values())
     for ax, (protocol, result) in zip(axes[0], protocols.items()):
         table = result["table"]
+        shown = [(i, k) for i, k in enumerate(names) if k in table]
         colors = [
             "#C44E52"
             if k.startswith("StackingBlend")
             else "#8C8C8C"
             if k in BASELINES.values()
             else "#4C72B0"
-            for k in names
+            for _, k in shown
         ]
-        ax.barh(names, [table[k]["loss"] for k in names], color=colors)
-        for i, k in enumerate(names):
+        ax.barh(
+            [i for i, _ in shown], [table[k]["loss"] for _, k in shown], color=colors
+        )
+        for i, k in shown:
             ax.text(
                 table[k]["loss"],
                 i,
@@ -376,6 +382,7 @@ def plot(results, outdir=None):
                 va="center",
                 fontsize=8,
             )
+        ax.set_yticks(range(len(names)), names)
         for key, style in (("constant prior", "--"), ("Bayes optimum", ":")):
             ax.axvline(table[key]["loss"], color="k", ls=style, lw=1, label=key)
         ax.set_xlim(0, top * 1.4)
