@@ -7,7 +7,10 @@ new-compound by default: every drug held out whole), each variant of the net
 net behind ``ControlVehicleClassifier`` (control rows predicted its floor),
 with the drug ids (inner validation on held-out drugs) and the nonscored
 targets routed. A variant is ``NAME`` or ``NAME:key=value,key=value``, the
-values Python literals (``default`` alone is the net at its defaults)::
+values Python literals (``default`` alone is the net at its defaults); a key
+``features__<step>`` or ``features__<step>__<param>`` sets the features'
+pipeline instead (e.g. ``features__kmeans='passthrough'`` drops its KMeans
+step)::
 
     python benchmarks/ablations.py --model twostep --folds 3 --threads 2 \\
         --variants default finetune8:max_epochs_finetune=8 \\
@@ -45,6 +48,7 @@ from _nets import make_net  # noqa: E402
 from bench_quality import SMALL_PLAIN  # noqa: E402
 
 MODELS = ("twostep", "keras", "tabnet")
+FEATURES = "features__"  # a variant's key for make_moa_features' pipeline
 PROTOCOLS = ("new-compound", "kaggle")
 SMALL_WORLD = dict(n_genes=24, n_cells=8, n_scored=6, n_nonscored=5)
 
@@ -85,16 +89,17 @@ def make_model(args, params):
     from moa_sklearn.ensemble import ControlVehicleClassifier
     from moa_sklearn.preprocessing import make_moa_features
 
-    net = make_net(args.model, args).set_params(**params)
+    # features__<step or param>: of make_moa_features' pipeline; the rest: the net's
+    feature_params = {
+        k.removeprefix(FEATURES): v for k, v in params.items() if k.startswith(FEATURES)
+    }
+    net_params = {k: v for k, v in params.items() if not k.startswith(FEATURES)}
+    net = make_net(args.model, args).set_params(**net_params)
     net.set_fit_request(groups=True, y_aux=True)
-    features = _common.small_features(*args.columns) if args.small else {}
+    sizes = _common.small_features(*args.columns) if args.small else {}
+    features = make_moa_features(random_state=args.seed, **sizes)
     return ControlVehicleClassifier(
-        Pipeline(
-            [
-                ("features", make_moa_features(random_state=args.seed, **features)),
-                ("model", net),
-            ]
-        )
+        Pipeline([("features", features.set_params(**feature_params)), ("model", net)])
     )
 
 

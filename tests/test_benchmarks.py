@@ -352,6 +352,7 @@ def test_ablations_score_each_variant_on_the_same_folds_and_resume(tmp_path, run
     args = (
         *("--small", "--n-samples", "600", "--folds", "2", "--threads", "1"),
         *("--variants", "default", "narrow:hidden_sizes=[8],dropouts=0.1"),
+        "nokmeans:features__kmeans='passthrough'",  # a step of the features
         *("--workdir", str(tmp_path / "work"), "--outdir", str(tmp_path)),
     )
     proc = run_script("ablations.py", *args)
@@ -360,16 +361,18 @@ def test_ablations_score_each_variant_on_the_same_folds_and_resume(tmp_path, run
     assert r["variants"] == {
         "default": {},
         "narrow": {"hidden_sizes": [8], "dropouts": 0.1},
+        "nokmeans": {"features__kmeans": "passthrough"},
     }
     assert "max_drug_size=None" in r["cv"]
     table = r["table"]
     assert {"twostep default", "twostep narrow", "logistic regression"} <= set(table)
     assert table["twostep default"]["loss"] != table["twostep narrow"]["loss"]
+    assert table["twostep default"]["loss"] != table["twostep nokmeans"]["loss"]
     assert len(r["best_epochs"]["twostep narrow"]) == 2  # one entry per fold
     again = run_script("ablations.py", *args)  # every fold read back
     assert_ok(again)
     assert "baselines read back" in again.stdout
-    assert again.stdout.count("read back ablation_twostep_new-compound_") == 4
+    assert again.stdout.count("read back ablation_twostep_new-compound_") == 6
     r2 = json.loads((tmp_path / "ablations_twostep.json").read_text())["results"]
     assert r2["table"]["twostep narrow"]["loss"] == table["twostep narrow"]["loss"]
     text = run_all.render(tmp_path)
