@@ -59,9 +59,11 @@ BENCHMARKS = {
                 "--n-test", "200", "--small", "--epochs", "1"]),
     "ablations_twostep": ("ablations.py", "json", ["--model", "twostep", "--folds",
                           "3", "--variants", "default",
+                          "publicfeatures:features__kmeans='passthrough',"
+                          "features__stats='passthrough'",
                           "wide:hidden_sizes=[2048,2048]",
-                          "finetune12:max_epochs_finetune=12",
-                          "wnall:weight_norm='all'"], ["--small", "--n-samples",
+                          "finetune12:max_epochs_finetune=12"], ["--small",
+                          "--n-samples",
                           "600", "--folds", "2", "--variants", "default",
                           "narrow:hidden_sizes=[8],dropouts=0.1", "--workdir",
                           "{outdir}/work"]),
