@@ -980,3 +980,89 @@ def test_final_estimator_needs_an_inner_cv(small_xy):
     )
     with pytest.raises(ValueError, match="final_estimator .* needs an inner CV"):
         blend.fit(X, Y)
+
+
+def test_per_target_stage_is_a_logistic_regression_per_output_on_logits():
+    """Unpenalised (huge C), PerTargetLogit is scikit-learn's logistic
+    regression of each output on the logits of that output's predictions;
+    with a huge penalty it is the plain mean of the logits."""
+    from scipy.special import expit, logit
+    from sklearn.linear_model import LogisticRegression
+
+    from moa_sklearn.ensemble._weights import PerTargetLogit
+
+    rng = np.random.RandomState(0)
+    n, k = 400, 3
+    Z = rng.normal(size=(2, n, k))
+    Y = (rng.uniform(size=(n, k)) < expit(0.5 + 1.5 * Z[0] - 0.5 * Z[1])).astype(int)
+    P = expit(Z)
+    free = PerTargetLogit(C=1e8).fit(P, Y)
+    for j in range(k):
+        lr = LogisticRegression(C=np.inf, tol=1e-10, max_iter=1000)
+        lr.fit(logit(P[:, :, j]).T, Y[:, j])
+        np.testing.assert_allclose(free.coef_[j], lr.coef_[0], atol=1e-3)
+        np.testing.assert_allclose(free.intercept_[j], lr.intercept_[0], atol=1e-3)
+    stiff = PerTargetLogit(C=1e-9).fit(P, Y)
+    np.testing.assert_allclose(
+        stiff.predict_proba(P), expit(logit(P).mean(axis=0)), atol=1e-6
+    )
+
+
+def test_per_target_final_estimator_rescales_what_weights_cannot():
+    """Two base classifiers whose probabilities are too soft: no weighted
+    average sharpens them, the per-output stage does, out of fold and on new
+    rows."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.multioutput import MultiOutputClassifier
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(900, 4))
+    Y = (rng.uniform(size=(900, 2)) < 1 / (1 + np.exp(-3 * X[:, :2]))).astype(int)
+    soft = MultiOutputClassifier(LogisticRegression(C=0.002))
+    estimators = [("a", soft), ("b", clone(soft).set_params(estimator__C=0.003))]
+    kwargs = dict(cv=3, random_state=0)
+    drugs = np.arange(600) // 3
+    weighted = StackingBlend(estimators, **kwargs).fit(X[:600], Y[:600], groups=drugs)
+    stacked = StackingBlend(estimators, final_estimator="per_target", **kwargs)
+    stacked.fit(X[:600], Y[:600], groups=drugs)
+    assert stacked.final_estimator_.coef_.shape == (2, 2)
+    assert (stacked.final_estimator_.coef_.sum(axis=1) > 1.5).all()  # sharpened
+    np.testing.assert_allclose(
+        stacked.oof_proba_,
+        np.clip(
+            stacked.final_estimator_.predict_proba(stacked.oof_predictions_),
+            1e-15,
+            1 - 1e-15,
+        ),
+    )
+    assert stacked.oof_score_ < 0.9 * weighted.oof_score_
+    new = slice(600, None)
+    assert mean_columnwise_log_loss(
+        Y[new], stacked.predict_proba(X[new])
+    ) < 0.9 * mean_columnwise_log_loss(Y[new], weighted.predict_proba(X[new]))
+    np.testing.assert_allclose(stacked.weights_, weighted.weights_)
+
+
+def test_per_target_final_estimator_for_class_labels():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(300, 3))
+    y = np.array(["a", "b", "c"])[(X[:, 0] > -0.4).astype(int) + (X[:, 0] > 0.4)]
+    fit, new = slice(0, 150), slice(150, None)
+    blend = StackingBlend(
+        [("knn", KNeighborsClassifier(5)), ("prior", DummyClassifier())],
+        cv=3,
+        final_estimator="per_target",
+        random_state=0,
+    ).fit(X[fit], y[fit], groups=np.arange(150) // 3)
+    proba = blend.predict_proba(X[new])
+    assert proba.shape == (150, 3)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    # one logistic regression per class, renormalised: on new rows about as
+    # accurate as the weighted average of the same base classifiers
+    weighted = clone(blend).set_params(final_estimator=None)
+    weighted.fit(X[fit], y[fit], groups=np.arange(150) // 3)
+    accuracy = (blend.predict(X[new]) == y[new]).mean()
+    assert accuracy > 0.8
+    assert accuracy >= (weighted.predict(X[new]) == y[new]).mean() - 0.03
+    with pytest.raises(ValueError, match="final_estimator"):
+        clone(blend).set_params(final_estimator="stack").fit(X, y)

@@ -42,7 +42,7 @@ from ..model_selection import DrugMultilabelStratifiedKFold
 from ..utils._progress import progress_bar
 from ..utils._validation import _as_array, clip_bounds
 from ._base import _base_name, _base_proba, _check_X, _MetaClassifierMixin
-from ._weights import _blend, blend_weights
+from ._weights import PerTargetLogit, _blend, blend_weights
 
 #: The fold of the refit of a base classifier on all rows, in the keys
 #: (name, fold) of the fits.
@@ -225,9 +225,18 @@ class StackingBlend(
         ``shrinkage * global + (1 - shrinkage) * optimal_j`` (1 gives the
         global weights; 0 the unshrunk per-target optimum, which overfits
         rare targets).
-    final_estimator : estimator or None, default=None
+    final_estimator : estimator, 'per_target' or None, default=None
         None: ``predict_proba`` is the weighted average of the base
-        classifiers' probabilities. An estimator with ``predict_proba``: a
+        classifiers' probabilities. ``'per_target'``: a learned second stage
+        made for the blend, one logistic regression per output on the logits
+        of the base classifiers' probabilities of that output (a coefficient
+        per base classifier and an intercept, fitted on the out-of-fold
+        predictions; an L2 penalty, ``C=1`` on the summed log loss as in
+        ``LogisticRegression``, pulls them towards the plain mean of the
+        logits, so that rare outputs stay close to it); it can sharpen or
+        soften each output's blend, which weights cannot. ``final_estimator_``
+        holds its ``coef_`` (n_outputs, n_estimators) and ``intercept_``. An
+        estimator with ``predict_proba``: a
         learned second stage (as the 1st-place lish-moa solution stacked), fitted
         on the out-of-fold probabilities of the base classifiers only, laid
         side by side as :meth:`transform` lays them out (column ``m *
@@ -291,7 +300,9 @@ class StackingBlend(
     oof_score_ : float
         The OOF mean columnwise log loss of the blend.
     final_estimator_ : estimator or None
-        The fitted second stage (``final_estimator`` given), else None.
+        The fitted second stage (``final_estimator`` given; for
+        ``'per_target'`` an object with ``coef_`` and ``intercept_``), else
+        None.
     fold_models_ : :class:`~sklearn.utils.Bunch` or None
         By name, an object holding each base classifier's inner-fold models
         (``.estimators_``) whose ``predict_proba`` is their mean: with
@@ -356,7 +367,11 @@ class StackingBlend(
         ],
         "weights": [StrOptions({"optimize", "per_target", "uniform"}), "array-like"],
         "shrinkage": [Interval(Real, 0, 1, closed="both")],
-        "final_estimator": [HasMethods(["fit", "predict_proba"]), None],
+        "final_estimator": [
+            HasMethods(["fit", "predict_proba"]),
+            StrOptions({"per_target"}),
+            None,
+        ],
         "clip": ["array-like", None],
         "refit": ["boolean"],
         "keep_fold_models": ["boolean"],
@@ -537,14 +552,16 @@ class StackingBlend(
             n_estimators=len(self.estimators),
             shrinkage=self.shrinkage,
         )
-        self.final_estimator_ = self._fit_final_estimator(oof, y)
+        self.final_estimator_ = self._fit_final_estimator(oof, y, Y)
         self._set_fitted_attributes(fits, oof, Y)
         return self
 
-    def _fit_final_estimator(self, oof, y):
+    def _fit_final_estimator(self, oof, y, Y):
         """The second stage on the OOF probabilities (None without one)."""
         if self.final_estimator is None:
             return None
+        if isinstance(self.final_estimator, str):  # "per_target"
+            return PerTargetLogit().fit(oof, Y)
         features = np.concatenate(list(oof), axis=1)  # as transform lays them
         return clone(self.final_estimator).fit(features, y)
 
@@ -552,6 +569,8 @@ class StackingBlend(
         """(n_estimators, n, k) base probabilities to the blend's, clipped."""
         if self.final_estimator_ is None:
             return self._finish(_blend(P, self.target_weights_))
+        if isinstance(self.final_estimator_, PerTargetLogit):
+            return self._finish(self.final_estimator_.predict_proba(P))
         proba = _base_proba(
             self.final_estimator_,
             np.concatenate(list(P), axis=1),

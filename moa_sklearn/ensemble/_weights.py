@@ -106,3 +106,72 @@ def blend_weights(weights, oof, Y, *, n_estimators, shrinkage):
                 oof[:, :, j], Y[:, j]
             )
     return w, W
+
+
+# probabilities are clipped to [1e-5, 1 - 1e-5] before the logit of the
+# per-target stage: a hard 0 or 1 (e.g. of a k-NN) would otherwise be a logit
+# of +-34 that dwarfs the informative ones
+LOGIT_EPS = 1e-5
+
+
+def _logit(P, eps=LOGIT_EPS):
+    P = np.clip(np.asarray(P, dtype=np.float64), eps, 1 - eps)
+    return np.log(P) - np.log1p(-P)
+
+
+class PerTargetLogit:
+    """The learned second stage ``final_estimator="per_target"``.
+
+    For each output ``j``, a logistic regression on the logits of the base
+    classifiers' probabilities of output ``j`` (one coefficient per base
+    classifier and an intercept), fitted on out-of-fold predictions. All
+    outputs are fitted at once (one L-BFGS over every coefficient). An L2
+    penalty pulls the coefficients towards ``1 / M`` (the mean of the
+    logits) and the intercepts towards 0, so that an output with few
+    positives stays near the plain logit average instead of drifting to 0:
+    the objective is ``C * sum(log loss) + 0.5 * (|b - 1/M|^2 + a^2)``, as
+    scikit-learn's ``LogisticRegression`` scales ``C``.
+    """
+
+    def __init__(self, C=1.0, max_iter=500):
+        self.C = C
+        self.max_iter = max_iter
+
+    def _z(self, L):
+        return self.intercept_ + np.einsum("mnk,km->nk", L, self.coef_)
+
+    def fit(self, P, Y):
+        """``P``: (M, n, k) probabilities; ``Y``: (n, k) 0/1 targets."""
+        L = _logit(P)
+        M, n, k = L.shape
+        Y = np.asarray(Y, dtype=np.float64)
+        center = np.full((k, M), 1.0 / M)
+
+        def fun(theta):
+            a, b = theta[:k], theta[k:].reshape(k, M)
+            z = a + np.einsum("mnk,km->nk", L, b)
+            # log loss of sigmoid(z), stable: log(1 + e^z) - y z
+            loss = np.logaddexp(0.0, z) - Y * z
+            dz = self.C * (0.5 * (1.0 + np.tanh(0.5 * z)) - Y)
+            db = np.einsum("nk,mnk->km", dz, L) + (b - center)
+            value = self.C * loss.sum() + 0.5 * (((b - center) ** 2).sum() + a @ a)
+            grad = np.concatenate([dz.sum(axis=0) + a, db.ravel()])
+            return value / n, grad / n
+
+        theta0 = np.concatenate([np.zeros(k), center.ravel()])
+        result = minimize(
+            fun,
+            theta0,
+            jac=True,
+            method="L-BFGS-B",
+            options={"maxiter": self.max_iter, "gtol": 1e-8},
+        )
+        self.intercept_ = result.x[:k]
+        self.coef_ = result.x[k:].reshape(k, M)
+        self.n_iter_ = int(result.nit)
+        return self
+
+    def predict_proba(self, P):
+        """(M, n, k) probabilities of the base classifiers -> (n, k)."""
+        z = self._z(_logit(P))
+        return 0.5 * (1.0 + np.tanh(0.5 * z))
