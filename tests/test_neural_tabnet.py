@@ -66,6 +66,40 @@ def test_models_are_seeded_by_the_base(net_data):
     assert net.models_[0].seed != net.models_[1].seed
 
 
+def test_aux_targets_train_alongside_and_are_not_predicted(net_data):
+    """aux_targets=True: one network with y's and y_aux's outputs; the
+    validation loss (early stopping, best epoch) and the predictions are y's;
+    the auxiliary outputs' biases start at their prevalence too; a pickle
+    keeps it so."""
+    import pickle
+
+    X, Y, Y_aux, groups = net_data
+    net = tiny(aux_targets=True, random_state=0).fit(X, Y, y_aux=Y_aux, groups=groups)
+    model = net.models_[0]
+    assert model.output_dim == Y.shape[1] + Y_aux.shape[1]
+    assert net.n_aux_ == Y_aux.shape[1]
+    proba = net.predict_proba(X)
+    assert proba.shape == Y.shape
+    # the predictions are the sigmoid of the network's first outputs (y's),
+    # and the validation metric scores y's outputs alone during a fit
+    Xf = X.astype(np.float32)
+    logits = model.predict(Xf).astype(np.float64)
+    assert logits.shape[1] == Y.shape[1] + Y_aux.shape[1]
+    expected = np.clip(1 / (1 + np.exp(-logits[:, : Y.shape[1]])), *net.clip)
+    np.testing.assert_allclose(proba, expected, rtol=1e-5)
+    metric = tabnet_engine._LogitsLogLoss()
+    with tabnet_engine._scoring(Y.shape[1]):
+        scored = metric(np.hstack([Y, Y_aux]), logits)
+    assert scored == pytest.approx(metric(Y, logits[:, : Y.shape[1]]))
+    assert scored != pytest.approx(metric(np.hstack([Y, Y_aux]), logits))
+    assert tabnet_engine._N_SCORED.get() is None  # reset after the fit
+    again = pickle.loads(pickle.dumps(net))
+    np.testing.assert_allclose(again.predict_proba(X), proba)
+    # without y_aux, or with aux_targets=False, one output per label of y
+    for fitted in (tiny(aux_targets=True).fit(X, Y), tiny().fit(X, Y, y_aux=Y_aux)):
+        assert fitted.models_[0].output_dim == Y.shape[1]
+
+
 # ------------------------------------------------- training: schedule, batches
 def test_no_schedule_without_validation(net_data):
     X, Y, _, _ = net_data

@@ -5,6 +5,7 @@ this module imports torch and pytorch-tabnet.
 """
 
 import contextlib
+import contextvars
 import copy
 import io
 import math
@@ -96,9 +97,26 @@ class _LogitsLogLoss(_TabNetMetric):
         self._maximize = False
 
     def __call__(self, y_true, y_score):
-        z = np.asarray(y_score, dtype=np.float64)
-        y = np.asarray(y_true, dtype=np.float64)
+        # with auxiliary targets trained alongside, only y's columns count
+        n = _N_SCORED.get()
+        z = np.asarray(y_score, dtype=np.float64)[:, :n]
+        y = np.asarray(y_true, dtype=np.float64)[:, :n]
         return float(np.mean(np.logaddexp(0.0, z) - y * z))
+
+
+# the number of y's columns (the rest: auxiliary targets) in the fit under way;
+# pytorch-tabnet instantiates its metrics itself, so they read it from here
+_N_SCORED = contextvars.ContextVar("moa_sklearn_tabnet_n_scored", default=None)
+
+
+@contextlib.contextmanager
+def _scoring(n_scored):
+    """The validation metric scores the first ``n_scored`` outputs."""
+    token = _N_SCORED.set(n_scored)
+    try:
+        yield
+    finally:
+        _N_SCORED.reset(token)
 
 
 class _ReduceLROnPlateau(torch.optim.lr_scheduler.ReduceLROnPlateau):
@@ -223,7 +241,7 @@ def _records(model, timer, validation):
     random_state="pytorch-tabnet's ``seed`` is drawn from it; torch's global "
     "random state is restored after ``fit``.",
     verbose="Here: pytorch-tabnet's line per epoch.",
-    n_aux_="Not used by this net.",
+    n_aux_="Trained alongside ``y`` with ``aux_targets=True`` (0 without ``y_aux``).",
 )
 class TabNetMultilabelClassifier(BaseMultilabelNet):
     """TabNet for multilabel targets, as the lish-moa solutions trained it.
@@ -261,6 +279,13 @@ class TabNetMultilabelClassifier(BaseMultilabelNet):
         Attention masks.
     lambda_sparse : float, default=0.0
         Weight of the sparsity loss of the masks.
+    aux_targets : bool, default=False
+        Train on ``y`` and ``y_aux`` side by side (one output per target of
+        either, as a multi-task net; lish-moa's 206 scored and 402 nonscored
+        targets), each auxiliary output's bias also at its prevalence. Early
+        stopping and the best epoch follow the validation loss of ``y``'s
+        outputs only, and only they are predicted. Without ``y_aux`` in
+        ``fit`` it has no effect.
     %(max_epochs, patience, batch_size)s
     virtual_batch_size : int, default=32
         Rows per ghost batch of the batch normalisation (raised where a
@@ -321,6 +346,7 @@ class TabNetMultilabelClassifier(BaseMultilabelNet):
         "momentum": [_OPEN_FRACTION],
         "mask_type": [StrOptions({"entmax", "sparsemax"})],
         "lambda_sparse": [_NON_NEGATIVE_REAL],
+        "aux_targets": ["boolean"],
         "virtual_batch_size": [_POSITIVE_INT],
         "max_grad_norm": [_POSITIVE_REAL, None],
     }
@@ -336,6 +362,7 @@ class TabNetMultilabelClassifier(BaseMultilabelNet):
         momentum=0.02,
         mask_type="entmax",
         lambda_sparse=0.0,
+        aux_targets=False,
         max_epochs=200,
         patience=20,
         batch_size=1024,
@@ -364,6 +391,7 @@ class TabNetMultilabelClassifier(BaseMultilabelNet):
         self.momentum = momentum
         self.mask_type = mask_type
         self.lambda_sparse = lambda_sparse
+        self.aux_targets = aux_targets
         self.max_epochs = max_epochs
         self.patience = patience
         self.batch_size = batch_size
@@ -447,8 +475,18 @@ class TabNetMultilabelClassifier(BaseMultilabelNet):
         batch_size, virtual_batch_size, drop_last = _plan_batches(
             len(X), self.batch_size, self.virtual_batch_size
         )
+        n_scored = Y.shape[1]
+        if self.aux_targets and Y_aux is not None:
+            Y = np.hstack([Y, Y_aux])
+            if validation:
+                Y_valid = np.hstack([Y_valid, Y_aux_valid])
         timer = _EpochTimer(self._epoch_done)
-        with num_threads(self.n_threads), seeded(seed, device), self._quiet():
+        with (
+            num_threads(self.n_threads),
+            seeded(seed, device),
+            self._quiet(),
+            _scoring(n_scored),
+        ):
             model = self._new_model(seed, device, validation)
             self._build_network(model, X, Y, virtual_batch_size)
             model.fit(
@@ -468,6 +506,7 @@ class TabNetMultilabelClassifier(BaseMultilabelNet):
                 compute_importance=False,
                 warm_start=True,
             )
+        model.n_scored_ = n_scored
         return model, _records(model, timer, validation)
 
     def _predict_proba_one(self, model, X):
@@ -482,7 +521,8 @@ class TabNetMultilabelClassifier(BaseMultilabelNet):
                 ).to(model.device)
                 logits = network(batch)[0]
                 out[start : start + len(batch)] = logits.cpu().numpy()
-        return expit(out)
+        # y's outputs (the auxiliary targets' follow them)
+        return expit(out[:, : getattr(model, "n_scored_", None)])
 
     # ----------------------------------------------------------- persistence
     def _serialize_model(self, model):
@@ -491,6 +531,7 @@ class TabNetMultilabelClassifier(BaseMultilabelNet):
             "batch_size": model.batch_size,
             "virtual_batch_size": model.virtual_batch_size,
             "state": state_dict_to_bytes(model.network),
+            "n_scored": getattr(model, "n_scored_", None),
         }
 
     def _deserialize_model(self, payload):
@@ -508,4 +549,5 @@ class TabNetMultilabelClassifier(BaseMultilabelNet):
         )
         model.network.eval()
         model.preds_mapper = None
+        model.n_scored_ = payload.get("n_scored")
         return model
