@@ -72,6 +72,9 @@ BASELINES = {
 PROTOCOLS = ("new-compound", "kaggle")
 # a model predicting with the mean of its inner-fold models (refit=False)
 FOLD_MODELS = ", fold models"
+# the blend with the learned second stage StackingBlend(final_estimator=
+# "per_target"), fitted on the inner out-of-fold predictions the CV kept
+STAGE = "StackingBlend, per-target second stage"
 # --small: a tiny world, features and nets (a smoke run of the whole
 # benchmark); the nets' epochs come from --epochs, as every net's
 SMALL_WORLD = dict(n_samples=600, n_genes=24, n_cells=8, n_scored=6, n_nonscored=5)
@@ -143,6 +146,42 @@ def model_params(args):
     return params
 
 
+# parameters that say where and how a net runs, not what it learns
+RUN_PARAMS = ("device", "n_threads", "random_state", "verbose")
+
+
+def net_defaults():
+    """The defaults of the three nets (what they learn with), as JSON values."""
+    from moa_sklearn import neural
+
+    classes = {
+        "twostep": neural.TwoStepNetClassifier,
+        "keras": neural.KerasNetClassifier,
+        "tabnet": neural.TabNetMultilabelClassifier,
+    }
+    return {
+        name: json.loads(
+            json.dumps(
+                {k: v for k, v in cls().get_params().items() if k not in RUN_PARAMS}
+            )
+        )
+        for name, cls in classes.items()
+    }
+
+
+def changed_defaults(old, new):
+    """``net.param: old -> new`` of the defaults that differ (one string)."""
+    if old is None:
+        return "the nets' defaults were not recorded"
+    changes = [
+        f"{net} {k}: {old[net].get(k)!r} -> {v!r}"
+        for net in new
+        for k, v in new[net].items()
+        if old.get(net, {}).get(k) != v
+    ]
+    return "; ".join(changes)
+
+
 def blend_cv(args, protocol, world_dir, cv_dir):
     """``moa-sklearn cv`` of the full pipeline (resumes a finished part)."""
     from moa_sklearn import cli
@@ -194,6 +233,39 @@ def read_cv(cv_dir, shape):
     return oof, folds, infos
 
 
+def second_stage(cv_dir, moa, infos, oof):
+    """Add the blend's per-target second stage to ``oof`` (in place).
+
+    For each outer fold, ``StackingBlend(final_estimator="per_target")``'s
+    second stage is fitted on the inner out-of-fold predictions that the CV
+    kept (``save_inner_oof``) and applied to the nets' test-fold
+    predictions: those of the refits, and of the fold models where the CV
+    kept them. That is what the blend with that stage predicts, from the same
+    fits. Control rows keep the recipe's prediction (its floor). Folds of a
+    CV without inner predictions: no such rows.
+    """
+    from moa_sklearn.ensemble._weights import PerTargetLogit
+
+    Y = moa.target.to_numpy()
+    control = (moa.data["cp_type"] == "ctl_vehicle").to_numpy()
+    names = list(infos[0]["model_scores"])
+    stage = {}
+    for info in infos:
+        with np.load(Path(cv_dir) / f"fold_{info['fold']}.npz") as f:
+            if "inner_oof" not in f.files:
+                return
+            fitted = PerTargetLogit().fit(f["inner_oof"], Y[f["inner_rows"]])
+            test, floor = f["test"], f["proba"]
+            sources = {STAGE: f["per_model"]}
+            if "fold_models" in f.files:
+                sources[STAGE + FOLD_MODELS] = f["fold_models"][1 : len(names) + 1]
+            for label, P in sources.items():
+                proba = np.clip(fitted.predict_proba(P), 1e-15, 1 - 1e-15)
+                proba[control[test]] = floor[control[test]]
+                stage.setdefault(label, np.full(Y.shape, np.nan))[test] = proba
+    oof.update(stage)
+
+
 def baseline_predictions(moa, folds, args, protocol, world):
     """Out-of-fold predictions (clipped) and seconds of the two baselines.
 
@@ -233,6 +305,7 @@ def score_protocol(args, protocol, moa, world_dir, world):
     blend_seconds = blend_cv(args, protocol, world_dir, cv_dir)
     X, Y = moa.data, moa.target.to_numpy()
     oof, folds, infos = read_cv(cv_dir, Y.shape)
+    second_stage(cv_dir, moa, infos, oof)
     prior = _common.oof_prior(Y, _common.treated(X), folds)
     predictions = {"constant prior": np.clip(prior, 1e-5, 1 - 1e-5)}
     seconds = {}
@@ -247,6 +320,7 @@ def score_protocol(args, protocol, moa, world_dir, world):
     for name in (n for n in ["blend", *names] if n + FOLD_MODELS in oof):
         label = (BLEND if name == "blend" else labels[name]) + FOLD_MODELS
         predictions[label] = oof[name + FOLD_MODELS]
+    predictions.update((k, oof[k]) for k in (STAGE, STAGE + FOLD_MODELS) if k in oof)
     predictions["Bayes optimum"] = oof["bayes"]
     seconds[BLEND] = sum(i["fit_seconds"] for i in infos)
 
@@ -292,7 +366,11 @@ def main(argv=None):
     protocols = {
         p: score_protocol(args, p, moa, world_dir, world) for p in args.protocols
     }
-    stamp = dict(command=_common.command(), date=_common.machine()["date"])
+    stamp = dict(
+        command=_common.command(),
+        date=_common.machine()["date"],
+        net_defaults=net_defaults(),
+    )
     results = dict(
         world=world,
         rows=len(moa.target),
@@ -317,7 +395,10 @@ def keep_other_protocols(results, outdir=None):
 
     So ``--protocols kaggle`` adds the Kaggle protocol's table next to a
     new-compound one measured earlier, instead of replacing the file. Each
-    protocol keeps the command and date that measured it.
+    protocol keeps the command and date that measured it, and the nets'
+    defaults it ran at: a kept table measured at other defaults than this
+    run's gets ``defaults_changed_since`` (which defaults changed, rendered
+    under its table).
     """
     path = (Path(outdir) if outdir else _common.DOCS_BENCH) / "quality.json"
     if not path.is_file():
@@ -331,12 +412,21 @@ def keep_other_protocols(results, outdir=None):
     if differ:
         print(f"not keeping {', '.join(missing)} of {path}: {', '.join(differ)} differ")
         return
+    defaults = next(iter(results["protocols"].values())).get("net_defaults")
     for p in missing:
         kept = dict(previous["protocols"][p])
         kept.setdefault("command", old["command"])
         kept.setdefault("date", old["machine"]["date"])
+        # a table measured before a change of the nets' defaults says so
+        changed = defaults and changed_defaults(kept.get("net_defaults"), defaults)
+        if changed:
+            kept["defaults_changed_since"] = changed
+        else:
+            kept.pop("defaults_changed_since", None)
         results["protocols"][p] = kept
         print(f"kept {p} from {path} ({kept['date'][:10]}: {kept['command']})")
+        if changed:
+            print(f"  measured at other defaults: {changed}")
     order = {p: i for i, p in enumerate(PROTOCOLS)}
     results["protocols"] = dict(
         sorted(results["protocols"].items(), key=lambda kv: order[kv[0]])

@@ -246,14 +246,31 @@ def _quality_protocol(protocol, p):
     if folded:
         refits = {k: k.removesuffix(", fold models") for k in folded}
         pairs = ", ".join(
-            f"{refits[k].split(' ')[0]} {table[k]['loss']:.5f} against "
-            f"{table[refits[k]]['loss']:.5f}"
+            f"{refits[k].removesuffix(' (the recipe)')} {table[k]['loss']:.5f} "
+            f"against {table[refits[k]]['loss']:.5f}"
             for k in folded
         )
         lines += [
             "",
             "Predicting with the mean of the inner-fold models (`refit=False`) "
             f"instead of the refits, from the same fits: {pairs}.",
+        ]
+    stage = "StackingBlend, per-target second stage"
+    if stage in table:
+        lines += [
+            "",
+            "The learned second stage (`final_estimator='per_target'`: per "
+            "target, a logistic regression on the nets' logits, fitted on the "
+            "blend's inner out-of-fold predictions, applied to the same nets' "
+            f"test-fold predictions): {table[stage]['loss']:.5f} against "
+            f"{table['StackingBlend (the recipe)']['loss']:.5f} for the weighted "
+            "average.",
+        ]
+    if p.get("defaults_changed_since"):
+        lines += [
+            "",
+            f"Measured at earlier defaults of the nets (since changed: "
+            f"{p['defaults_changed_since']}); to be rerun.",
         ]
     memory = p.get("peak_rss_mib")
     return lines + [

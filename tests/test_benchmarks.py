@@ -98,6 +98,9 @@ def test_quality_scores_every_model_on_the_same_rows_under_both_protocols(smoke)
             "TwoStepNetClassifier, fold models",
             "KerasNetClassifier, fold models",
             "TabNetMultilabelClassifier, fold models",
+            # the learned second stage, on the inner out-of-fold predictions
+            "StackingBlend, per-target second stage",
+            "StackingBlend, per-target second stage, fold models",
         }
         prior, bayes = table["constant prior"]["loss"], table["Bayes optimum"]["loss"]
         assert bayes < prior
@@ -165,6 +168,44 @@ def test_quality_keeps_no_protocol_measured_on_another_world(
     assert new["protocols"]["new-compound"]["command"] == "python old"
 
 
+def test_quality_marks_a_kept_protocol_measured_at_other_defaults(
+    bench_quality, run_all, tmp_path, capsys
+):
+    """A protocol's table kept from an earlier run says which of the nets'
+    defaults changed since, and the rendered docs say so under it."""
+    defaults = bench_quality.net_defaults()
+    assert defaults["twostep"]["hidden_sizes"] == [2048, 2048]
+    assert "device" not in defaults["keras"]
+    earlier = json.loads(json.dumps(defaults))
+    earlier["twostep"]["hidden_sizes"] = [1500, 1250, 1000, 750]
+    smoke = json.loads(
+        (ROOT / "docs" / "bench" / "quality.json").read_text()
+    )  # a real payload, for the rendering
+    results = smoke["results"]
+    kept = results["protocols"]["kaggle"]
+    kept["net_defaults"] = earlier
+    new = {k: v for k, v in results.items() if k != "protocols"}
+    new["protocols"] = {
+        "new-compound": dict(
+            results["protocols"]["new-compound"], net_defaults=defaults
+        )
+    }
+    (tmp_path / "quality.json").write_text(json.dumps(smoke))
+    bench_quality.keep_other_protocols(new, tmp_path)
+    marked = new["protocols"]["kaggle"]["defaults_changed_since"]
+    assert marked == ("twostep hidden_sizes: [1500, 1250, 1000, 750] -> [2048, 2048]")
+    assert "measured at other defaults" in capsys.readouterr().out
+    text = "\n".join(run_all._quality(dict(smoke, results=new), "q.png"))
+    assert text.count("Measured at earlier defaults") == 1
+    assert "hidden_sizes: [1500, 1250, 1000, 750] -> [2048, 2048]" in text
+    # the same defaults: nothing to say
+    kept["net_defaults"] = defaults
+    (tmp_path / "quality.json").write_text(json.dumps(smoke))
+    new["protocols"].pop("kaggle")
+    bench_quality.keep_other_protocols(new, tmp_path)
+    assert "defaults_changed_since" not in new["protocols"]["kaggle"]
+
+
 def test_scaling_reports_slopes_of_the_measured_sizes(smoke):
     r = json.loads((smoke / "scaling.json").read_text())["results"]
     assert [row["n_samples"] for row in r["sizes"]] == [600, 1200]
@@ -221,6 +262,7 @@ def test_rendered_tables_name_every_model(smoke, run_all):
     assert text.count("Nets ahead of both plain baselines:") == 2
     assert text.count("peak memory of the CV process") == 2
     assert text.count("Predicting with the mean of the inner-fold models") == 2
+    assert text.count("The learned second stage (`final_estimator='per_target'`") == 2
     assert "![seconds per epoch](bench/speed.png)" in text
     assert "python benchmarks/bench_pipeline.py" in text
 
