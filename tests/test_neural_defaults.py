@@ -63,11 +63,12 @@ def test_two_step_net_auto_dropouts_keep_the_recipe_for_the_default_layers():
 
     net = TwoStepNetClassifier()
     net._check_params()
-    assert net._dropouts == [0.5, 0.35, 0.3, 0.25]
+    assert net.hidden_sizes == (2048, 2048)
+    assert net._dropouts == [0.5, 0.25]
     net.set_params(hidden_sizes=(8,))._check_params()
     assert net._dropouts == [0.5]
-    net.set_params(hidden_sizes=(8, 8))._check_params()
-    assert net._dropouts == [0.5, 0.25]
+    net.set_params(hidden_sizes=(8, 8, 8, 8))._check_params()
+    assert net._dropouts == [0.5, 0.35, 0.3, 0.25]
 
 
 def test_keras_net_grid_over_hidden_sizes_alone(data):
