@@ -73,8 +73,10 @@ PROTOCOLS = ("new-compound", "kaggle")
 # a model predicting with the mean of its inner-fold models (refit=False)
 FOLD_MODELS = ", fold models"
 # the blend with the learned second stage StackingBlend(final_estimator=
-# "per_target"), fitted on the inner out-of-fold predictions the CV kept
+# "per_target"), and with weights="per_target", fitted on the inner
+# out-of-fold predictions the CV kept
 STAGE = "StackingBlend, per-target second stage"
+TARGET_WEIGHTS = "StackingBlend, per-target weights"
 # --small: a tiny world, features and nets (a smoke run of the whole
 # benchmark); the nets' epochs come from --epochs, as every net's
 SMALL_WORLD = dict(n_samples=600, n_genes=24, n_cells=8, n_scored=6, n_nonscored=5)
@@ -234,17 +236,18 @@ def read_cv(cv_dir, shape):
 
 
 def second_stage(cv_dir, moa, infos, oof):
-    """Add the blend's per-target second stage to ``oof`` (in place).
+    """Add the blend's per-target second stage and weights to ``oof`` (in place).
 
     For each outer fold, ``StackingBlend(final_estimator="per_target")``'s
-    second stage is fitted on the inner out-of-fold predictions that the CV
-    kept (``save_inner_oof``) and applied to the nets' test-fold
-    predictions: those of the refits, and of the fold models where the CV
-    kept them. That is what the blend with that stage predicts, from the same
-    fits. Control rows keep the recipe's prediction (its floor). Folds of a
-    CV without inner predictions: no such rows.
+    second stage and ``StackingBlend(weights="per_target")``'s weights are
+    fitted on the inner out-of-fold predictions that the CV kept
+    (``save_inner_oof``) and applied to the nets' test-fold predictions:
+    those of the refits, and for the second stage also those of the fold
+    models where the CV kept them. That is what the blend with that option
+    predicts, from the same fits. Control rows keep the recipe's prediction
+    (its floor). Folds of a CV without inner predictions: no such rows.
     """
-    from moa_sklearn.ensemble._weights import PerTargetLogit
+    from moa_sklearn.ensemble._weights import PerTargetLogit, _blend, blend_weights
 
     Y = moa.target.to_numpy()
     control = (moa.data["cp_type"] == "ctl_vehicle").to_numpy()
@@ -254,13 +257,19 @@ def second_stage(cv_dir, moa, infos, oof):
         with np.load(Path(cv_dir) / f"fold_{info['fold']}.npz") as f:
             if "inner_oof" not in f.files:
                 return
-            fitted = PerTargetLogit().fit(f["inner_oof"], Y[f["inner_rows"]])
+            inner, Y_inner = f["inner_oof"].astype(np.float64), Y[f["inner_rows"]]
+            fitted = PerTargetLogit().fit(inner, Y_inner)
+            _, W = blend_weights(
+                "per_target", inner, Y_inner, n_estimators=len(names), shrinkage=0.5
+            )
             test, floor = f["test"], f["proba"]
-            sources = {STAGE: f["per_model"]}
+            P = f["per_model"].astype(np.float64)
+            predictions = {STAGE: fitted.predict_proba(P), TARGET_WEIGHTS: _blend(P, W)}
             if "fold_models" in f.files:
-                sources[STAGE + FOLD_MODELS] = f["fold_models"][1 : len(names) + 1]
-            for label, P in sources.items():
-                proba = np.clip(fitted.predict_proba(P), 1e-15, 1 - 1e-15)
+                folded = f["fold_models"][1 : len(names) + 1].astype(np.float64)
+                predictions[STAGE + FOLD_MODELS] = fitted.predict_proba(folded)
+            for label, proba in predictions.items():
+                proba = np.clip(proba, 1e-15, 1 - 1e-15)
                 proba[control[test]] = floor[control[test]]
                 stage.setdefault(label, np.full(Y.shape, np.nan))[test] = proba
     oof.update(stage)
@@ -320,7 +329,8 @@ def score_protocol(args, protocol, moa, world_dir, world):
     for name in (n for n in ["blend", *names] if n + FOLD_MODELS in oof):
         label = (BLEND if name == "blend" else labels[name]) + FOLD_MODELS
         predictions[label] = oof[name + FOLD_MODELS]
-    predictions.update((k, oof[k]) for k in (STAGE, STAGE + FOLD_MODELS) if k in oof)
+    stages = (TARGET_WEIGHTS, STAGE, STAGE + FOLD_MODELS)
+    predictions.update((k, oof[k]) for k in stages if k in oof)
     predictions["Bayes optimum"] = oof["bayes"]
     seconds[BLEND] = sum(i["fit_seconds"] for i in infos)
 

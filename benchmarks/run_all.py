@@ -13,9 +13,9 @@ The core suite writes JSON (results, machine, command) and PNG plots to
   peak (``bench_speed.py``, ~2 min);
 - ``scaling``: fit time, memory and predict latency of the full pipeline at
   5k-40k rows, log-log slopes (``bench_pipeline.py``, ~8 min).
-- ``ablations_twostep``: variants of the two-step net's defaults on the
-  quality run's new-compound folds, next to its baselines (``ablations.py``,
-  about 15 min a variant; resumable).
+- ``ablations_twostep``, ``ablations_tabnet``: variants of the two-step
+  net's and TabNet's defaults on the quality run's new-compound folds, next
+  to its baselines (``ablations.py``, about 4-15 min a variant; resumable).
 
 The text benchmarks (output saved as ``docs/bench/<name>.txt`` with the
 machine and command on top): ``make_moa`` calibration and feature
@@ -59,14 +59,25 @@ BENCHMARKS = {
                 "--n-test", "200", "--small", "--epochs", "1"]),
     "ablations_twostep": ("ablations.py", "json", ["--model", "twostep", "--folds",
                           "3", "--variants", "default",
-                          "publicfeatures:features__kmeans='passthrough',"
+                          "seed4layers:hidden_sizes=[1500,1250,1000,750]",
+                          "seed4layers_publicfeatures:hidden_sizes=[1500,1250,"
+                          "1000,750],features__kmeans='passthrough',"
                           "features__stats='passthrough'",
-                          "wide:hidden_sizes=[2048,2048]",
-                          "finetune12:max_epochs_finetune=12"], ["--small",
+                          "seed4layers_finetune12:hidden_sizes=[1500,1250,1000,"
+                          "750],max_epochs_finetune=12"], ["--small",
                           "--n-samples",
                           "600", "--folds", "2", "--variants", "default",
                           "narrow:hidden_sizes=[8],dropouts=0.1", "--workdir",
                           "{outdir}/work"]),
+    "ablations_tabnet": ("ablations.py", "json", ["--model", "tabnet", "--folds",
+                         "3", "--variants", "default",
+                         "publicfeatures:features__kmeans='passthrough',"
+                         "features__stats='passthrough'",
+                         "vbs128:virtual_batch_size=128", "nd64:n_d=64,n_a=64"],
+                        ["--model", "tabnet", "--small", "--n-samples", "600",
+                         "--folds", "2", "--variants", "default",
+                         "vbs8:virtual_batch_size=8", "--workdir",
+                         "{outdir}/work"]),
     "make_moa": ("bench_make_moa.py", "text", ["--skip-mlp"], ["--n-samples",
                  "1500", "--skip-mlp"]),
     "features": ("bench_features.py", "text", ["--breakdown"], ["--n-samples",
@@ -97,7 +108,7 @@ STUDIES = {
                "600"]),
 }  # fmt: skip
 THREADED = {"quality", "speed", "scaling", "features", "twostep_speed"}
-THREADED |= {"ablations_twostep"}
+THREADED |= {"ablations_twostep", "ablations_tabnet"}
 THREADED |= {"twostep_quality", "keras_tabnet", "blend_holdout", "epochs"}
 
 
@@ -256,6 +267,7 @@ def _quality_protocol(protocol, p):
             f"instead of the refits, from the same fits: {pairs}.",
         ]
     stage = "StackingBlend, per-target second stage"
+    weights = "StackingBlend, per-target weights"
     if stage in table:
         lines += [
             "",
@@ -264,7 +276,13 @@ def _quality_protocol(protocol, p):
             "blend's inner out-of-fold predictions, applied to the same nets' "
             f"test-fold predictions): {table[stage]['loss']:.5f} against "
             f"{table['StackingBlend (the recipe)']['loss']:.5f} for the weighted "
-            "average.",
+            "average"
+            + (
+                f" and {table[weights]['loss']:.5f} with per-target weights "
+                "(`weights='per_target'`)."
+                if weights in table
+                else "."
+            ),
         ]
     if p.get("defaults_changed_since"):
         lines += [

@@ -98,8 +98,10 @@ def test_quality_scores_every_model_on_the_same_rows_under_both_protocols(smoke)
             "TwoStepNetClassifier, fold models",
             "KerasNetClassifier, fold models",
             "TabNetMultilabelClassifier, fold models",
-            # the learned second stage, on the inner out-of-fold predictions
+            # the learned second stage and per-target weights, on the inner
+            # out-of-fold predictions
             "StackingBlend, per-target second stage",
+            "StackingBlend, per-target weights",
             "StackingBlend, per-target second stage, fold models",
         }
         prior, bayes = table["constant prior"]["loss"], table["Bayes optimum"]["loss"]
