@@ -390,6 +390,8 @@ def main(argv=None):
         metric="mean columnwise log loss over all rows (controls included)",
         protocols={p: dict(r, **stamp) for p, r in protocols.items()},
     )
+    if args.skip_baselines:
+        borrow_baselines(results, args.outdir)
     keep_other_protocols(results, args.outdir)
     _common.save("quality", results, args.outdir)
     plot(results, args.outdir)
@@ -397,6 +399,43 @@ def main(argv=None):
 
 # the settings two runs must share for their protocols to stand in one table
 SHARED = ("world", "rows", "folds", "inner_folds", "epochs", "metric")
+
+
+def _previous(outdir):
+    """The ``quality.json`` this run replaces (None if there is none)."""
+    path = (Path(outdir) if outdir else _common.DOCS_BENCH) / "quality.json"
+    return (path, json.loads(path.read_text())) if path.is_file() else (path, None)
+
+
+def borrow_baselines(results, outdir=None):
+    """With ``--skip-baselines``: the plain baselines' rows of the same
+    protocol, world and folds from the ``quality.json`` this run replaces.
+
+    The baselines do not depend on the package's nets, so a run that only
+    changed a net's defaults need not refit them; each borrowed table records
+    the run it came from (``baselines_from``, rendered as a footnote).
+    """
+    path, old = _previous(outdir)
+    if old is None:
+        return
+    previous = old["results"]
+    if any(previous.get(k) != results[k] for k in SHARED):
+        print(f"no baselines borrowed from {path}: another world or folds")
+        return
+    for name, p in results["protocols"].items():
+        before = previous["protocols"].get(name)
+        if before is None or before["cv"] != p["cv"]:
+            continue
+        rows = {k: v for k, v in before["table"].items() if k in BASELINES.values()}
+        if not rows:
+            continue
+        origin = before.get("baselines_from") or dict(
+            command=before.get("command", old["command"]),
+            date=before.get("date", old["machine"]["date"]),
+        )
+        p["table"] = dict(p["table"], **rows)
+        p["baselines_from"] = origin
+        print(f"{name}: baselines borrowed from {path} ({origin['date'][:10]})")
 
 
 def keep_other_protocols(results, outdir=None):

@@ -51,7 +51,7 @@ BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 # are relative to benchmarks/.
 BENCHMARKS = {
     "quality": ("bench_quality.py", "json", ["--folds", "3"], ["--small",
-                "--folds", "3", "--epochs", "2", "--workdir", "{outdir}/work"]),
+                "--folds", "2", "--epochs", "2", "--workdir", "{outdir}/work"]),
     "speed": ("bench_speed.py", "json", [], ["--n-samples", "2000",
               "--n-features", "40", "--n-targets", "8", "--epochs", "2",
               "--small"]),
@@ -221,13 +221,22 @@ def _quality_protocol(protocol, p):
         "| model | loss | / prior | gap closed | CV time (s) |",
         "| --- | --- | --- | --- | --- |",
     ]
+    borrowed = p.get("baselines_from")
     for name, row in sorted(p["table"].items(), key=lambda kv: -kv[1]["loss"]):
         t = "" if row["seconds"] is None else f"{row['seconds']:.0f}"
         bold = "**" if name == "StackingBlend (the recipe)" else ""
+        mark = "\\*" if borrowed and name.startswith(("logistic", "plain")) else ""
         lines.append(
-            f"| {bold}{name}{bold} | {bold}{row['loss']:.5f}{bold} | "
+            f"| {bold}{name}{mark}{bold} | {bold}{row['loss']:.5f}{bold} | "
             f"{row['ratio_to_prior']:.3f} | {row['gap_closed']:.2f} | {t} |"
         )
+    if borrowed:
+        lines += [
+            "",
+            f"\\* fitted by an earlier run on the same world and folds "
+            f"({borrowed['date'][:10]}: `{borrowed['command']}`); the plain "
+            "baselines do not depend on the package's nets.",
+        ]
     verdict = "beats" if p["blend_beats_best_net"] else "does **not** beat"
     folds = p.get("fold_scores") or []
     wins = sum(

@@ -111,7 +111,7 @@ def test_quality_scores_every_model_on_the_same_rows_under_both_protocols(smoke)
             assert row["gap_closed"] == pytest.approx(
                 (prior - row["loss"]) / (prior - bayes)
             )
-        assert len(p["fold_fit_seconds"]) == 3
+        assert len(p["fold_fit_seconds"]) == 2
         blend = table["StackingBlend (the recipe)"]["loss"]
         assert p["blend_beats_best_net"] == (blend < table[p["best_net"]]["loss"])
         expected = "None" if protocol == "new-compound" else "18"
@@ -128,12 +128,12 @@ def test_quality_resumes_the_blend_cv(smoke, capsys):
     (smoke / "again" / "quality.json").write_text((smoke / "quality.json").read_text())
     proc = run_script(
         "bench_quality.py",
-        *("--small", "--folds", "3", "--epochs", "2", "--threads", "1"),
+        *("--small", "--folds", "2", "--epochs", "2", "--threads", "1"),
         *("--protocols", "kaggle", "--skip-baselines"),
         *("--workdir", str(smoke / "work"), "--outdir", str(smoke / "again")),
     )
     assert_ok(proc)
-    assert proc.stderr.count("loaded") == 3
+    assert proc.stderr.count("loaded") == 2  # both folds read back
     first = json.loads((smoke / "quality.json").read_text())["results"]
     again = json.loads((smoke / "again" / "quality.json").read_text())["results"]
     assert list(again["protocols"]) == ["new-compound", "kaggle"]
@@ -206,6 +206,38 @@ def test_quality_marks_a_kept_protocol_measured_at_other_defaults(
     new["protocols"].pop("kaggle")
     bench_quality.keep_other_protocols(new, tmp_path)
     assert "defaults_changed_since" not in new["protocols"]["kaggle"]
+
+
+def test_quality_borrows_the_baselines_of_the_same_folds(
+    bench_quality, run_all, tmp_path, capsys
+):
+    """--skip-baselines: the baselines' rows come from the quality.json of
+    the same world and folds, and the rendered table says where from."""
+    committed = json.loads((ROOT / "docs" / "bench" / "quality.json").read_text())
+    results = committed["results"]
+    before = results["protocols"]["new-compound"]
+    new = {k: v for k, v in results.items() if k != "protocols"}
+    without = {"constant prior": before["table"]["constant prior"]}
+    new["protocols"] = {"new-compound": dict(before, table=without)}
+    new["protocols"]["new-compound"].pop("baselines_from", None)
+    (tmp_path / "quality.json").write_text(json.dumps(committed))
+    bench_quality.borrow_baselines(new, tmp_path)
+    p = new["protocols"]["new-compound"]
+    for label in bench_quality.BASELINES.values():
+        assert p["table"][label] == before["table"][label]
+    origin = before.get("baselines_from") or {"date": before["date"]}
+    assert p["baselines_from"]["date"] == origin["date"]
+    assert "baselines borrowed" in capsys.readouterr().out
+    text = "\n".join(run_all._quality_protocol("new-compound", p))
+    assert "| plain public recipe's net\\* |" in text
+    assert text.count("fitted by an earlier run on the same world and folds") == 1
+    # another world, or other folds: nothing borrowed
+    for change in ({"folds": 5}, {"world": {"signal": 9}}):
+        other = dict(new, **change)
+        other["protocols"] = {"new-compound": dict(before, table=without)}
+        bench_quality.borrow_baselines(other, tmp_path)
+        assert set(other["protocols"]["new-compound"]["table"]) == set(without)
+    assert "no baselines borrowed" in capsys.readouterr().out
 
 
 def test_scaling_reports_slopes_of_the_measured_sizes(smoke):
