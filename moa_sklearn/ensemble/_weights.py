@@ -137,25 +137,27 @@ class PerTargetLogit:
         self.C = C
         self.max_iter = max_iter
 
-    def _z(self, L):
-        return self.intercept_ + np.einsum("mnk,km->nk", L, self.coef_)
+    @staticmethod
+    def _by_output(P):
+        """(M, n, k) probabilities -> (k, n, M) logits, contiguous per output."""
+        return np.ascontiguousarray(_logit(P).transpose(2, 1, 0))
 
     def fit(self, P, Y):
         """``P``: (M, n, k) probabilities; ``Y``: (n, k) 0/1 targets."""
-        L = _logit(P)
-        M, n, k = L.shape
-        Y = np.asarray(Y, dtype=np.float64)
+        L = self._by_output(P)  # batched products: one (n, M) matrix per output
+        k, n, M = L.shape
+        Yt = np.asarray(Y, dtype=np.float64).T
         center = np.full((k, M), 1.0 / M)
 
         def fun(theta):
             a, b = theta[:k], theta[k:].reshape(k, M)
-            z = a + np.einsum("mnk,km->nk", L, b)
+            z = a[:, None] + np.matmul(L, b[:, :, None])[:, :, 0]
             # log loss of sigmoid(z), stable: log(1 + e^z) - y z
-            loss = np.logaddexp(0.0, z) - Y * z
-            dz = self.C * (0.5 * (1.0 + np.tanh(0.5 * z)) - Y)
-            db = np.einsum("nk,mnk->km", dz, L) + (b - center)
+            loss = np.logaddexp(0.0, z) - Yt * z
+            dz = self.C * (0.5 * (1.0 + np.tanh(0.5 * z)) - Yt)
+            db = np.matmul(dz[:, None, :], L)[:, 0, :] + (b - center)
             value = self.C * loss.sum() + 0.5 * (((b - center) ** 2).sum() + a @ a)
-            grad = np.concatenate([dz.sum(axis=0) + a, db.ravel()])
+            grad = np.concatenate([dz.sum(axis=1) + a, db.ravel()])
             return value / n, grad / n
 
         theta0 = np.concatenate([np.zeros(k), center.ravel()])
@@ -173,5 +175,6 @@ class PerTargetLogit:
 
     def predict_proba(self, P):
         """(M, n, k) probabilities of the base classifiers -> (n, k)."""
-        z = self._z(_logit(P))
-        return 0.5 * (1.0 + np.tanh(0.5 * z))
+        L = self._by_output(P)
+        z = self.intercept_[:, None] + np.matmul(L, self.coef_[:, :, None])[:, :, 0]
+        return (0.5 * (1.0 + np.tanh(0.5 * z))).T
