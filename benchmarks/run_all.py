@@ -65,9 +65,10 @@ BENCHMARKS = {
                           "features__stats='passthrough'",
                           "seed4layers_finetune12:hidden_sizes=[1500,1250,1000,"
                           "750],max_epochs_finetune=12", "powerset:powerset=0.3"],
-                          ["--small", "--n-samples", "600", "--folds", "2", "--variants", "default",
-                          "narrow:hidden_sizes=[8],dropouts=0.1", "--workdir",
-                          "{outdir}/work"]),
+                          ["--small", "--n-samples", "600", "--folds", "2",
+                           "--variants", "default",
+                           "narrow:hidden_sizes=[8],dropouts=0.1", "--workdir",
+                           "{outdir}/work"]),
     "ablations_tabnet": ("ablations.py", "json", ["--model", "tabnet", "--folds",
                          "3", "--variants", "default",
                          "publicfeatures:features__kmeans='passthrough',"
