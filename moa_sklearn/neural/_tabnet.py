@@ -314,8 +314,9 @@ class TabNetMultilabelClassifier(BaseMultilabelNet):
     Notes
     -----
     ``y_aux`` is accepted by ``fit`` (so that it can be routed to every net
-    of a blend) and not used. Pickles hold the network's weights as bytes
-    (no pytorch-tabnet zip file); loading rebuilds the pytorch-tabnet model.
+    of a blend) and used only with ``aux_targets=True``. Pickles hold the
+    network's weights as bytes (no pytorch-tabnet zip file); loading rebuilds
+    the pytorch-tabnet model.
 
     Examples
     --------
