@@ -7,6 +7,7 @@ target with shrinkage towards the global weights; or fixed weights.
 
 import numpy as np
 from scipy.optimize import minimize
+from scipy.special import expit
 
 from ..metrics import PROBA_EPS
 
@@ -154,7 +155,7 @@ class PerTargetLogit:
             z = a[:, None] + np.matmul(L, b[:, :, None])[:, :, 0]
             # log loss of sigmoid(z), stable: log(1 + e^z) - y z
             loss = np.logaddexp(0.0, z) - Yt * z
-            dz = self.C * (0.5 * (1.0 + np.tanh(0.5 * z)) - Yt)
+            dz = self.C * (expit(z) - Yt)
             db = np.matmul(dz[:, None, :], L)[:, 0, :] + (b - center)
             value = self.C * loss.sum() + 0.5 * (((b - center) ** 2).sum() + a @ a)
             grad = np.concatenate([dz.sum(axis=1) + a, db.ravel()])
@@ -177,4 +178,4 @@ class PerTargetLogit:
         """(M, n, k) probabilities of the base classifiers -> (n, k)."""
         L = self._by_output(P)
         z = self.intercept_[:, None] + np.matmul(L, self.coef_[:, :, None])[:, :, 0]
-        return (0.5 * (1.0 + np.tanh(0.5 * z))).T
+        return expit(z).T
