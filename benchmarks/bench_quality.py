@@ -449,10 +449,9 @@ def keep_other_protocols(results, outdir=None):
     run's gets ``defaults_changed_since`` (which defaults changed, rendered
     under its table).
     """
-    path = (Path(outdir) if outdir else _common.DOCS_BENCH) / "quality.json"
-    if not path.is_file():
+    path, old = _previous(outdir)
+    if old is None:
         return
-    old = json.loads(path.read_text())
     previous = old["results"]
     missing = [p for p in previous["protocols"] if p not in results["protocols"]]
     if not missing:
