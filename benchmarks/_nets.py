@@ -25,7 +25,7 @@ DROPOUTS = (0.5, 0.35, 0.3, 0.25)
 _NETS = {
     "keras": (dict(hidden_sizes=(64,), dropouts=0.2), ("max_epochs",), False),
     "tabnet": (
-        dict(n_d=8, n_a=8, batch_size=128, virtual_batch_size=32),
+        dict(n_d=8, n_a=8, batch_size=128, virtual_batch_size=32, n_seeds=1),
         ("max_epochs",),
         True,
     ),
@@ -224,6 +224,7 @@ def estimator_run(
         hidden_sizes=hidden,
         dropouts=DROPOUTS[: len(hidden)],
         pretrain=False,
+        powerset=0.0,  # the loop's single sigmoid head
         max_epochs_finetune=epochs,
         batch_size=batch_size,
         learning_rate_finetune=1e-2,

@@ -165,7 +165,8 @@ def measure(method, args, torch, X, Y, n_valid, hidden):
         flops = dense_epoch_flops(hidden)
     else:
         net = make_net(method, args)
-        net.set_params(patience=None, device=args.device)  # every epoch runs
+        # every epoch runs; one seed (the epochs of one net are measured)
+        net.set_params(patience=None, n_seeds=1, device=args.device)
         net.fit(X, Y)
         durations, precision = epoch_seconds(net), "fp32"
         if method == "keras":

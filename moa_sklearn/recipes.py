@@ -48,6 +48,7 @@ _QUICK_MODEL_PARAMS = {
         patience=None,
         batch_size=128,
         virtual_batch_size=32,
+        n_seeds=1,
     ),
 }
 
@@ -168,7 +169,7 @@ def make_moa_pipeline(
         model named explicitly whose engine is missing raises an
         ``ImportError`` that says what to install.
     profile : {'quick', 'full'}, default='quick'
-        ``'quick'``: small nets and few epochs, 50 gene / 10 cell PCA
+        ``'quick'``: small nets, few epochs and one seed, 50 gene / 10 cell PCA
         components, 5 / 2 clusters, a 3-fold inner CV: for demos and tests.
         ``'full'``: the recipe (the nets' and :func:`make_moa_features`'
         defaults, a 5-fold inner CV).

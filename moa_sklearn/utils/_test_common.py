@@ -47,6 +47,7 @@ INIT_PARAMS = {
         batch_size=64,
         virtual_batch_size=16,
         patience=None,
+        n_seeds=1,
         device="cpu",
         n_threads=1,
     ),
