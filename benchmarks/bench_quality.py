@@ -35,7 +35,10 @@ finished folds; the baselines' predictions are kept there too, and a
 ``baselines.py`` run with the same world, folds and ``--workdir`` is read back
 instead of refitted. A run of some of the protocols keeps the others'
 tables from the ``quality.json`` it replaces when world, folds and nets'
-settings are the same (each protocol records the command that measured it).
+settings are the same (each protocol records the command that measured it
+and the nets' defaults it ran at). After a change of a net's default,
+``--mark-stale`` only marks the tables measured at other defaults ("to be
+rerun" under them in the docs), until a run replaces them.
 
 The documented run (3 folds, every net at its defaults; about two hours on
 two cores)::
@@ -102,6 +105,12 @@ def parse_args(argv):
     )
     parser.add_argument("--tabnet-epochs", type=int, default=None, help="TabNet")
     parser.add_argument("--skip-baselines", action="store_true")
+    parser.add_argument(
+        "--mark-stale",
+        action="store_true",
+        help="only mark the tables of <outdir>/quality.json measured at other "
+        "defaults of the nets (no run)",
+    )
     parser.add_argument(
         "--workdir",
         default="benchmarks/work",
@@ -364,6 +373,9 @@ def score_protocol(args, protocol, moa, world_dir, world):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.mark_stale:
+        mark_stale(args.outdir)
+        return
 
     from moa_sklearn.datasets import load_moa
 
@@ -465,20 +477,43 @@ def keep_other_protocols(results, outdir=None):
         kept = dict(previous["protocols"][p])
         kept.setdefault("command", old["command"])
         kept.setdefault("date", old["machine"]["date"])
-        # a table measured before a change of the nets' defaults says so
-        changed = defaults and changed_defaults(kept.get("net_defaults"), defaults)
-        if changed:
-            kept["defaults_changed_since"] = changed
-        else:
-            kept.pop("defaults_changed_since", None)
         results["protocols"][p] = kept
         print(f"kept {p} from {path} ({kept['date'][:10]}: {kept['command']})")
-        if changed:
-            print(f"  measured at other defaults: {changed}")
+        if defaults:
+            _mark_defaults(kept, defaults)
     order = {p: i for i, p in enumerate(PROTOCOLS)}
     results["protocols"] = dict(
         sorted(results["protocols"].items(), key=lambda kv: order[kv[0]])
     )
+
+
+def _mark_defaults(table, defaults):
+    """A protocol's table measured at other defaults of the nets than
+    ``defaults`` gets ``defaults_changed_since`` (which changed); else none."""
+    changed = changed_defaults(table.get("net_defaults"), defaults)
+    if changed:
+        table["defaults_changed_since"] = changed
+        print(f"  measured at other defaults: {changed}")
+    else:
+        table.pop("defaults_changed_since", None)
+
+
+def mark_stale(outdir=None):
+    """Mark, without running anything, each table of ``<outdir>/quality.json``
+    measured at other defaults of the nets than the installed package's.
+
+    For the commit that changes a default: the tables say "to be rerun"
+    until a run at the new defaults replaces them.
+    """
+    path, old = _previous(outdir)
+    if old is None:
+        raise SystemExit(f"{path} does not exist: nothing to mark")
+    defaults = net_defaults()
+    for name, table in old["results"]["protocols"].items():
+        print(f"{name}:")
+        _mark_defaults(table, defaults)
+    path.write_text(json.dumps(old, indent=1) + "\n")
+    print(f"wrote {path}")
 
 
 def plot(results, outdir=None):

@@ -194,11 +194,9 @@ def test_quality_marks_a_kept_protocol_measured_at_other_defaults(
     kept = results["protocols"]["kaggle"]
     kept["net_defaults"] = earlier
     new = {k: v for k, v in results.items() if k != "protocols"}
-    new["protocols"] = {
-        "new-compound": dict(
-            results["protocols"]["new-compound"], net_defaults=defaults
-        )
-    }
+    fresh = dict(results["protocols"]["new-compound"], net_defaults=defaults)
+    fresh.pop("defaults_changed_since", None)  # a run at the installed defaults
+    new["protocols"] = {"new-compound": fresh}
     (tmp_path / "quality.json").write_text(json.dumps(smoke))
     bench_quality.keep_other_protocols(new, tmp_path)
     marked = new["protocols"]["kaggle"]["defaults_changed_since"]
@@ -213,6 +211,45 @@ def test_quality_marks_a_kept_protocol_measured_at_other_defaults(
     new["protocols"].pop("kaggle")
     bench_quality.keep_other_protocols(new, tmp_path)
     assert "defaults_changed_since" not in new["protocols"]["kaggle"]
+
+
+def test_mark_stale_marks_the_tables_measured_at_other_defaults_only(
+    bench_quality, tmp_path, capsys
+):
+    """--mark-stale, without a run: a table measured at other defaults of the
+    nets says which changed; one at the installed defaults says nothing."""
+    defaults = bench_quality.net_defaults()
+    earlier = json.loads(json.dumps(defaults))
+    earlier["tabnet"]["n_seeds"] = 7
+    committed = json.loads((ROOT / "docs" / "bench" / "quality.json").read_text())
+    protocols = committed["results"]["protocols"]
+    protocols["new-compound"]["net_defaults"] = earlier
+    protocols["kaggle"]["net_defaults"] = defaults
+    protocols["kaggle"]["defaults_changed_since"] = "an old mark"
+    (tmp_path / "quality.json").write_text(json.dumps(committed))
+    bench_quality.mark_stale(tmp_path)
+    marked = json.loads((tmp_path / "quality.json").read_text())["results"]
+    now = defaults["tabnet"]["n_seeds"]
+    assert marked["protocols"]["new-compound"]["defaults_changed_since"] == (
+        f"tabnet n_seeds: 7 -> {now}"
+    )
+    assert "defaults_changed_since" not in marked["protocols"]["kaggle"]
+    assert marked["protocols"]["kaggle"]["table"] == protocols["kaggle"]["table"]
+    assert "measured at other defaults" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="nothing to mark"):
+        bench_quality.mark_stale(tmp_path / "empty")
+
+
+def test_committed_quality_tables_are_marked_against_the_installed_defaults(
+    bench_quality,
+):
+    """A default changed without a rerun leaves its tables marked "to be
+    rerun" (``bench_quality.py --mark-stale``), never silently out of date."""
+    committed = json.loads((ROOT / "docs" / "bench" / "quality.json").read_text())
+    defaults = bench_quality.net_defaults()
+    for name, table in committed["results"]["protocols"].items():
+        changed = bench_quality.changed_defaults(table.get("net_defaults"), defaults)
+        assert table.get("defaults_changed_since", "") == changed, name
 
 
 def test_quality_borrows_the_baselines_of_the_same_folds(
