@@ -13,9 +13,9 @@ The core suite writes JSON (results, machine, command) and PNG plots to
   peak (``bench_speed.py``, ~2 min);
 - ``scaling``: fit time, memory and predict latency of the full pipeline at
   5k-40k rows, log-log slopes (``bench_pipeline.py``, ~8 min).
-- ``ablations_twostep``, ``ablations_tabnet``: variants of the two-step
-  net's and TabNet's defaults on the quality run's new-compound folds, next
-  to its baselines (``ablations.py``, about 4-15 min a variant; resumable).
+- ``ablations_twostep``, ``ablations_keras``, ``ablations_tabnet``: variants
+  of each net's defaults on the quality run's new-compound folds, next to
+  its baselines (``ablations.py``, about 4-15 min a variant; resumable).
 
 The text benchmarks (output saved as ``docs/bench/<name>.txt`` with the
 machine and command on top): ``make_moa`` calibration and feature
@@ -58,22 +58,42 @@ BENCHMARKS = {
     "scaling": ("bench_pipeline.py", "json", [], ["--sizes", "600", "1200",
                 "--n-test", "200", "--small", "--epochs", "1"]),
     "ablations_twostep": ("ablations.py", "json", ["--model", "twostep", "--folds",
-                          "3", "--variants", "default",
-                          "seed4layers:hidden_sizes=[1500,1250,1000,750]",
+                          "3", "--variants", "default", "nopowerset:powerset=0.0",
+                          "publicfeatures:features__kmeans='passthrough',"
+                          "features__stats='passthrough'",
+                          "seed4layers:hidden_sizes=[1500,1250,1000,750],"
+                          "powerset=0.0",
                           "seed4layers_publicfeatures:hidden_sizes=[1500,1250,"
-                          "1000,750],features__kmeans='passthrough',"
+                          "1000,750],powerset=0.0,features__kmeans='passthrough',"
                           "features__stats='passthrough'",
                           "seed4layers_finetune12:hidden_sizes=[1500,1250,1000,"
-                          "750],max_epochs_finetune=12", "powerset:powerset=0.3"],
+                          "750],powerset=0.0,max_epochs_finetune=12"],
                           ["--small", "--n-samples", "600", "--folds", "2",
                            "--variants", "default",
                            "narrow:hidden_sizes=[8],dropouts=0.1", "--workdir",
                            "{outdir}/work"]),
+    "ablations_keras": ("ablations.py", "json", ["--model", "keras", "--folds", "3",
+                        "--variants", "default",
+                        "publicfeatures:features__kmeans='passthrough',"
+                        "features__stats='passthrough'"],
+                        ["--model", "keras", "--small", "--n-samples", "600",
+                         "--folds", "2", "--variants", "default",
+                         "narrow:hidden_sizes=[8]", "--workdir", "{outdir}/work"]),
     "ablations_tabnet": ("ablations.py", "json", ["--model", "tabnet", "--folds",
-                         "3", "--variants", "default",
-                         "publicfeatures:features__kmeans='passthrough',"
-                         "features__stats='passthrough'",
-                         "vbs128:virtual_batch_size=128", "nd64:n_d=64,n_a=64"],
+                         "3", "--variants", "default", "oneseed:n_seeds=1",
+                         "publicfeatures:n_seeds=1,features__kmeans="
+                         "'passthrough',features__stats='passthrough'",
+                         "vbs128:n_seeds=1,virtual_batch_size=128",
+                         "nd64:n_seeds=1,n_d=64,n_a=64",
+                         "pf_nd16:n_seeds=1,n_d=16,n_a=16,features__kmeans="
+                         "'passthrough',features__stats='passthrough'",
+                         "pf_lr5e3:n_seeds=1,learning_rate=5e-3,features__kmeans="
+                         "'passthrough',features__stats='passthrough'",
+                         "pf_decay:n_seeds=1,lr_factor=0.5,lr_patience=2,"
+                         "features__kmeans='passthrough',features__stats="
+                         "'passthrough'",
+                         "pf_seeds3:n_seeds=3,features__kmeans='passthrough',"
+                         "features__stats='passthrough'"],
                         ["--model", "tabnet", "--small", "--n-samples", "600",
                          "--folds", "2", "--variants", "default",
                          "vbs8:virtual_batch_size=8", "--workdir",
@@ -108,7 +128,7 @@ STUDIES = {
                "600"]),
 }  # fmt: skip
 THREADED = {"quality", "speed", "scaling", "features", "twostep_speed"}
-THREADED |= {"ablations_twostep", "ablations_tabnet"}
+THREADED |= {"ablations_twostep", "ablations_keras", "ablations_tabnet"}
 THREADED |= {"twostep_quality", "keras_tabnet", "blend_holdout", "epochs"}
 
 

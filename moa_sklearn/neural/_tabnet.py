@@ -242,8 +242,8 @@ def _records(model, timer, validation):
     "random state is restored after ``fit``.",
     verbose="Here: pytorch-tabnet's line per epoch.",
     n_seeds="Here 3: a single TabNet's loss on new compounds varies much "
-    "with its seed, and 3 seeds averaged scored 0.01816 against 0.01908 for "
-    "one, better in each of 3 folds, at 2.3 times the time "
+    "with its seed, and 3 seeds averaged scored 0.01795 against 0.01930 for "
+    "one, better in each of 3 folds, at 1.9 times the time "
     "(docs/benchmarks.md).",
     n_aux_="Trained alongside ``y`` with ``aux_targets=True`` (0 without ``y_aux``).",
 )
