@@ -23,7 +23,7 @@ def test_quickstart_runs_on_a_tiny_world():
             "--n-samples",
             "900",
             "--folds",
-            "3",
+            "2",
             "--epochs",
             "2",
         ],
