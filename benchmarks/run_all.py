@@ -13,6 +13,10 @@ The core suite writes JSON (results, machine, command) and PNG plots to
   peak (``bench_speed.py``, ~2 min);
 - ``scaling``: fit time, memory and predict latency of the full pipeline at
   5k-40k rows, log-log slopes (``bench_pipeline.py``, ~8 min).
+- ``recipe``: the default recipe at full size as a user runs it
+  (``moa-sklearn fit``, ``predict_proba`` of 3,982 rows, a 5-fold ``moa-sklearn
+  cv``): fit, predict and CV times and peak memory against the targets
+  (``bench_recipe.py``; hours at the defaults, resumable).
 - ``ablations_twostep``, ``ablations_keras``, ``ablations_tabnet``: variants
   of each net's defaults on the quality run's new-compound folds, next to
   its baselines (``ablations.py``, about 4-15 min a variant; resumable).
@@ -57,6 +61,11 @@ BENCHMARKS = {
               "--small"]),
     "scaling": ("bench_pipeline.py", "json", [], ["--sizes", "600", "1200",
                 "--n-test", "200", "--small", "--epochs", "1"]),
+    "recipe": ("bench_recipe.py", "json", [], ["--small", "--n-samples", "300",
+               "--n-test", "100", "--n-genes", "40", "--n-cells", "10",
+               "--n-scored", "6", "--n-nonscored", "5", "--models", "twostep",
+               "--inner-folds", "2", "--cv-folds", "2", "--epochs", "1",
+               "--workdir", "{outdir}/recipe_work"]),
     "ablations_twostep": ("ablations.py", "json", ["--model", "twostep", "--folds",
                           "3", "--variants", "default", "nopowerset:powerset=0.0",
                           "publicfeatures:features__kmeans='passthrough',"
@@ -127,7 +136,7 @@ STUDIES = {
     "epochs": ("studies/bench_epochs.py", "text", [], ["--small", "--n-samples",
                "600"]),
 }  # fmt: skip
-THREADED = {"quality", "speed", "scaling", "features", "twostep_speed"}
+THREADED = {"quality", "speed", "scaling", "recipe", "features", "twostep_speed"}
 THREADED |= {"ablations_twostep", "ablations_keras", "ablations_tabnet"}
 THREADED |= {"twostep_quality", "keras_tabnet", "blend_holdout", "epochs"}
 
@@ -396,6 +405,91 @@ def _scaling(payload, image):
     return lines + _figure_and_command(payload, image, "fit time and memory vs rows")
 
 
+# how the targets of the recipe benchmark read in its table
+_TARGET_NAMES = {
+    "fit_seconds": ("one fit on all rows", "min"),
+    "cv_seconds": ("5-fold CV (the recipe's fits)", "min"),
+    "peak_memory_mib": ("peak memory", "GiB"),
+    "predict_seconds": ("predict_proba of the test rows", "s"),
+}
+
+
+def _amount(value, unit):
+    if unit == "min":
+        return f"{value / 60:.1f} min"
+    if unit == "GiB":
+        return f"{value / 1024:.1f} GiB"
+    return f"{value:.2f} s"
+
+
+def _recipe(payload):
+    """The default recipe's times and memory against the issue's targets."""
+    r = payload["results"]
+    m = payload["machine"]
+    s = r["settings"]
+    world = ", ".join(f"{k}={v}" for k, v in r["world"].items())
+    fit, cv = r.get("fit"), r.get("cv")
+    bf16 = (
+        "bf16 native: the two-step net trains in bf16"
+        if r["bf16_native"]
+        else ("bf16 not native: every net trains in fp32")
+    )
+    lines = [
+        f"**The default recipe at full size.** `moa-sklearn make-data` "
+        f"(`{world}`), then `make_moa_pipeline(profile={s['profile']!r})` "
+        + (
+            "at its defaults"
+            if "model_params" not in s
+            else "with " + ", ".join(f"{k}={v}" for k, v in s["model_params"].items())
+        )
+        + f" as `moa-sklearn fit` and `cv` run it, {_threads(r['threads'])}, "
+        f"{m['logical_cores']} cores; {bf16}. Each step in a fresh process.",
+        "",
+        "| measure | value | target | met |",
+        "| --- | --- | --- | --- |",
+    ]
+    for key, row in r["targets"].items():
+        what, unit = _TARGET_NAMES[key]
+        lines.append(
+            f"| {what} | {_amount(row['value'], unit)} | "
+            f"{_amount(row['target'], unit)} | {'yes' if row['met'] else '**no**'} |"
+        )
+    if fit:
+        weights = ", ".join(f"{k} {v:.2f}" for k, v in fit["blend_weights"].items())
+        lines += [
+            "",
+            f"The fit: {fit['inner_folds']} inner folds (each net fitted "
+            f"{fit['inner_folds'] + 1} times), blend weights {weights}; test "
+            f"rows' log loss {fit['test_loss']:.5f} (Bayes "
+            f"{fit['test_bayes_loss']:.5f}); loading the model file "
+            f"({fit['model_file_mib']:.0f} MiB) {fit['load_seconds']:.1f} s, the "
+            f"first `predict_proba` {fit['first_predict_seconds']:.2f} s.",
+        ]
+    if cv:
+        folds = ", ".join(f"{t / 60:.1f}" for t in cv["fold_seconds"])
+        sc = cv["scores"]
+        lines += [
+            "",
+            f"The CV: {cv['folds']} folds, {cv['protocol']} protocol, the "
+            f"recipe's fits {folds} min per fold; out-of-fold log loss "
+            f"{sc['score']:.5f} (prior {sc['prior_score']:.5f}"
+            + (
+                f", plain baseline {sc['baseline_score']:.5f}"
+                if sc.get("baseline_score") is not None
+                else ""
+            )
+            + (
+                f", Bayes {sc['bayes_score']:.5f}"
+                if sc.get("bayes_score") is not None
+                else ""
+            )
+            + ").",
+        ]
+    else:
+        lines += ["", "The 5-fold CV was not run (`--steps fit`)."]
+    return lines + ["", "```bash", payload["command"], "```", ""]
+
+
 def _gflops(peak):
     return "unavailable (not native here)" if peak is None else f"{peak:.0f} GFLOP/s"
 
@@ -477,6 +571,10 @@ def render(outdir):
             continue
         first = first or payload
         parts += fn(payload, f"bench/{name}.png")
+    payload = _load(outdir, "recipe")
+    if payload is not None:
+        first = first or payload
+        parts += _recipe(payload)
     for path in sorted(Path(outdir).glob("ablations_*.json")):
         payload = json.loads(path.read_text())
         first = first or payload

@@ -293,6 +293,59 @@ def test_scaling_reports_slopes_of_the_measured_sizes(smoke):
     assert isinstance(r["fit_time_slope"], float)
 
 
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory, run_all):
+    """bench_recipe at run_all's smoke size: (outdir, workdir, smoke arguments)."""
+    out = tmp_path_factory.mktemp("recipe")
+    argv = [a.format(outdir=out) for a in run_all.BENCHMARKS["recipe"][3]]
+    proc = run_script(
+        "bench_recipe.py", *argv, "--threads", "1", "--outdir", str(out),
+        TF_CPP_MIN_LOG_LEVEL="3",
+    )  # fmt: skip
+    assert_ok(proc)
+    return out, out / "recipe_work", argv
+
+
+def test_recipe_times_the_fit_predict_and_cv_a_user_runs(recipe, run_all):
+    out, work, _ = recipe
+    payload = json.loads((out / "recipe.json").read_text())
+    r = payload["results"]
+    fit, cv = r["fit"], r["cv"]
+    # the blend's inner CV as asked, its one net, the test rows scored
+    assert fit["inner_folds"] == 2 and list(fit["blend_weights"]) == ["twostep"]
+    assert fit["n_test"] == 100 and fit["test_loss"] > fit["test_bayes_loss"] > 0
+    assert fit["peak_memory_mib"] >= fit["peak_memory_fit_mib"] > 0
+    assert (work / "model.joblib").stat().st_size > 0
+    assert cv["folds"] == 2 and len(cv["fold_seconds"]) == 2
+    assert cv["cv_seconds"] == pytest.approx(sum(cv["fold_seconds"]))
+    assert cv["scores"]["score"] < cv["scores"]["prior_score"] * 2
+    # only a 5-fold CV is held against the 5-fold target
+    assert set(r["targets"]) == {"fit_seconds", "predict_seconds", "peak_memory_mib"}
+    for row in r["targets"].values():
+        assert row["met"] == (row["value"] <= row["target"])
+    text = "\n".join(run_all._recipe(payload))
+    assert "| one fit on all rows |" in text and "| predict_proba of" in text
+    assert "5-fold CV (the recipe's fits)" not in text
+    assert "The CV: 2 folds, new-compound protocol" in text
+    assert payload["command"].startswith("python benchmarks/bench_recipe.py")
+
+
+def test_recipe_resumes_its_cv_and_reuses_its_world(recipe):
+    out, work, argv = recipe
+    first = json.loads((out / "recipe.json").read_text())["results"]["cv"]
+    stamp = (work / "data.json").stat().st_mtime_ns
+    proc = run_script(
+        "bench_recipe.py", *argv, "--steps", "cv", "--outdir", str(out / "again"),
+        TF_CPP_MIN_LOG_LEVEL="3",
+    )  # fmt: skip
+    assert_ok(proc)
+    again = json.loads((out / "again" / "recipe.json").read_text())["results"]
+    assert "fit" not in again
+    # the folds are read back, not refitted: the same recorded fit times
+    assert again["cv"]["fold_seconds"] == first["fold_seconds"]
+    assert (work / "data.json").stat().st_mtime_ns == stamp
+
+
 def test_speed_measures_every_net_against_the_kaggle_loop(smoke):
     payload = json.loads((smoke / "speed.json").read_text())
     r, native = payload["results"], payload["machine"]["bf16_native"]

@@ -97,7 +97,7 @@ def test_profiles():
     )
     assert f["estimator__model__twostep__hidden_sizes"] == default.hidden_sizes
     assert f["estimator__features__pca__n_components"] == "auto"
-    assert (q["estimator__model__cv"], f["estimator__model__cv"]) == (3, 5)
+    assert (q["estimator__model__cv"], f["estimator__model__cv"]) == (3, 2)
 
 
 @pytest.mark.parametrize(
