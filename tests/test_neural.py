@@ -177,6 +177,56 @@ def test_state_dict_bytes_round_trip():
     assert torch.load(buffer, weights_only=True)["bias"].shape == (2,)
 
 
+def test_flush_subnormal_zeroes_only_subnormal_entries():
+    module = torch.nn.BatchNorm1d(4)
+    tiny32 = torch.finfo(torch.float32).tiny
+    with torch.no_grad():
+        module.weight.copy_(torch.tensor([tiny32 / 4, -tiny32 / 2, 0.0, tiny32]))
+        module.running_var.copy_(torch.tensor([1e-40, 1.0, 2.0, 3.0]))
+    assert _torch_utils.flush_subnormal_(module) == 3  # two weights, one buffer
+    torch.testing.assert_close(module.weight.detach(), torch.tensor([0, 0, 0, tiny32]))
+    assert module.running_var[0] == 0 and module.running_var[1] == 1
+    assert _torch_utils.flush_subnormal_(module) == 0
+    # the threshold is the dtype's: 1e-40 is a normal float64
+    double = torch.nn.Linear(2, 1).double()
+    with torch.no_grad():
+        double.weight.fill_(1e-40)
+    assert _torch_utils.flush_subnormal_(double) == 0
+    assert double.weight[0, 0] == 1e-40
+
+
+def test_subnormal_weights_are_flushed_every_epoch_and_in_the_model(
+    net_data, monkeypatch
+):
+    """Weights that training drives subnormal (a slow path of every later
+    forward pass) are zeroed at the end of each epoch of both steps, before
+    the best epoch's state is kept: the fitted model holds none."""
+    X, Y, Y_aux, _ = net_data
+    tiny32 = torch.finfo(torch.float32).tiny
+
+    def n_subnormal(module):
+        return sum(
+            int(((t != 0) & (t.abs() < tiny32)).sum())
+            for t in module.state_dict().values()
+            if t.is_floating_point()
+        )
+
+    left = []
+    original = torch_engine._FlushSubnormal.on_epoch_end
+
+    def plant_then_flush(self, net, **kwargs):
+        with torch.no_grad():  # as if the epoch had left them
+            net.module_.body[0][1].weight[:, 0] = 1e-40
+        assert n_subnormal(net.module_) > 0
+        original(self, net, **kwargs)
+        left.append(n_subnormal(net.module_))
+
+    monkeypatch.setattr(torch_engine._FlushSubnormal, "on_epoch_end", plant_then_flush)
+    net = tiny(max_epochs_pretrain=2, max_epochs_finetune=2).fit(X, Y, y_aux=Y_aux)
+    assert left == [0, 0, 0, 0]  # two epochs of each step
+    assert n_subnormal(net.models_[0]) == 0
+
+
 def test_verbose_prints_the_steps(net_data, capsys):
     X, Y, Y_aux, _ = net_data
     tiny(verbose=2).fit(X, Y, y_aux=Y_aux)

@@ -27,6 +27,7 @@ from ._docs import TORCH_THREADS, shared_docs
 from ._torch_utils import (
     autocast,
     device_for_loading,
+    flush_subnormal_,
     num_threads,
     resolve_precision,
     seeded,
@@ -378,6 +379,18 @@ class _EpochHook(Callback):
         )
 
 
+class _FlushSubnormal(Callback):
+    """Zero the module's subnormal weights at the end of every epoch.
+
+    Before the best epoch's state is kept (the callbacks run in order), so
+    that the kept and the final module hold none: subnormal weights slow
+    every later forward pass (see :func:`flush_subnormal_`).
+    """
+
+    def on_epoch_end(self, net, **kwargs):
+        flush_subnormal_(net.module_)
+
+
 def _keep_best_epoch(epochs):
     """skorch's ``EarlyStopping`` as a keeper of the best epoch, in memory.
 
@@ -699,6 +712,7 @@ class TwoStepNetClassifier(BaseMultilabelNet):
                 ),
             ),
         ]
+        callbacks.append(("flush_subnormal", _FlushSubnormal()))
         if validation:
             callbacks.append(("keep_best", _keep_best_epoch(epochs)))
         callbacks.append(("progress", _EpochHook(self._epoch_done, step)))
@@ -857,6 +871,7 @@ class TwoStepNetClassifier(BaseMultilabelNet):
             module = net.module_
         for p in module.parameters():
             p.requires_grad_(True)
+        flush_subnormal_(module)
         module.eval()
         return module, records
 

@@ -165,6 +165,32 @@ def num_threads(n):
         torch.set_num_threads(before)
 
 
+def flush_subnormal_(module):
+    """Set the subnormal entries of ``module``'s floating tensors to zero.
+
+    Weights that training drives towards zero can end up subnormal (below
+    ``torch.finfo(dtype).tiny``). A CPU computes with them through a slow
+    microcode path, ~100 times slower per use: 0.5% of subnormal weights in one
+    2048 x 2048 layer made a forward pass of 3,671 rows take 2.2 s instead of
+    0.1 s (fp32; flush-to-zero of the calling thread does not reach torch's
+    other threads). Zero is what they round to in any sum with a normal term,
+    so the predictions do not change. Parameters and buffers, in place;
+    returns how many entries were set to zero.
+    """
+    torch = import_torch()
+    n = 0
+    with torch.no_grad():
+        for t in [*module.parameters(), *module.buffers()]:
+            if t.is_floating_point():
+                tiny = torch.finfo(t.dtype).tiny
+                mask = (t != 0) & (t.abs() < tiny)
+                count = int(mask.sum())
+                if count:
+                    t.masked_fill_(mask, 0)
+                    n += count
+    return n
+
+
 def state_dict_to_bytes(module):
     """Serialise a module's state dict, moved to CPU, to bytes."""
     torch = import_torch()
