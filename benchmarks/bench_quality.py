@@ -80,6 +80,9 @@ FOLD_MODELS = ", fold models"
 # out-of-fold predictions the CV kept
 STAGE = "StackingBlend, per-target second stage"
 TARGET_WEIGHTS = "StackingBlend, per-target weights"
+# the blend without one of its nets (weights chosen again on the same inner
+# out-of-fold predictions): does each net earn its place (and its fits)?
+WITHOUT = "StackingBlend without "
 # --small: a tiny world, features and nets (a smoke run of the whole
 # benchmark); the nets' epochs come from --epochs, as every net's
 SMALL_WORLD = dict(n_samples=600, n_genes=24, n_cells=8, n_scored=6, n_nonscored=5)
@@ -253,8 +256,10 @@ def second_stage(cv_dir, moa, infos, oof):
     (``save_inner_oof``) and applied to the nets' test-fold predictions:
     those of the refits, and for the second stage also those of the fold
     models where the CV kept them. That is what the blend with that option
-    predicts, from the same fits. Control rows keep the recipe's prediction
-    (its floor). Folds of a CV without inner predictions: no such rows.
+    predicts, from the same fits. Also, for each net, the blend of the others,
+    its weights chosen again on their inner out-of-fold predictions
+    (``WITHOUT``). Control rows keep the recipe's prediction (its floor).
+    Folds of a CV without inner predictions: no such rows.
     """
     from moa_sklearn.ensemble._weights import PerTargetLogit, _blend, blend_weights
 
@@ -274,6 +279,13 @@ def second_stage(cv_dir, moa, infos, oof):
             test, floor = f["test"], f["proba"]
             P = f["per_model"].astype(np.float64)
             predictions = {STAGE: fitted.predict_proba(P), TARGET_WEIGHTS: _blend(P, W)}
+            for m, name in enumerate(names if len(names) > 2 else []):
+                rest = [i for i in range(len(names)) if i != m]
+                _, W = blend_weights(
+                    "optimize", inner[rest], Y_inner, n_estimators=len(rest),
+                    shrinkage=0.5,
+                )  # fmt: skip
+                predictions[WITHOUT + name] = _blend(P[rest], W)
             if "fold_models" in f.files:
                 folded = f["fold_models"][1 : len(names) + 1].astype(np.float64)
                 predictions[STAGE + FOLD_MODELS] = fitted.predict_proba(folded)
@@ -339,6 +351,7 @@ def score_protocol(args, protocol, moa, world_dir, world):
         label = (BLEND if name == "blend" else labels[name]) + FOLD_MODELS
         predictions[label] = oof[name + FOLD_MODELS]
     stages = (TARGET_WEIGHTS, STAGE, STAGE + FOLD_MODELS)
+    stages += tuple(WITHOUT + n for n in names)
     predictions.update((k, oof[k]) for k in stages if k in oof)
     predictions["Bayes optimum"] = oof["bayes"]
     seconds[BLEND] = sum(i["fit_seconds"] for i in infos)

@@ -322,6 +322,18 @@ def _quality_protocol(protocol, p):
                 else "."
             ),
         ]
+    without = {k: v for k, v in table.items() if k.startswith("StackingBlend without ")}
+    if without:
+        blend = table["StackingBlend (the recipe)"]["loss"]
+        pairs = ", ".join(
+            f"without {k.rsplit(' ', 1)[1]} {v['loss']:.5f}" for k, v in without.items()
+        )
+        lines += [
+            "",
+            "The blend of the other nets, its weights chosen again on the same "
+            f"inner out-of-fold predictions, from the same fits: {pairs}; "
+            f"all three {blend:.5f}.",
+        ]
     if p.get("defaults_changed_since"):
         lines += [
             "",

@@ -103,6 +103,11 @@ def test_quality_scores_every_model_on_the_same_rows_under_both_protocols(smoke)
             "StackingBlend, per-target second stage",
             "StackingBlend, per-target weights",
             "StackingBlend, per-target second stage, fold models",
+            # the blend of the other nets, weighted on the same inner
+            # out-of-fold predictions
+            "StackingBlend without twostep",
+            "StackingBlend without keras",
+            "StackingBlend without tabnet",
         }
         prior, bayes = table["constant prior"]["loss"], table["Bayes optimum"]["loss"]
         assert bayes < prior
@@ -393,6 +398,7 @@ def test_rendered_tables_name_every_model(smoke, run_all):
     assert text.count("Nets ahead of both plain baselines:") == 2
     assert text.count("peak memory of the CV process") == 2
     assert text.count("Predicting with the mean of the inner-fold models") == 2
+    assert text.count("The blend of the other nets, its weights chosen again") == 2
     assert text.count("The learned second stage (`final_estimator='per_target'`") == 2
     assert "![seconds per epoch](bench/speed.png)" in text
     assert "python benchmarks/bench_pipeline.py" in text
