@@ -424,6 +424,23 @@ def test_rankgauss_maps_to_normal_by_rank_and_passes_others():
     assert rg.quantile_transformer_.n_quantiles_ == 100
 
 
+def test_rankgauss_transform_is_quantile_transformers_to_the_bit():
+    """The vectorised normal scores are scikit-learn's, beyond the training
+    range, on ties and on a constant column too."""
+    rng = np.random.RandomState(0)
+    X = rng.exponential(size=(300, 6))
+    X[:, 1] = np.round(X[:, 1])  # ties
+    X[:, 2] = 1.0  # constant
+    rg = RankGauss(n_quantiles=50, random_state=0).fit(X)
+    T = rng.exponential(size=(80, 6)) * 2
+    T[0], T[1] = X.min(axis=0) - 1, X.max(axis=0) + 1  # below / above the range
+    T[2] = X[0]  # a training row
+    T[:, 1] = np.round(T[:, 1])
+    expected = rg.quantile_transformer_.transform(T)
+    assert_array_equal(rg.transform(T), expected)
+    assert np.isfinite(expected).all()
+
+
 def test_rankgauss_does_not_modify_input_array():
     X = _numeric_frame().to_numpy()
     X_copy = X.copy()

@@ -3,12 +3,46 @@
 from numbers import Integral
 
 import numpy as np
+from scipy.special import ndtri
 from sklearn.base import OneToOneFeatureMixin, _fit_context
 from sklearn.preprocessing import QuantileTransformer
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
 from ._columns import _GroupTransformer, _validate_numeric
+
+# scikit-learn's QuantileTransformer: a value within this of a column's lowest
+# (highest) training quantile maps to its lowest (highest) normal score
+_BOUNDS_THRESHOLD = 1e-7
+
+
+def _normal_scores(qt, X):
+    """``qt.transform(X)`` of a fitted ``QuantileTransformer(
+    output_distribution="normal")``, the same numbers, in place.
+
+    scikit-learn maps each column through the normal quantile function in
+    its own call (``scipy.stats.norm.ppf``, plus two for the clip bounds):
+    with lish-moa's 872 columns that was most of the prediction time of the
+    features. Here the per-column part is the interpolation only and the
+    quantile function (``ndtri``, what ``norm.ppf`` computes) and the clip run
+    once over the whole array.
+    """
+    refs = qt.references_
+    with np.errstate(invalid="ignore"):
+        for j in range(X.shape[1]):
+            col, q = X[:, j], qt.quantiles_[:, j]
+            lower = col - _BOUNDS_THRESHOLD < q[0]
+            upper = col + _BOUNDS_THRESHOLD > q[-1]
+            finite = ~np.isnan(col)
+            x = col[finite]
+            col[finite] = 0.5 * (
+                np.interp(x, q, refs) - np.interp(-x, -q[::-1], -refs[::-1])
+            )
+            col[upper] = 1
+            col[lower] = 0
+        bound = _BOUNDS_THRESHOLD - np.spacing(1)
+        X[:] = np.clip(ndtri(X), ndtri(bound), ndtri(1 - bound))
+    return X
 
 
 class RankGauss(OneToOneFeatureMixin, _GroupTransformer):
@@ -133,5 +167,7 @@ class RankGauss(OneToOneFeatureMixin, _GroupTransformer):
         """
         check_is_fitted(self, "quantile_transformer_")
         X = _validate_numeric(self, X, reset=False, copy=True)
-        X[:, self.columns_] = self.quantile_transformer_.transform(X[:, self.columns_])
+        X[:, self.columns_] = _normal_scores(
+            self.quantile_transformer_, X[:, self.columns_]
+        )
         return X
