@@ -91,9 +91,12 @@ class _WeightNormDense(keras.layers.Layer):
         )
 
     def call(self, inputs):
+        # x @ (v * s) == (x @ v) * s for a scale s per unit: scaling the
+        # product's columns spares a kernel-sized temporary and its gradient
+        # at every step (a quarter of an epoch of the default net on CPU)
         norm = ops.sqrt(ops.sum(ops.square(self.v), axis=0))
-        kernel = self.v * (self.g / ops.maximum(norm, 1e-12))
-        return self.activation(ops.matmul(inputs, kernel) + self.bias)
+        scale = self.g / ops.maximum(norm, 1e-12)
+        return self.activation(ops.matmul(inputs, self.v) * scale + self.bias)
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.units)
@@ -451,7 +454,11 @@ def _usable_device(device):
     hidden_sizes="The notebooks': 2048 and 1048.",
     weight_norm="The notebooks: all.",
     weight_decay="Decoupled from the gradient, as in AdamW.",
-    patience="An improvement is a decrease by more than ``min_delta``.",
+    patience="An improvement is a decrease by more than ``min_delta``. Here 5 "
+    "(10 before): on new compounds of the default world the best epoch was "
+    "the 3rd to the 5th in every fit measured, so the last 5 of 10 epochs "
+    "without improvement were paid for and thrown away; 5 keeps the same best "
+    "epoch whenever it comes by the 6th.",
     lr_factor="The monitored loss is the validation loss, or the training "
     "loss without inner validation.",
     clip="The notebooks clip to 0.001 and 0.999.",
@@ -573,7 +580,7 @@ class KerasNetClassifier(BaseMultilabelNet):
         lr_factor=0.1,
         lr_patience=3,
         min_lr=1e-6,
-        patience=10,
+        patience=5,
         min_delta=1e-4,
         label_smoothing=0.001,
         clip=(0.001, 0.999),
