@@ -127,7 +127,12 @@ def engine_twostep():
             n_threads=1,
         ),
         saturate=dict(learning_rate_pretrain=1.0, learning_rate_finetune=1.0),
-        long=dict(pretrain=False, max_epochs_finetune=20, learning_rate_finetune=3e-2),
+        long=dict(
+            pretrain=False,
+            max_epochs_finetune=20,
+            learning_rate_finetune=3e-2,
+            patience_finetune=None,
+        ),
         best_epoch=dict(
             pretrain=False,
             max_epochs_finetune=8,
@@ -150,6 +155,7 @@ def engine_twostep():
             *_MLP_BAD_PARAMS,
             (dict(max_epochs_finetune=0), "max_epochs_finetune"),
             (dict(unfreeze_every=0), "unfreeze_every"),
+            (dict(patience_finetune=0), "patience_finetune"),
             (dict(learning_rate_finetune=0), "learning_rate_finetune"),
             (dict(precision="fp16"), "precision"),
             (dict(pct_start=1.0), "pct_start"),

@@ -256,6 +256,39 @@ def test_one_step_warm_up_does_not_crash():
     assert net.fit(X, Y).predict_proba(X).shape == (100, 2)
 
 
+# ---------------------------------------------------- early stopping, step 2
+def test_fine_tuning_stops_early_and_keeps_the_same_best_epoch(net_data):
+    """patience_finetune ends step 2 that many epochs after its best one;
+    step 1 runs all its epochs; where the best epoch comes before the stop,
+    the model is the one a fit of every epoch keeps."""
+    X, _, Y_aux, _ = net_data
+    # labels that are noise: the validation loss soon stops improving
+    Y = (np.random.RandomState(1).uniform(size=(len(X), 3)) < 0.3).astype(int)
+    params = dict(
+        max_epochs_pretrain=5,
+        max_epochs_finetune=15,
+        learning_rate_finetune=0.3,
+        validation_fraction=0.3,
+        precision="fp32",
+        powerset=0.0,
+        random_state=1,
+    )
+    full = tiny(**params, patience_finetune=None).fit(X, Y, y_aux=Y_aux)
+    early = tiny(**params, patience_finetune=2).fit(X, Y, y_aux=Y_aux)
+    hist_full, hist = pd.DataFrame(full.history_), pd.DataFrame(early.history_)
+    for h in (hist_full, hist):
+        assert (h["step"] == "pretrain").sum() == 5  # never stopped early
+    fine, fine_full = (h[h["step"] == "finetune"] for h in (hist, hist_full))
+    assert len(fine_full) == 15
+    best = int(fine.loc[fine["best"], "epoch"].iloc[0])
+    assert len(fine) == best + 2 < 15, "pick a seed where it stops early"
+    assert int(fine_full.loc[fine_full["best"], "epoch"].iloc[0]) == best
+    np.testing.assert_array_equal(
+        fine["valid_loss"].to_numpy(), fine_full["valid_loss"].to_numpy()[: len(fine)]
+    )
+    np.testing.assert_array_equal(early.predict_proba(X), full.predict_proba(X))
+
+
 # ------------------------------------------------------------- interruption
 def test_ctrl_c_during_fine_tuning_propagates(net_data, ctrl_c_at_epoch):
     """skorch's partial_fit swallows KeyboardInterrupt; the net must not, in
@@ -284,7 +317,7 @@ def test_ctrl_c_from_a_timer_stops_fit(net_data, sigint_raises):
 
     X, Y, _, _ = net_data
     # long enough to be interrupted, bounded if the interrupt were lost
-    net = tiny(pretrain=False, max_epochs_finetune=3000)
+    net = tiny(pretrain=False, max_epochs_finetune=3000, patience_finetune=None)
     timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()
     try:
