@@ -28,7 +28,8 @@ out-of-fold predictions; baselines clipped to [0.0005, 0.9995] as the nets
 clip theirs. "gap closed" is (prior - loss) / (prior - Bayes). Results go to
 ``docs/bench/quality.json`` and ``docs/bench/quality.png``.
 
-The nets run at their defaults, unless ``--epochs`` caps the Keras net's and
+The nets run as the recipe sets them (``make_moa_pipeline(profile="full")``:
+their defaults, but TabNet with one seed), unless ``--epochs`` caps the Keras net's and
 TabNet's epochs or ``--tabnet-epochs`` TabNet's alone. Each protocol's CV is
 resumable: it is kept in ``--workdir`` and an interrupted run resumes from its
 finished folds; the baselines' predictions are kept there too, and a
@@ -164,23 +165,34 @@ def model_params(args):
 RUN_PARAMS = ("device", "n_threads", "random_state", "verbose")
 
 
+def _learning_params(estimator):
+    """An estimator's parameters but RUN_PARAMS, as JSON values."""
+    params = estimator.get_params()
+    return json.loads(
+        json.dumps({k: v for k, v in params.items() if k not in RUN_PARAMS})
+    )
+
+
 def net_defaults():
-    """The defaults of the three nets (what they learn with), as JSON values."""
+    """What the recipe's three nets learn with, as JSON values: the settings
+    of ``make_moa_pipeline(profile="full")`` (the table measures them)."""
+    from moa_sklearn.recipes import make_moa_pipeline
+
+    pipe = make_moa_pipeline(list(LABELS), profile="full")
+    blend = pipe.estimator.named_steps["model"]
+    return {name: _learning_params(net) for name, net in blend.estimators}
+
+
+def recipe_overrides():
+    """``net param=value`` of the recipe's settings that differ from the
+    nets' class defaults (e.g. ``tabnet n_seeds=1``)."""
     from moa_sklearn import neural
 
-    classes = {
-        "twostep": neural.TwoStepNetClassifier,
-        "keras": neural.KerasNetClassifier,
-        "tabnet": neural.TabNetMultilabelClassifier,
-    }
-    return {
-        name: json.loads(
-            json.dumps(
-                {k: v for k, v in cls().get_params().items() if k not in RUN_PARAMS}
-            )
-        )
-        for name, cls in classes.items()
-    }
+    out = []
+    for name, params in net_defaults().items():
+        defaults = _learning_params(getattr(neural, LABELS[name])())
+        out += [f"{name} {k}={v!r}" for k, v in params.items() if defaults[k] != v]
+    return out
 
 
 def changed_defaults(old, new):
@@ -405,6 +417,7 @@ def main(argv=None):
         command=_common.command(),
         date=_common.machine()["date"],
         net_defaults=net_defaults(),
+        recipe_overrides=recipe_overrides(),
     )
     results = dict(
         world=world,

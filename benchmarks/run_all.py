@@ -211,11 +211,19 @@ def _quality(payload, image):
     r = payload["results"]
     world = ", ".join(f"{k}={v}" for k, v in r["world"].items())
     caps = [f"{n} {e}" for n, e in r["epochs"].items() if e is not None]
+    first = next(iter(r["protocols"].values()))
+    overrides = first.get("recipe_overrides")
+    settings = (
+        "at their defaults"
+        if overrides is None
+        else "as the recipe sets them (`make_moa_pipeline(profile='full')`: "
+        "their defaults" + (f", but {', '.join(overrides)})" if overrides else ")")
+    )
     lines = [
         f"**Quality.** `make_moa({world})`, {r['rows']:,} rows; {r['folds']} "
         f"folds under each protocol; {r['metric']}, out of fold. The nets are "
         f"the ones refitted inside the blend on each training fold (same "
-        f"features and control handling), at their defaults"
+        f"features and control handling), {settings}"
         + (f" except the epochs capped ({', '.join(caps)})" if caps else "")
         + f"; the blend's weights come from a drug-grouped inner CV of "
         f"{r['inner_folds']} folds of each training fold. The two plain "

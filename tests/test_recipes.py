@@ -100,6 +100,20 @@ def test_profiles():
     assert (q["estimator__model__cv"], f["estimator__model__cv"]) == (3, 2)
 
 
+def test_full_profile_has_one_tabnet_unless_asked():
+    pytest.importorskip("pytorch_tabnet")
+    from moa_sklearn.neural import TabNetMultilabelClassifier
+
+    assert TabNetMultilabelClassifier().n_seeds == 3
+    full = make_moa_pipeline(["tabnet"], profile="full").get_params()
+    assert full["estimator__model__tabnet__n_seeds"] == 1
+    assert full["estimator__model__tabnet__max_epochs"] == 200  # else defaults
+    asked = make_moa_pipeline(
+        ["tabnet"], profile="full", model_params={"tabnet": {"n_seeds": 3}}
+    ).get_params()
+    assert asked["estimator__model__tabnet__n_seeds"] == 3
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [
