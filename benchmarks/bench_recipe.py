@@ -7,9 +7,10 @@ rows; kept in ``--workdir`` and reused):
 
 - ``fit``: ``moa-sklearn fit`` of ``make_moa_pipeline(profile="full")`` at
   its defaults (every net's, the features' and the blend's inner CV) on all
-  training rows; then the model file is loaded and ``predict_proba`` of the
-  test rows is timed (best of 3, after a first call), and its log loss on
-  the test rows is put next to the Bayes loss of the same rows.
+  training rows; then, in another fresh process as ``moa-sklearn predict``
+  runs, the model file is loaded and ``predict_proba`` of the test rows is
+  timed (best of 3, after a first call), and its log loss on the test rows
+  is put next to the Bayes loss of the same rows.
 - ``cv``: ``moa-sklearn cv --folds K`` (5 by default, the new-compound
   protocol by default) of the same recipe, resumable: a rerun continues from
   the finished folds. The CV time is the sum of the recipe's fit times over
@@ -58,6 +59,9 @@ TARGETS = dict(
     predict_seconds=2.0,
 )
 STEPS = ("fit", "cv")
+# the processes: the fit step runs "fit", then "predict" (a fresh process
+# loading the model file, as moa-sklearn predict does)
+CHILDREN = ("fit", "predict", "cv")
 # the world's arguments, passed on to moa-sklearn make-data as flags
 WORLD_KEYS = ("n_samples", "n_test", *_common.WORLD_COLUMNS, "seed")
 
@@ -85,7 +89,7 @@ def parse_args(argv):
         help="the world, the model file and the CV folder (kept: the CV resumes)",
     )
     _common.add_run_arguments(parser, small="quick profile (smoke runs)", outdir=True)
-    parser.add_argument("--child", choices=STEPS, help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=CHILDREN, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -158,9 +162,8 @@ def _test_losses(folder, proba, index):
 
 
 def child_fit(args, work, folder, config):
-    """``moa-sklearn fit``, then the prediction of the test rows; one RESULT line."""
+    """``moa-sklearn fit`` of the model file; one RESULT line."""
     from moa_sklearn import cli
-    from moa_sklearn.datasets import load_moa
 
     model = work / "model.joblib"
     t0 = time.perf_counter()
@@ -168,10 +171,22 @@ def child_fit(args, work, folder, config):
     fit_s = time.perf_counter() - t0
     if code != 0:
         raise SystemExit(f"moa-sklearn fit failed ({code})")
-    peak_fit = _common.peak_rss_mib()
+    out = dict(
+        fit_seconds=fit_s,
+        peak_memory_fit_mib=_common.peak_rss_mib(),
+        model_file_mib=model.stat().st_size / 2**20,
+    )
+    print("RESULT " + json.dumps(out), flush=True)
+
+
+def child_predict(args, work, folder, config):
+    """Load the model file and predict the test rows (timed); one RESULT line."""
+    from moa_sklearn import cli
+    from moa_sklearn.datasets import load_moa
+
     test = load_moa(folder).test_data
     t0 = time.perf_counter()
-    pipe = cli._load_pipeline(model)
+    pipe = cli._load_pipeline(work / "model.joblib")
     load_s = time.perf_counter() - t0
     times = []
     for _ in range(4):  # the first call warms up; the best of the 3 others
@@ -181,18 +196,16 @@ def child_fit(args, work, folder, config):
     loss, bayes = _test_losses(folder, proba, test.index)
     blend = pipe.estimator_.named_steps["model"]
     out = dict(
-        fit_seconds=fit_s,
         load_seconds=load_s,
         first_predict_seconds=times[0],
         predict_seconds=min(times[1:]),
+        predict_process="fresh",  # not the fitting one
         n_test=len(test),
         test_loss=loss,
         test_bayes_loss=bayes,
         inner_folds=_n_splits(blend.cv),
         blend_weights=dict(zip(blend.named_estimators_, map(float, blend.weights_))),
-        peak_memory_fit_mib=peak_fit,
-        peak_memory_mib=_common.peak_rss_mib(),
-        model_file_mib=model.stat().st_size / 2**20,
+        peak_memory_predict_mib=_common.peak_rss_mib(),
     )
     print("RESULT " + json.dumps(out), flush=True)
 
@@ -273,8 +286,8 @@ def main(argv=None):
     config = work / "settings.json"
     if args.child is not None:
         _common.threads(args.threads)
-        step = child_fit if args.child == "fit" else child_cv
-        return step(args, work, work / "data", config)
+        step = {"fit": child_fit, "predict": child_predict, "cv": child_cv}
+        return step[args.child](args, work, work / "data", config)
     if args.cv_folds < 2:
         raise SystemExit(f"--cv-folds must be at least 2, got {args.cv_folds}")
     _data(args, work)
@@ -288,6 +301,12 @@ def main(argv=None):
     for step in STEPS:
         if step in args.steps:
             results[step] = run_child(step, args)
+            if step == "fit":
+                results[step] |= run_child("predict", args)
+                results[step]["peak_memory_mib"] = max(
+                    results[step]["peak_memory_fit_mib"],
+                    results[step]["peak_memory_predict_mib"],
+                )
             _print(step, results[step])
     results["targets"] = verdicts(results)
     _common.save("recipe", results, args.outdir)

@@ -481,9 +481,16 @@ def _recipe(payload):
             f"The fit: {fit['inner_folds']} inner folds (each net fitted "
             f"{fit['inner_folds'] + 1} times), blend weights {weights}; test "
             f"rows' log loss {fit['test_loss']:.5f} (Bayes "
-            f"{fit['test_bayes_loss']:.5f}); loading the model file "
-            f"({fit['model_file_mib']:.0f} MiB) {fit['load_seconds']:.1f} s, the "
-            f"first `predict_proba` {fit['first_predict_seconds']:.2f} s.",
+            f"{fit['test_bayes_loss']:.5f}); "
+            + (
+                "in a fresh process, as `moa-sklearn predict` runs, "
+                if fit.get("predict_process") == "fresh"
+                else "in the process that fitted, "
+            )
+            + f"loading the model file ({fit['model_file_mib']:.0f} MiB) "
+            f"{fit['load_seconds']:.1f} s, the first `predict_proba` "
+            f"{fit['first_predict_seconds']:.2f} s, then the best of 3 "
+            f"{fit['predict_seconds']:.2f} s.",
         ]
     if cv:
         folds = ", ".join(f"{t / 60:.1f}" for t in cv["fold_seconds"])

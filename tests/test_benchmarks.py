@@ -319,7 +319,12 @@ def test_recipe_times_the_fit_predict_and_cv_a_user_runs(recipe, run_all):
     # the blend's inner CV as asked, its one net, the test rows scored
     assert fit["inner_folds"] == 2 and list(fit["blend_weights"]) == ["twostep"]
     assert fit["n_test"] == 100 and fit["test_loss"] > fit["test_bayes_loss"] > 0
-    assert fit["peak_memory_mib"] >= fit["peak_memory_fit_mib"] > 0
+    assert fit["peak_memory_mib"] == max(
+        fit["peak_memory_fit_mib"], fit["peak_memory_predict_mib"]
+    )
+    # predicted from the model file in a fresh process, as moa-sklearn predict
+    assert fit["predict_process"] == "fresh" and fit["peak_memory_predict_mib"] > 0
+    assert fit["first_predict_seconds"] > 0 and fit["predict_seconds"] > 0
     assert (work / "model.joblib").stat().st_size > 0
     assert cv["folds"] == 2 and len(cv["fold_seconds"]) == 2
     assert cv["cv_seconds"] == pytest.approx(sum(cv["fold_seconds"]))
@@ -332,6 +337,7 @@ def test_recipe_times_the_fit_predict_and_cv_a_user_runs(recipe, run_all):
     assert "| one fit on all rows |" in text and "| predict_proba of" in text
     assert "5-fold CV (the recipe's fits)" not in text
     assert "The CV: 2 folds, new-compound protocol" in text
+    assert "in a fresh process, as `moa-sklearn predict` runs" in text
     assert payload["command"].startswith("python benchmarks/bench_recipe.py")
 
 
