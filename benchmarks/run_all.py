@@ -250,6 +250,26 @@ def _quality(payload, image):
     return lines + _figure_and_command(payload, image, "CV log loss of each model")
 
 
+_NET_LABELS = {
+    "twostep": "TwoStepNetClassifier",
+    "keras": "KerasNetClassifier",
+    "tabnet": "TabNetMultilabelClassifier",
+}
+
+
+def _shown_name(name, overrides):
+    """A table row's name, a net's recipe settings that are not its class
+    defaults after it: ``TabNetMultilabelClassifier (n_seeds=1)``."""
+    per_net = {}
+    for item in overrides or ():
+        net, _, setting = item.partition(" ")
+        per_net.setdefault(_NET_LABELS.get(net, net), []).append(setting)
+    for label, settings in per_net.items():
+        if name.startswith(label):
+            return name.replace(label, f"{label} ({', '.join(settings)})", 1)
+    return name
+
+
 def _quality_protocol(protocol, p):
     """One protocol's table and the blend's verdict."""
     lines = [
@@ -263,8 +283,9 @@ def _quality_protocol(protocol, p):
         t = "" if row["seconds"] is None else f"{row['seconds']:.0f}"
         bold = "**" if name == "StackingBlend (the recipe)" else ""
         mark = "\\*" if borrowed and name.startswith(("logistic", "plain")) else ""
+        shown = _shown_name(name, p.get("recipe_overrides"))
         lines.append(
-            f"| {bold}{name}{mark}{bold} | {bold}{row['loss']:.5f}{bold} | "
+            f"| {bold}{shown}{mark}{bold} | {bold}{row['loss']:.5f}{bold} | "
             f"{row['ratio_to_prior']:.3f} | {row['gap_closed']:.2f} | {t} |"
         )
     if borrowed:

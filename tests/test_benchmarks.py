@@ -218,6 +218,28 @@ def test_quality_marks_a_kept_protocol_measured_at_other_defaults(
     assert "defaults_changed_since" not in new["protocols"]["kaggle"]
 
 
+def test_quality_records_and_names_the_recipes_settings(bench_quality, run_all):
+    """The quality table measures the nets as the recipe sets them: the
+    recorded settings are the recipe's, and a row of a net whose recipe
+    setting is not its class default names that setting."""
+    from moa_sklearn.neural import TabNetMultilabelClassifier
+
+    settings = bench_quality.net_defaults()
+    assert settings["tabnet"]["n_seeds"] == 1 != TabNetMultilabelClassifier().n_seeds
+    assert bench_quality.recipe_overrides() == ["tabnet n_seeds=1"]
+    shown = run_all._shown_name
+    over = ["tabnet n_seeds=1"]
+    assert shown("TabNetMultilabelClassifier", over) == (
+        "TabNetMultilabelClassifier (n_seeds=1)"
+    )
+    assert shown("TabNetMultilabelClassifier, fold models", over) == (
+        "TabNetMultilabelClassifier (n_seeds=1), fold models"
+    )
+    for name in ("KerasNetClassifier", "StackingBlend without tabnet"):
+        assert shown(name, over) == name
+    assert shown("TabNetMultilabelClassifier", None) == "TabNetMultilabelClassifier"
+
+
 def test_mark_stale_marks_the_tables_measured_at_other_defaults_only(
     bench_quality, tmp_path, capsys
 ):

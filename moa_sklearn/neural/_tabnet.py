@@ -244,7 +244,8 @@ def _records(model, timer, validation):
     n_seeds="Here 3: a single TabNet's loss on new compounds varies much "
     "with its seed, and 3 seeds averaged scored 0.01795 against 0.01930 for "
     "one, better in each of 3 folds, at 1.9 times the time "
-    "(docs/benchmarks.md).",
+    "(docs/benchmarks.md). Inside ``make_moa_pipeline(profile='full')`` the "
+    "blend does that averaging across nets and TabNet gets 1.",
     n_aux_="Trained alongside ``y`` with ``aux_targets=True`` (0 without ``y_aux``).",
 )
 class TabNetMultilabelClassifier(BaseMultilabelNet):
