@@ -500,8 +500,8 @@ class TwoStepNetClassifier(BaseMultilabelNet):
         can stall for many epochs around the schedule's peak before its best
         (18 in a fit of the default recipe). On new compounds of the default
         world the best fine-tuning epoch of the default net was the 1st to
-        the 4th of 24 in every fit measured: 8 keeps that epoch, and spares
-        the 14 to 16 epochs after it.
+        the 4th of 24 in every fit measured: 8 keeps that epoch, and stops
+        at the 9th to 12th (the 10th in the quality run's fits).
     %(batch_size)s
     learning_rate_pretrain, learning_rate_finetune : float, default=1e-2, 3e-3
         Peak learning rate of the OneCycle schedule of each step.
