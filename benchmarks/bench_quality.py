@@ -81,6 +81,16 @@ FOLD_MODELS = ", fold models"
 # out-of-fold predictions the CV kept
 STAGE = "StackingBlend, per-target second stage"
 TARGET_WEIGHTS = "StackingBlend, per-target weights"
+# the blend with its weights chosen on the nets' own validation drugs
+# (StackingBlend(cv="validation")), from the refits of a run with an inner
+# CV: the same nets, only the weights differ
+VALIDATION = "StackingBlend, weights on the nets' validation drugs"
+# the blend of a run with an inner CV of K folds when the recipe's default
+# is another: INNER_CV.format(K)
+INNER_CV = "StackingBlend, weights on a {}-fold inner CV"
+# the weights chosen on the test fold itself: no weight choice does better
+# (an optimistic bound, not a model)
+ORACLE = "StackingBlend, weights fitted on the test fold (a bound)"
 # the blend without one of its nets (weights chosen again on the same inner
 # out-of-fold predictions): does each net earn its place (and its fits)?
 WITHOUT = "StackingBlend without "
@@ -96,11 +106,29 @@ SMALL_NETS = {
 SMALL_PLAIN = dict(hidden=32, n_pca=(6, 3), epochs=2)
 
 
+def _inner_folds(value):
+    return value if value == "validation" else int(value)
+
+
+def recipe_inner_cv():
+    """The blend's ``cv`` in ``make_moa_pipeline(profile="full")``."""
+    from moa_sklearn.recipes import make_moa_pipeline
+
+    return make_moa_pipeline(list(LABELS), profile="full").get_params()[
+        "estimator__model__cv"
+    ]
+
+
 def parse_args(argv):
     parser = _common.parser(__doc__)
     _common.add_world_arguments(parser, signal=True, effects=True)
     parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--inner-folds", type=int, default=2)
+    parser.add_argument(
+        "--inner-folds",
+        type=_inner_folds,
+        default=None,
+        help="the blend's inner CV: an int, or 'validation' (default: the recipe's)",
+    )
     parser.add_argument(
         "--protocols", nargs="+", default=list(PROTOCOLS), choices=PROTOCOLS
     )
@@ -271,18 +299,22 @@ def second_stage(cv_dir, moa, infos, oof):
     predicts, from the same fits. Also, for each net, the blend of the others,
     its weights chosen again on their inner out-of-fold predictions
     (``WITHOUT``). Control rows keep the recipe's prediction (its floor).
-    Folds of a CV without inner predictions: no such rows.
+    Besides, the weights fitted on the test fold (``ORACLE``), and where
+    the CV kept them (a run with an inner CV), the weights chosen on the
+    refits' own validation drugs (``VALIDATION``). Returns those weights per
+    fold (empty without). Folds of a CV without inner predictions: no such
+    rows.
     """
     from moa_sklearn.ensemble._weights import PerTargetLogit, _blend, blend_weights
 
     Y = moa.target.to_numpy()
     control = (moa.data["cp_type"] == "ctl_vehicle").to_numpy()
     names = list(infos[0]["model_scores"])
-    stage = {}
+    stage, weights = {}, []
     for info in infos:
         with np.load(Path(cv_dir) / f"fold_{info['fold']}.npz") as f:
             if "inner_oof" not in f.files:
-                return
+                return []
             inner, Y_inner = f["inner_oof"].astype(np.float64), Y[f["inner_rows"]]
             fitted = PerTargetLogit().fit(inner, Y_inner)
             _, W = blend_weights(
@@ -291,6 +323,21 @@ def second_stage(cv_dir, moa, infos, oof):
             test, floor = f["test"], f["proba"]
             P = f["per_model"].astype(np.float64)
             predictions = {STAGE: fitted.predict_proba(P), TARGET_WEIGHTS: _blend(P, W)}
+            _, W = blend_weights(
+                "optimize", P, Y[test], n_estimators=len(names), shrinkage=0.5
+            )
+            predictions[ORACLE] = _blend(P, W)
+            if "validation_oof" in f.files:
+                held = f["validation_oof"].astype(np.float64)
+                w, W = blend_weights(
+                    "optimize",
+                    held,
+                    Y[f["validation_rows"]],
+                    n_estimators=len(names),
+                    shrinkage=0.5,
+                )
+                predictions[VALIDATION] = _blend(P, W)
+                weights.append(dict(zip(names, map(float, w))))
             for m, name in enumerate(names if len(names) > 2 else []):
                 rest = [i for i in range(len(names)) if i != m]
                 _, W = blend_weights(
@@ -306,6 +353,7 @@ def second_stage(cv_dir, moa, infos, oof):
                 proba[control[test]] = floor[control[test]]
                 stage.setdefault(label, np.full(Y.shape, np.nan))[test] = proba
     oof.update(stage)
+    return weights
 
 
 def baseline_predictions(moa, folds, args, protocol, world):
@@ -347,7 +395,18 @@ def score_protocol(args, protocol, moa, world_dir, world):
     blend_seconds = blend_cv(args, protocol, world_dir, cv_dir)
     X, Y = moa.data, moa.target.to_numpy()
     oof, folds, infos = read_cv(cv_dir, Y.shape)
-    second_stage(cv_dir, moa, infos, oof)
+    validation_weights = second_stage(cv_dir, moa, infos, oof)
+    # the recipe's blend: the one that ran, or, when the recipe chooses its
+    # weights on the validation drugs and this run had an inner CV, the
+    # same refits with those weights
+    ran = args.inner_folds
+    fold_weights = [i["weights"] for i in infos]
+    ran_label = BLEND  # the row of the blend that ran
+    if ran != recipe_inner_cv() == "validation" and VALIDATION in oof:
+        ran_label = INNER_CV.format(ran)
+        oof[ran_label] = oof["blend"]
+        oof["blend"] = oof.pop(VALIDATION)
+        fold_weights = validation_weights
     prior = _common.oof_prior(Y, _common.treated(X), folds)
     predictions = {"constant prior": np.clip(prior, 1e-5, 1 - 1e-5)}
     seconds = {}
@@ -359,14 +418,17 @@ def score_protocol(args, protocol, moa, world_dir, world):
     for name in names:
         predictions[labels[name]] = oof[name]
     predictions[BLEND] = oof["blend"]
+    if ran_label != BLEND:
+        predictions[ran_label] = oof[ran_label]
     for name in (n for n in ["blend", *names] if n + FOLD_MODELS in oof):
-        label = (BLEND if name == "blend" else labels[name]) + FOLD_MODELS
+        label = (ran_label if name == "blend" else labels[name]) + FOLD_MODELS
         predictions[label] = oof[name + FOLD_MODELS]
-    stages = (TARGET_WEIGHTS, STAGE, STAGE + FOLD_MODELS)
+    stages = (TARGET_WEIGHTS, STAGE, STAGE + FOLD_MODELS, VALIDATION, ORACLE)
     stages += tuple(WITHOUT + n for n in names)
     predictions.update((k, oof[k]) for k in stages if k in oof)
     predictions["Bayes optimum"] = oof["bayes"]
-    seconds[BLEND] = sum(i["fit_seconds"] for i in infos)
+    cv_seconds = sum(i["fit_seconds"] for i in infos)
+    seconds[ran_label] = cv_seconds
 
     table = _common.score_table(Y, predictions, seconds)
     print(f"== {protocol}")
@@ -377,6 +439,7 @@ def score_protocol(args, protocol, moa, world_dir, world):
         f"blend {blend_loss:.5f} vs best net ({best_net}) {net_loss:.5f}: "
         f"{'beats it' if blend_loss < net_loss else 'does NOT beat it'}"
     )
+    from moa_sklearn.metrics import mean_columnwise_log_loss
     from moa_sklearn.model_selection import _protocol_splitter
 
     return dict(
@@ -384,13 +447,16 @@ def score_protocol(args, protocol, moa, world_dir, world):
         table=table,
         best_net=best_net,
         blend_beats_best_net=bool(blend_loss < net_loss),
-        blend_weights=[i["weights"] for i in infos],
+        blend_weights=fold_weights,
         fold_scores=[
-            {BLEND: i["score"]} | {labels[n]: v for n, v in i["model_scores"].items()}
-            for i in infos
+            {BLEND: mean_columnwise_log_loss(Y[test], predictions[BLEND][test])}
+            | {labels[n]: v for n, v in i["model_scores"].items()}
+            for (_, test), i in zip(folds, infos)
         ],
         fold_fit_seconds=[i["fit_seconds"] for i in infos],
-        pipeline_cv_seconds=seconds[BLEND],
+        # the CV ran with this inner CV of the blend (its time below)
+        blend_cv=ran,
+        pipeline_cv_seconds=cv_seconds,
         this_run_blend_seconds=blend_seconds,
         peak_rss_mib=_peak_memory(infos),
     )
@@ -398,6 +464,8 @@ def score_protocol(args, protocol, moa, world_dir, world):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.inner_folds is None:
+        args.inner_folds = recipe_inner_cv()
     if args.mark_stale:
         mark_stale(args.outdir)
         return

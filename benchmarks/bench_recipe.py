@@ -81,7 +81,10 @@ def parse_args(argv):
         "--models", nargs="+", default=None, help="the blend's nets (default: all)"
     )
     parser.add_argument(
-        "--inner-folds", type=int, default=None, help="default: the profile's"
+        "--inner-folds",
+        type=lambda v: v if v == "validation" else int(v),
+        default=None,
+        help="an int or 'validation' (default: the profile's)",
     )
     parser.add_argument(
         "--workdir",
@@ -211,7 +214,8 @@ def child_predict(args, work, folder, config):
 
 
 def _n_splits(cv):
-    return cv if isinstance(cv, int) else cv.get_n_splits()
+    """The blend's inner folds: an int, or ``"validation"`` (none)."""
+    return cv if isinstance(cv, (int, str)) else cv.get_n_splits()
 
 
 def child_cv(args, work, folder, config):

@@ -55,7 +55,8 @@ BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 # are relative to benchmarks/.
 BENCHMARKS = {
     "quality": ("bench_quality.py", "json", ["--folds", "3"], ["--small",
-                "--folds", "2", "--epochs", "2", "--workdir", "{outdir}/work"]),
+                "--folds", "2", "--epochs", "2", "--inner-folds", "2",
+                "--workdir", "{outdir}/work"]),
     "speed": ("bench_speed.py", "json", [], ["--n-samples", "2000",
               "--n-features", "40", "--n-targets", "8", "--epochs", "2",
               "--small"]),
@@ -225,8 +226,7 @@ def _quality(payload, image):
         f"the ones refitted inside the blend on each training fold (same "
         f"features and control handling), {settings}"
         + (f" except the epochs capped ({', '.join(caps)})" if caps else "")
-        + f"; the blend's weights come from a drug-grouped inner CV of "
-        f"{r['inner_folds']} folds of each training fold. The two plain "
+        + f"; {_blend_weights_from(r)} The two plain "
         f"baselines (`benchmarks/baselines.py`) are fitted on the same folds.",
         "",
     ]
@@ -248,6 +248,34 @@ def _quality(payload, image):
             "",
         ]
     return lines + _figure_and_command(payload, image, "CV log loss of each model")
+
+
+_INNER_CV = "StackingBlend, weights on a {}-fold inner CV"
+_VALIDATION = "StackingBlend, weights on the nets' validation drugs"
+_ORACLE = "StackingBlend, weights fitted on the test fold (a bound)"
+
+
+def _blend_weights_from(r):
+    """Where the quality run's blend took its weights from (a sentence)."""
+    k = r["inner_folds"]
+    if k == "validation":
+        return (
+            "the blend's weights are chosen on the nets' own validation drugs "
+            "(`StackingBlend(cv='validation')`: each net fitted once per "
+            "training fold)."
+        )
+    inner = _INNER_CV.format(k)
+    if any(inner in p["table"] for p in r["protocols"].values()):
+        return (
+            f"the CV ran the blend with a drug-grouped inner CV of {k} folds of "
+            f'each training fold (row "{inner}"); the recipe\'s row is the '
+            "same refitted nets with the weights chosen on their own "
+            "validation drugs, as `StackingBlend(cv='validation')` chooses them."
+        )
+    return (
+        f"the blend's weights come from a drug-grouped inner CV of {k} folds "
+        "of each training fold."
+    )
 
 
 _NET_LABELS = {
@@ -351,6 +379,28 @@ def _quality_protocol(protocol, p):
                 else "."
             ),
         ]
+    inner = next((k for k in table if k.endswith("-fold inner CV")), None)
+    held = inner or (_VALIDATION if _VALIDATION in table else None)
+    if held:
+        recipe = table["StackingBlend (the recipe)"]["loss"]
+        other = table[held]["loss"]
+        lines += [
+            "",
+            "Blend weights from the same refitted nets: chosen on their own "
+            "validation drugs (`cv='validation'`, one fit per net) "
+            + (
+                f"{recipe:.5f}, on the inner CV's out-of-fold predictions {other:.5f}"
+                if inner
+                else f"{other:.5f}, on the inner CV's out-of-fold predictions "
+                f"{recipe:.5f}"
+            )
+            + (
+                f"; fitted on the test fold itself (no choice of weights can "
+                f"do better) {table[_ORACLE]['loss']:.5f}."
+                if _ORACLE in table
+                else "."
+            ),
+        ]
     without = {k: v for k, v in table.items() if k.startswith("StackingBlend without ")}
     if without:
         blend = table["StackingBlend (the recipe)"]["loss"]
@@ -376,7 +426,12 @@ def _quality_protocol(protocol, p):
         + (f", and every net in {wins} of {len(folds)} folds" if folds else "")
         + f"; blend weights (mean over the folds): {mean_w}. Full pipeline CV "
         f"wall time ({len(p['fold_fit_seconds'])} fits of the whole recipe, each "
-        f"with its inner CV): {p['pipeline_cv_seconds'] / 60:.0f} min"
+        + (
+            "with its inner CV"
+            if p.get("blend_cv", 2) != "validation"
+            else "with each net fitted once"
+        )
+        + f"): {p['pipeline_cv_seconds'] / 60:.0f} min"
         + (
             f"; peak memory of the CV process {memory / 1024:.1f} GiB."
             if memory
@@ -499,8 +554,15 @@ def _recipe(payload):
         weights = ", ".join(f"{k} {v:.2f}" for k, v in fit["blend_weights"].items())
         lines += [
             "",
-            f"The fit: {fit['inner_folds']} inner folds (each net fitted "
-            f"{fit['inner_folds'] + 1} times), blend weights {weights}; test "
+            "The fit: "
+            + (
+                "blend weights chosen on the nets' own validation drugs (each "
+                "net fitted once)"
+                if fit["inner_folds"] == "validation"
+                else f"{fit['inner_folds']} inner folds (each net fitted "
+                f"{fit['inner_folds'] + 1} times)"
+            )
+            + f", blend weights {weights}; test "
             f"rows' log loss {fit['test_loss']:.5f} (Bayes "
             f"{fit['test_bayes_loss']:.5f}); "
             + (

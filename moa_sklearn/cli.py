@@ -293,9 +293,9 @@ def _check_values(settings):
         ("folds", _is_int(settings["folds"]) and settings["folds"] >= 2, "an int >= 2"),
         (
             "inner_folds",
-            settings["inner_folds"] is None
+            settings["inner_folds"] in (None, "validation")
             or (_is_int(settings["inner_folds"]) and settings["inner_folds"] >= 2),
-            "an int >= 2",
+            "an int >= 2 or 'validation'",
         ),
         (
             "n_jobs",
@@ -488,9 +488,11 @@ def _fit_fold(k, train, test, moa, settings, names, truth):
     t0 = time.perf_counter()
     with sklearn.config_context(enable_metadata_routing=True):
         pipe = _build_pipeline(settings, names)
-        # the inner-fold models too: the fold's test rows are also predicted
-        # as refit=False would (the mean of each model's fold models)
-        pipe.set_params(estimator__model__keep_fold_models=True)
+        if pipe.get_params()["estimator__model__cv"] != "validation":
+            # the inner-fold models too: the fold's test rows are also
+            # predicted as refit=False would (the mean of each model's fold
+            # models)
+            pipe.set_params(estimator__model__keep_fold_models=True)
         pipe.fit(
             X.iloc[train],
             Y.iloc[train],
@@ -541,10 +543,21 @@ def _fit_fold(k, train, test, moa, settings, names, truth):
         }
         arrays["fold_models"] = folded.astype(np.float32)
     if settings["save_inner_oof"] and blend.oof_predictions_ is not None:
-        # the rows the blend was fitted on (the treated rows of train), in order
+        # the rows the blend was fitted on (the treated rows of train), in
+        # order, and of those the ones its OOF predictions are of
         treated = np.asarray(train)[~pipe.control_mask(X.iloc[train])]
-        arrays["inner_rows"] = treated
+        arrays["inner_rows"] = treated[blend.oof_indices_]
         arrays["inner_oof"] = blend.oof_predictions_.astype(np.float32)
+        if blend.cv != "validation":
+            # and the refits' predictions on their validation drugs, on
+            # which cv="validation" would have chosen the weights
+            try:
+                rows, held = blend._held_out(blend.estimators_)
+            except ValueError:  # a base without them, or no rows in common
+                pass
+            else:
+                arrays["validation_rows"] = treated[rows]
+                arrays["validation_oof"] = held.astype(np.float32)
     baseline = _baseline_proba(X, Y, train, test, settings["seed"])
     info["baseline_score"] = mean_columnwise_log_loss(Yt, baseline)
     arrays["baseline"] = baseline.astype(np.float32)
@@ -1025,6 +1038,18 @@ def _model_list(value):
     return names
 
 
+def _inner_folds(value):
+    """``--inner-folds``: an int, or ``validation``."""
+    if value == "validation":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"an int or 'validation', not {value!r}"
+        ) from None
+
+
 def _add_settings(p):
     g = p.add_argument_group("settings (flags override --config)")
     g.add_argument("--config", metavar="FILE", help="JSON file of settings")
@@ -1048,9 +1073,11 @@ def _add_settings(p):
     )
     g.add_argument(
         "--inner-folds",
-        type=int,
+        type=_inner_folds,
         metavar="K",
-        help="inner CV folds of the blend (default: quick 3, full 5)",
+        help="inner CV folds of the blend, or 'validation': weights chosen on "
+        "the nets' own validation drugs, one fit per net (default: quick 3, "
+        "full validation)",
     )
     out = g.add_mutually_exclusive_group()
     out.add_argument(

@@ -63,9 +63,11 @@ _QUICK_FEATURE_PARAMS = dict(
     n_clusters={"g": 5, "c": 2},
 )
 
-# the blend's inner CV; full: 2 folds, as the quality benchmark measures the
-# recipe (each net is fitted on cv folds and refitted: 5 folds would cost 2.5x)
-_QUICK_CV, _FULL_CV = 3, 2
+# the blend's inner CV. full: none, the weights are chosen on the nets' own
+# validation drugs (one fit per net, where a 2-fold inner CV fits every net
+# three times; the quality table of the benchmarks page compares the two);
+# quick: 3 folds, small enough to pay for
+_QUICK_CV, _FULL_CV = 3, "validation"
 
 
 def _resolve_models(models):
@@ -158,7 +160,11 @@ def make_moa_pipeline(
     training rows hold controls (an inner or outer CV fold without
     controls, or treated rows only as in the public notebooks) and a test
     set with controls is predicted all the same. The blend chooses its
-    weights on out-of-fold predictions of a drug-grouped inner CV.
+    weights on predictions of drugs that the nets did not train on: with
+    the full profile, those each net held out to choose its best epoch
+    (``cv='validation'``, one fit per net; the nets then share one seed and
+    so hold out the same drugs); with the quick profile, the out-of-fold
+    predictions of a drug-grouped inner CV.
     Parameters are reachable for ``GridSearchCV`` as
     ``estimator__features__<step>__<param>`` and
     ``estimator__model__<model>__<param>``, e.g.
@@ -181,14 +187,18 @@ def make_moa_pipeline(
         ``'quick'``: small nets, few epochs and one seed, 50 gene / 10 cell PCA
         components, 5 / 2 clusters, a 3-fold inner CV: for demos and tests.
         ``'full'``: the recipe (the nets' and :func:`make_moa_features`'
-        defaults, a 2-fold inner CV), but TabNet with one seed
-        (``n_seeds=1``; three by itself): in the blend, the other nets do
-        the averaging that three TabNets do alone.
+        defaults; blend weights chosen on the nets' own validation drugs,
+        ``cv='validation'``), but TabNet with one seed (``n_seeds=1``; three
+        by itself): in the blend, the other nets do the averaging that three
+        TabNets do alone.
     random_state : int or None, default=None
         Seed of the features, of every net and of the inner CV.
-    cv : int, splitter or None, default=None
-        Inner CV of the blend (``None``: 3 for quick, 2 for full; an int is
-        a :class:`~moa_sklearn.model_selection.DrugMultilabelStratifiedKFold`).
+    cv : int, splitter, 'validation' or None, default=None
+        Inner CV of the blend (``None``: 3 for quick, ``'validation'`` for
+        full; an int is a
+        :class:`~moa_sklearn.model_selection.DrugMultilabelStratifiedKFold`;
+        ``'validation'``: the weights are chosen on the nets' own
+        validation drugs, see :class:`~moa_sklearn.ensemble.StackingBlend`).
     weights : str or array-like, default='optimize'
         ``weights`` of :class:`~moa_sklearn.ensemble.StackingBlend`.
     control_column : str or None, default='cp_type'

@@ -91,10 +91,16 @@ def test_quality_scores_every_model_on_the_same_rows_under_both_protocols(smoke)
             "TwoStepNetClassifier",
             "KerasNetClassifier",
             "TabNetMultilabelClassifier",
+            # the recipe's weights, chosen on the refits' validation drugs
+            # (cv="validation"), and the blend that ran: weights on the
+            # smoke run's 2-fold inner CV (--inner-folds 2); the bound of
+            # weights fitted on the test fold
             "StackingBlend (the recipe)",
+            "StackingBlend, weights on a 2-fold inner CV",
+            "StackingBlend, weights fitted on the test fold (a bound)",
             "Bayes optimum",
             # the same fits predicting with their inner-fold models
-            "StackingBlend (the recipe), fold models",
+            "StackingBlend, weights on a 2-fold inner CV, fold models",
             "TwoStepNetClassifier, fold models",
             "KerasNetClassifier, fold models",
             "TabNetMultilabelClassifier, fold models",
@@ -119,6 +125,14 @@ def test_quality_scores_every_model_on_the_same_rows_under_both_protocols(smoke)
         assert len(p["fold_fit_seconds"]) == 2
         blend = table["StackingBlend (the recipe)"]["loss"]
         assert p["blend_beats_best_net"] == (blend < table[p["best_net"]]["loss"])
+        # weights fitted on the test fold: no blend of the same nets does better
+        bound = table["StackingBlend, weights fitted on the test fold (a bound)"]
+        assert bound["loss"] <= blend * (1 + 1e-6)
+        inner = table["StackingBlend, weights on a 2-fold inner CV"]["loss"]
+        assert bound["loss"] <= inner * (1 + 1e-6)
+        assert p["blend_cv"] == 2 and len(p["blend_weights"]) == 2
+        for w in p["blend_weights"]:
+            assert abs(sum(w.values()) - 1) < 1e-9
         expected = "None" if protocol == "new-compound" else "18"
         assert f"max_drug_size={expected}" in p["cv"]
     # the protocols split differently, so the same model scores differently
@@ -134,7 +148,7 @@ def test_quality_resumes_the_blend_cv(smoke, capsys):
     proc = run_script(
         "bench_quality.py",
         *("--small", "--folds", "2", "--epochs", "2", "--threads", "1"),
-        *("--protocols", "kaggle", "--skip-baselines"),
+        *("--inner-folds", "2", "--protocols", "kaggle", "--skip-baselines"),
         *("--workdir", str(smoke / "work"), "--outdir", str(smoke / "again")),
     )
     assert_ok(proc)

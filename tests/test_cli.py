@@ -300,10 +300,43 @@ def test_cv_protocols_new_compound_by_default_and_kaggle(cv_run, work):
         assert (cp_type[rows] == "trt_cp").all()  # what the blend was fitted on
         assert inner.shape == (2, len(rows), 6)
         assert ((inner > 0) & (inner < 1)).all()
+        # and the refits' predictions on the drugs both held out (one seed)
+        held = f["validation_rows"]
+        assert 0 < len(held) < len(rows) and np.isin(held, rows).all()
+        assert f["validation_oof"].shape == (2, len(held), 6)
     with np.load(cv_run / "fold_0.npz") as f:
         assert "inner_oof" not in f  # off by default
     assert cli.main(["report", str(kaggle), "-o", str(out)]) == 0
     assert "Protocol: <b>kaggle</b> (drugs of at most 18 rows" in out.read_text()
+
+
+def test_cv_with_weights_on_the_validation_drugs(work):
+    from moa_sklearn.datasets import load_moa
+
+    (work / "cfg_val.json").write_text(
+        json.dumps(CONFIG | {"save_inner_oof": True, "inner_folds": 2})
+    )
+    args = cli_args(work, "cv", "cv_val", "--inner-folds", "validation")
+    args[args.index(str(work / "cfg.json"))] = str(work / "cfg_val.json")
+    assert cli.main(args) == 0
+    out = work / "cv_val"
+    settings = json.loads((out / "config.json").read_text())["settings"]
+    assert settings["inner_folds"] == "validation"
+    groups = load_moa(work / "data").groups.to_numpy()
+    with np.load(out / "fold_0.npz") as f:
+        rows, test = f["inner_rows"], f["test"]
+        assert "fold_models" not in f  # no inner CV, no fold models
+        assert "validation_oof" not in f  # inner_oof holds them
+        train = np.setdiff1d(np.arange(len(groups)), test)
+        # whole drugs of the training fold, a tenth of it or so
+        assert 0 < len(rows) < len(train) / 2
+        assert set(groups[rows]).isdisjoint(groups[np.setdiff1d(train, rows)])
+        assert f["inner_oof"].shape == (2, len(rows), 6)
+    info = json.loads((out / "fold_0.json").read_text())
+    assert abs(sum(info["weights"].values()) - 1) < 1e-9
+    report = work / "report_val.html"
+    assert cli.main(["report", str(out), "-o", str(report)]) == 0
+    assert "twostep" in report.read_text()
 
 
 def test_report_says_what_produced_it(cv_run, work):
@@ -705,7 +738,8 @@ def test_a_bad_option_writes_nothing(work, tmp_path, capsys):
     cfg = tmp_path / "bad.json"
     for bad, words in [
         ({"folds": 1}, "folds must be an int >= 2"),
-        ({"inner_folds": 0}, "inner_folds must be an int >= 2"),
+        ({"inner_folds": 0}, "inner_folds must be an int >= 2 or 'validation'"),
+        ({"inner_folds": "holdout"}, "inner_folds must be an int >= 2"),
         ({"profile": "fast"}, "profile must be one of quick, full"),
         ({"model_params": {"twostep": {"hidden_size": 3}}}, "hidden_size"),
         ({"model_params": {"tabnet": {"n_d": -1}}}, "model_params['tabnet']"),

@@ -1066,3 +1066,169 @@ def test_per_target_final_estimator_for_class_labels():
     assert accuracy >= (weighted.predict(X[new]) == y[new]).mean() - 0.03
     with pytest.raises(ValueError, match="final_estimator"):
         clone(blend).set_params(final_estimator="stack").fit(X, y)
+
+
+# ------------------------------------------------- cv="validation" (one fit)
+class _HeldOut(ClassifierMixin, BaseEstimator):
+    """Holds out rows as the nets do (the same split for the same
+    random_state) and keeps its predictions on them; ``noise`` spoils its
+    probabilities (a worse model). Column 0 of X is the row id."""
+
+    def __init__(self, noise=0.0, validation_fraction=0.2, random_state=None):
+        self.noise = noise
+        self.validation_fraction = validation_fraction
+        self.random_state = random_state
+
+    def fit(self, X, y, groups=None):
+        from moa_sklearn.neural._base import _inner_validation_split
+
+        X, Y = np.asarray(X, dtype=float), np.asarray(y, dtype=float)
+        _LOG.append(dict(ids=X[:, 0].astype(int), random_state=self.random_state))
+        train, valid = _inner_validation_split(
+            Y, groups, self.validation_fraction, self.random_state
+        )
+        self.knn_ = KNeighborsClassifier(7).fit(X[train][:, 1:], Y[train])
+        self.classes_ = np.arange(Y.shape[1])
+        self.validation_indices_ = valid
+        self.validation_proba_ = None if valid is None else self.predict_proba(X[valid])
+        return self
+
+    def predict_proba(self, X):
+        X = np.asarray(X, dtype=float)
+        P = multilabel_proba(self.knn_, X[:, 1:])
+        rng = np.random.RandomState(len(X))
+        return np.clip(P + self.noise * rng.uniform(-1, 1, P.shape), 0.01, 0.99)
+
+
+def _held_out_bases():
+    return [("good", _HeldOut()), ("noisy", _HeldOut(noise=0.4, random_state=7))]
+
+
+def test_validation_cv_fits_once_and_weighs_on_the_shared_held_out_rows(log):
+    from moa_sklearn.ensemble._weights import blend_weights
+
+    X, Y, groups = _world()
+    blend = StackingBlend(_held_out_bases(), cv="validation", random_state=0)
+    blend.fit(X, Y, groups=groups)
+    # one fit per base, on all rows, each with the same seed drawn from the
+    # blend's random_state (the noisy base's own 7 is replaced)
+    assert len(log) == 2
+    for record in log:
+        np.testing.assert_array_equal(record["ids"], np.arange(len(X)))
+    seeds = {record["random_state"] for record in log}
+    assert len(seeds) == 1 and seeds != {None} and seeds != {7}
+    good, noisy = blend.estimators_
+    rows = blend.oof_indices_
+    np.testing.assert_array_equal(rows, good.validation_indices_)
+    np.testing.assert_array_equal(rows, noisy.validation_indices_)
+    # whole drugs held out, on which the weights are chosen
+    assert 0 < rows.size < len(X) and not set(groups[rows]) & set(
+        np.delete(groups, rows)
+    )
+    oof = np.stack([good.validation_proba_, noisy.validation_proba_])
+    np.testing.assert_allclose(blend.oof_predictions_, oof)
+    w, _ = blend_weights("optimize", oof, Y[rows], n_estimators=2, shrinkage=0.5)
+    np.testing.assert_allclose(blend.weights_, w)
+    assert blend.weights_[0] > blend.weights_[1]
+    assert blend.oof_scores_["good"] == pytest.approx(
+        mean_columnwise_log_loss(Y[rows], oof[0])
+    )
+    expected = w[0] * good.predict_proba(X) + w[1] * noisy.predict_proba(X)
+    np.testing.assert_allclose(blend.predict_proba(X), expected)
+    assert blend.fold_models_ is None
+    # the same seed again: the same blend; another: other held-out rows
+    again = clone(blend).fit(X, Y, groups=groups)
+    np.testing.assert_array_equal(again.oof_indices_, rows)
+    other = clone(blend).set_params(random_state=1).fit(X, Y, groups=groups)
+    assert not np.array_equal(other.oof_indices_, rows)
+
+
+@pytest.mark.parametrize("routing", [False, True])
+def test_validation_cv_routes_groups_to_the_bases(log, routing):
+    X, Y, groups = _world()
+    sklearn.set_config(enable_metadata_routing=routing)
+    bases = _held_out_bases()
+    if routing:
+        bases = [(n, e.set_fit_request(groups=True)) for n, e in bases]
+    blend = StackingBlend(bases, cv="validation", random_state=0)
+    blend.fit(X, Y, groups=groups)
+    rows = blend.oof_indices_
+    assert not set(groups[rows]) & set(np.delete(groups, rows))
+
+
+def test_validation_cv_final_estimator_and_pipeline_bases(log):
+    X, Y, groups = _world()
+    sklearn.set_config(enable_metadata_routing=True)  # groups into the Pipeline
+    bases = [
+        (
+            "good",
+            make_pipeline(
+                StandardScaler(with_std=False), _HeldOut().set_fit_request(groups=True)
+            ),
+        ),
+        ("noisy", _HeldOut(noise=0.4).set_fit_request(groups=True)),
+    ]
+    blend = StackingBlend(
+        bases, cv="validation", final_estimator="per_target", random_state=0
+    ).fit(X, Y, groups=groups)
+    # the Pipeline's last step got the shared seed too: the same rows
+    assert log[0]["random_state"] == log[1]["random_state"] is not None
+    np.testing.assert_array_equal(
+        blend.oof_indices_, blend.estimators_[1].validation_indices_
+    )
+    coef = blend.final_estimator_.coef_
+    assert coef.shape == (Y.shape[1], 2)
+    assert blend.oof_proba_.shape == (blend.oof_indices_.size, Y.shape[1])
+
+
+def test_validation_cv_weighs_on_the_rows_every_base_held_out(log):
+    X, Y, groups = _world()
+    bases = [("a", _HeldOut(validation_fraction=0.2)), ("b", _HeldOut(noise=0.2))]
+    bases[1][1].set_params(validation_fraction=0.5)
+    blend = StackingBlend(bases, cv="validation", random_state=0)
+    blend.fit(X, Y, groups=groups)
+    a, b = blend.estimators_
+    expected = np.intersect1d(a.validation_indices_, b.validation_indices_)
+    assert expected.size < a.validation_indices_.size
+    np.testing.assert_array_equal(blend.oof_indices_, expected)
+
+
+@pytest.mark.parametrize(
+    "bases, params, match",
+    [
+        ([("knn", KNeighborsClassifier(5))], {}, "'knn' .* has none"),
+        (
+            [("held", _HeldOut(validation_fraction=None))],
+            {},
+            "'held' .* has none .* validation_fraction > 0",
+        ),
+        ([("held", _HeldOut())], dict(refit=False), "refit=False .* inner CV"),
+        (
+            [("held", _HeldOut())],
+            dict(keep_fold_models=True),
+            "keep_fold_models=True .* inner CV",
+        ),
+        ([("held", _HeldOut())], dict(cv="holdout"), "cv"),
+    ],
+)
+def test_validation_cv_errors(bases, params, match):
+    X, Y, groups = _world(n_drugs=10)
+    blend = StackingBlend(bases, **{"cv": "validation", **params})
+    with pytest.raises(ValueError, match=match):
+        blend.fit(X, Y, groups=groups)
+
+
+def test_validation_cv_without_rows_in_common_is_an_error(monkeypatch):
+    X, Y, groups = _world(n_drugs=10)
+
+    class _Elsewhere(_HeldOut):  # holds out the rows the other base trains on
+        def fit(self, X, y, groups=None):
+            super().fit(X, y, groups)
+            self.validation_indices_ = np.setdiff1d(
+                np.arange(len(X)), self.validation_indices_
+            )
+            return self
+
+    bases = [("a", _HeldOut()), ("b", _Elsewhere())]
+    with pytest.raises(ValueError, match="no row in common"):
+        StackingBlend(bases, cv="validation").fit(X, Y, groups=groups)

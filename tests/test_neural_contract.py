@@ -317,6 +317,41 @@ def test_n_seeds_averages_the_seed_models(engine, net_data, fitted):
     assert hist.groupby(_steps(hist))["best"].sum().eq(1).all()
 
 
+def test_validation_predictions_are_those_of_the_seeds_that_held_out(engine, net_data):
+    X, Y, Y_aux, groups = net_data
+    net = engine.make(clip=None, n_seeds=2, validation_fraction=0.2)
+    net.fit(X, Y, y_aux=Y_aux, groups=groups)
+    Xf = X.astype(np.float32)
+    held = [_inner_validation_split(Y, groups, 0.2, int(s))[1] for s in net.seeds_]
+    rows = net.validation_indices_
+    np.testing.assert_array_equal(rows, np.union1d(*held))
+    assert not set(groups[rows]) & set(np.delete(groups, rows))  # whole drugs
+    expected = np.zeros((len(X), Y.shape[1]))
+    count = np.zeros(len(X))
+    for model, valid in zip(net.models_, held):
+        expected[valid] += net._predict_proba_one(model, Xf[valid])
+        count[valid] += 1
+    np.testing.assert_allclose(
+        net.validation_proba_, expected[rows] / count[rows, None], atol=1e-12
+    )
+    # a row held out by one seed only: that seed's model alone, which did
+    # not train on it (not the mean of both, as predict_proba gives)
+    once = np.flatnonzero(count[rows] == 1)
+    assert once.size and not np.allclose(
+        net.validation_proba_[once], net.predict_proba(X[rows[once]])
+    )
+    # one seed: predict_proba of the held-out rows, clipped as it clips
+    # predict_proba's format: a 1-D binary target has two columns
+    for y in (Y, Y[:, 0]):
+        one = engine.make(validation_fraction=0.2).fit(X, y, groups=groups)
+        np.testing.assert_allclose(
+            one.validation_proba_,
+            one.predict_proba(X[one.validation_indices_]),
+            atol=1e-12,
+        )
+    assert one.validation_proba_.shape == (one.validation_indices_.size, 2)
+
+
 # ------------------------------------------------------------ persistence
 def test_pickle_and_joblib_round_trip(engine, net_data, fitted, tmp_path):
     X, _, _, _ = net_data
@@ -420,6 +455,7 @@ def test_quiet_fit_and_history_without_validation(
     hist = pd.DataFrame(net.history_)
     assert len(hist) == net._n_epochs()
     assert hist["valid_loss"].isna().all()
+    assert net.validation_indices_ is None and net.validation_proba_ is None
     last = hist.groupby(_steps(hist))["epoch"].transform("max")
     assert (hist["best"] == (hist["epoch"] == last)).all()  # the last epoch
     for col in ("seed", "epoch", "train_loss", "lr", "dur"):

@@ -97,7 +97,7 @@ def test_profiles():
     )
     assert f["estimator__model__twostep__hidden_sizes"] == default.hidden_sizes
     assert f["estimator__features__pca__n_components"] == "auto"
-    assert (q["estimator__model__cv"], f["estimator__model__cv"]) == (3, 2)
+    assert (q["estimator__model__cv"], f["estimator__model__cv"]) == (3, "validation")
 
 
 def test_full_profile_has_one_tabnet_unless_asked():
@@ -195,6 +195,32 @@ def test_cross_validate_with_routing_reaches_inner_cv_and_nets(world):
     for fitted in result["estimator"]:
         net = fitted.estimator_.named_steps["model"].named_estimators_["twostep"]
         assert net.n_aux_ == world.target_aux.shape[1]
+
+
+@pytest.mark.parametrize("routing", [False, True])
+def test_validation_weights_on_drugs_every_net_held_out(world, routing):
+    """The full profile's blend: one fit per net, the weights chosen on the
+    drugs that the nets held out (the same ones: one shared seed)."""
+    pytest.importorskip("keras")
+    sklearn.set_config(enable_metadata_routing=routing)
+    pipe = _pipe(("twostep", "keras"), cv="validation")
+    params = {"groups": world.groups, "y_aux": world.target_aux}
+    if not routing:
+        params = {f"model__{k}": v for k, v in params.items()}
+    pipe.fit(world.data, world.target, **params)
+    blend = pipe.estimator_.named_steps["model"]
+    twostep, keras = blend.estimators_
+    assert twostep.random_state == keras.random_state != 0  # drawn by the blend
+    np.testing.assert_array_equal(twostep.validation_indices_, blend.oof_indices_)
+    np.testing.assert_array_equal(keras.validation_indices_, blend.oof_indices_)
+    treated = ~pipe.control_mask(world.data)
+    drugs = np.asarray(world.groups)[treated]
+    held = blend.oof_indices_
+    assert held.size and set(drugs[held]).isdisjoint(np.delete(drugs, held))
+    assert twostep.n_aux_ == world.target_aux.shape[1]
+    assert blend.oof_predictions_.shape == (2, held.size, world.target.shape[1])
+    assert blend.fold_models_ is None
+    assert abs(blend.weights_.sum() - 1) < 1e-9
 
 
 def test_cross_val_score_without_routing(world):

@@ -17,7 +17,8 @@ from sklearn.base import (
     _fit_context,
     clone,
 )
-from sklearn.utils import Bunch, _safe_indexing, get_tags
+from sklearn.pipeline import Pipeline
+from sklearn.utils import Bunch, _safe_indexing, check_random_state, get_tags
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metadata_routing import (
     UNUSED,
@@ -116,6 +117,29 @@ def _fit_all(estimator, X, y, params):
     return clone(estimator).fit(X, y, **params)
 
 
+def _validation_net(estimator):
+    """``(the estimator that holds the validation predictions, the name of
+    its random_state parameter in estimator)``: the estimator itself, or
+    the last step of a ``Pipeline`` (its transformers keep the rows)."""
+    if isinstance(estimator, Pipeline):
+        name, last = estimator.steps[-1]
+        return last, f"{name}__random_state"
+    return estimator, "random_state"
+
+
+class _Held:
+    """A base classifier's predictions on its validation rows, as an object
+    with ``predict_proba`` (for :func:`_base_proba`, which aligns them)."""
+
+    def __init__(self, proba, classes):
+        self._proba = proba
+        if classes is not None:
+            self.classes_ = classes
+
+    def predict_proba(self, X):
+        return self._proba
+
+
 def _run_fits(tasks, *, n_jobs, verbose, desc):
     """Run joblib ``tasks`` ({key: (label, delayed call)}) with a progress bar.
 
@@ -201,7 +225,7 @@ class StackingBlend(
         works, including a seed-averaged one (e.g. a net with ``n_seeds=3``)
         or a ``Pipeline``. Their parameters are reachable as
         ``<name>__<param>`` (e.g. in ``GridSearchCV``).
-    cv : int, cross-validation splitter or None, default=5
+    cv : int, cross-validation splitter, 'validation' or None, default=5
         The inner CV of the OOF predictions. An int ``k`` is
         ``DrugMultilabelStratifiedKFold(k, random_state=random_state)``, the
         drug-grouped splitter; without ``groups`` it treats each row as its
@@ -209,7 +233,21 @@ class StackingBlend(
         a :class:`~moa_sklearn.exceptions.DrugLeakageWarning` says how to
         pass them. Another splitter receives ``groups`` (or None) in
         ``split`` as is and must partition the rows (each row in one test
-        fold). ``None``: no
+        fold). ``'validation'``: no inner CV; each base classifier is fitted
+        once, on all rows, and the weights (or ``final_estimator``) are
+        chosen on its predictions on its own validation rows, those it held
+        out to choose its best epoch (``validation_indices_`` and
+        ``validation_proba_`` of the nets of :mod:`moa_sklearn.neural`, or of
+        the last step of a ``Pipeline``); with ``groups``, drugs it did not
+        train on. A fit then costs one fit per base classifier instead of
+        ``n_splits + 1``. So that every base classifier holds out the same
+        rows, each gets as ``random_state`` one seed drawn from the blend's
+        ``random_state`` (as ``BaggingClassifier`` seeds its estimators;
+        their ``validation_fraction`` must then agree); the weights are
+        chosen on the rows that all of them held out (``oof_indices_``).
+        Those rows are fewer (``validation_fraction`` of the rows, 0.1 for
+        the nets) and also chose each net's best epoch, which makes the
+        OOF figures optimistic. ``None``: no
         inner CV, with fixed ``weights`` (``'uniform'`` or an array): the
         base classifiers are only fitted once, on all rows, and the ``oof_*``
         attributes are None.
@@ -256,14 +294,14 @@ class StackingBlend(
         refits (a fit costs ``n_splits`` fits instead of ``n_splits + 1``);
         each fold model saw ``(n_splits - 1) / n_splits`` of the rows, and
         predicting costs ``n_splits`` times more. Needs an inner CV
-        (``cv`` not None).
+        (``cv`` an int or a splitter).
     keep_fold_models : bool, default=False
         With ``refit=True``, also keep every base classifier's inner-fold
         models in ``fold_models_`` (``n_splits`` more fitted models per base
         classifier), so that the refits and the fold models can be compared
         on one fit (``moa-sklearn cv`` does, for the benchmarks). With
         ``refit=False`` the fold models are ``estimators_`` themselves.
-        Needs an inner CV.
+        Needs an inner CV (``cv`` an int or a splitter).
     n_jobs : int, default=None
         Fits run in parallel with joblib (every fold of every base
         classifier, and the final refits). ``None`` means 1.
@@ -288,11 +326,16 @@ class StackingBlend(
     target_weights_ : ndarray of shape (n_outputs, n_estimators)
         The weights used for each output column (each row is ``weights_``
         unless ``weights='per_target'``).
-    oof_predictions_ : ndarray of shape (n_estimators, n_samples, n_outputs) \
+    oof_predictions_ : ndarray of shape (n_estimators, n_oof, n_outputs) \
             or None
-        The OOF probabilities of each base classifier (n_outputs is n_labels
-        for a 2-D ``y``, n_classes for a 1-D ``y``).
-    oof_proba_ : ndarray of shape (n_samples, n_outputs)
+        The OOF probabilities of each base classifier on the rows
+        ``oof_indices_`` (n_outputs is n_labels for a 2-D ``y``, n_classes
+        for a 1-D ``y``); None with ``cv=None``.
+    oof_indices_ : ndarray of int or None
+        The rows of ``fit``'s ``X`` that the OOF arrays hold, in order: all
+        of them with an inner CV, the validation rows of every base
+        classifier with ``cv='validation'``; None with ``cv=None``.
+    oof_proba_ : ndarray of shape (n_oof, n_outputs)
         The OOF probabilities of the blend (with the weights, or the final
         estimator, fitted on them, so an optimistic estimate).
     oof_scores_ : dict of str to float
@@ -363,6 +406,7 @@ class StackingBlend(
         "cv": [
             Interval(Integral, 2, None, closed="left"),
             HasMethods(["split", "get_n_splits"]),
+            StrOptions({"validation"}),
             None,
         ],
         "weights": [StrOptions({"optimize", "per_target", "uniform"}), "array-like"],
@@ -483,6 +527,17 @@ class StackingBlend(
     def _check_cv(self, n_samples):
         """The inner splitter, checked against ``weights`` and the data."""
         cv = self._cv()
+        if isinstance(cv, str):  # "validation": the bases' own held-out rows
+            for flag, what in (
+                (not self.refit, "refit=False predicts with inner-fold models"),
+                (self.keep_fold_models, "keep_fold_models=True keeps them"),
+            ):
+                if flag:
+                    raise ValueError(
+                        f"{what}, so it needs an inner CV: cv='validation' has "
+                        "none (each base classifier is fitted once, on all rows)."
+                    )
+            return cv
         if cv is None and (isinstance(self.weights, str) and self.weights != "uniform"):
             raise ValueError(
                 f"cv=None (no inner CV) needs fixed weights ('uniform' or an "
@@ -544,7 +599,12 @@ class StackingBlend(
         split_groups, params = self._route_metadata(cv, groups, fit_params)
         folds = self._inner_folds(cv, X, y, Y, split_groups)
         fits = self._fit_base_estimators(X, y, folds, params)
-        oof = self._out_of_fold(fits, folds, Y)
+        if isinstance(cv, str):  # "validation"
+            rows, oof = self._held_out([fits[n, _ALL_ROWS] for n, _ in self.estimators])
+        else:
+            rows, oof = self._out_of_fold(fits, folds, Y)
+        if rows is not None:  # the targets of the OOF rows
+            y, Y = _safe_indexing(y, rows), Y[rows]
         self.weights_, self.target_weights_ = blend_weights(
             self.weights,
             oof,
@@ -553,7 +613,7 @@ class StackingBlend(
             shrinkage=self.shrinkage,
         )
         self.final_estimator_ = self._fit_final_estimator(oof, y, Y)
-        self._set_fitted_attributes(fits, oof, Y)
+        self._set_fitted_attributes(fits, rows, oof, Y)
         return self
 
     def _fit_final_estimator(self, oof, y, Y):
@@ -592,7 +652,10 @@ class StackingBlend(
         if groups is not None:
             fit_params["groups"] = groups
         routed = process_routing(self, "fit", **fit_params)
-        split_groups = None if cv is None else routed.splitter.split.get("groups")
+        if cv is None or isinstance(cv, str):  # no inner splitter
+            split_groups = None
+        else:
+            split_groups = routed.splitter.split.get("groups")
         return split_groups, {
             name: dict(routed[name].fit) for name, _ in self.estimators
         }
@@ -604,7 +667,7 @@ class StackingBlend(
         treats each row as its own drug, with a ``DrugLeakageWarning``.
         Another splitter gets ``X``, ``y`` and ``groups`` as given.
         """
-        if cv is None:
+        if cv is None or isinstance(cv, str):
             return []
         if not isinstance(cv, DrugMultilabelStratifiedKFold):
             return list(cv.split(X, _as_array(y), groups))
@@ -624,7 +687,17 @@ class StackingBlend(
         The fits run in parallel (``n_jobs``) under one progress bar.
         """
         tasks = {}
-        for name, estimator in self.estimators:
+        estimators = self.estimators
+        if isinstance(self.cv, str):  # "validation": one seed, the same splits
+            seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+            estimators = []
+            for name, estimator in self.estimators:
+                estimator = clone(estimator)
+                key = _validation_net(estimator)[1]
+                if key in estimator.get_params():
+                    estimator.set_params(**{key: seed})
+                estimators.append((name, estimator))
+        for name, estimator in estimators:
             for f, (train, test) in enumerate(folds):
                 tasks[name, f] = (
                     f"{name} inner fold {f + 1}/{len(folds)}",
@@ -640,7 +713,7 @@ class StackingBlend(
                         not self.refit or self.keep_fold_models,
                     ),
                 )
-        for name, estimator in self.estimators if self.refit else ():
+        for name, estimator in estimators if self.refit else ():
             tasks[name, _ALL_ROWS] = (
                 f"{name} on all rows",
                 delayed(_fit_all)(estimator, X, y, params[name]),
@@ -649,14 +722,58 @@ class StackingBlend(
             tasks, n_jobs=self.n_jobs, verbose=self.verbose, desc=type(self).__name__
         )
 
-    def _out_of_fold(self, fits, folds, Y):
-        """The OOF probabilities (n_estimators, n_samples, n_outputs), clipped.
+    def _held_out(self, fitted):
+        """``cv='validation'``: (rows, their probabilities (n_estimators,
+        n_rows, n_outputs), clipped) from the validation predictions of the
+        ``fitted`` base classifiers, on the rows that all of them held out."""
+        held = []
+        for (name, _), est in zip(self.estimators, fitted):
+            net = _validation_net(est)[0]
+            rows = getattr(net, "validation_indices_", None)
+            proba = getattr(net, "validation_proba_", None)
+            if rows is None or proba is None:
+                raise ValueError(
+                    "cv='validation' chooses the weights on each base "
+                    "classifier's predictions on its own validation rows, but "
+                    f"{_base_name(name, est)} has none (validation_indices_ and "
+                    "validation_proba_, as the nets of moa_sklearn.neural have "
+                    "with a validation_fraction > 0): use an inner CV (cv=5)."
+                )
+            held.append((np.asarray(rows), proba, getattr(net, "classes_", None)))
+        common = held[0][0]
+        for rows, _, _ in held[1:]:
+            common = np.intersect1d(common, rows)
+        if common.size == 0:
+            raise ValueError(
+                "cv='validation': the base classifiers held out no row in "
+                "common, so there is nothing to choose the weights on; give "
+                "them the same validation_fraction (and n_seeds)."
+            )
+        oof = np.stack(
+            [
+                _base_proba(
+                    _Held(proba[np.searchsorted(rows, common)], classes),
+                    np.empty((common.size, 0)),
+                    self._target,
+                    owner=type(self).__name__,
+                    name=_base_name(name, est) + " on its validation rows",
+                )
+                for (name, _), est, (rows, proba, classes) in zip(
+                    self.estimators, fitted, held
+                )
+            ]
+        )
+        return common, np.clip(oof, *self._clip_bounds())
 
-        None without an inner CV; a ``ValueError`` when the inner CV is not a
-        partition of the rows.
+    def _out_of_fold(self, fits, folds, Y):
+        """(rows, the OOF probabilities (n_estimators, n_samples, n_outputs),
+        clipped).
+
+        ``(None, None)`` without an inner CV; a ``ValueError`` when the inner
+        CV is not a partition of the rows.
         """
         if not folds:
-            return None
+            return None, None
         oof = np.full((len(self.estimators), *Y.shape), np.nan)
         for m, (name, _) in enumerate(self.estimators):
             for f, (_, test) in enumerate(folds):
@@ -667,10 +784,11 @@ class StackingBlend(
                 f"The inner CV left {int((~covered).sum())} rows out of every test "
                 "fold; StackingBlend needs a partition (every row predicted once)."
             )
-        return np.clip(oof, *self._clip_bounds())
+        return np.arange(Y.shape[0]), np.clip(oof, *self._clip_bounds())
 
-    def _set_fitted_attributes(self, fits, oof, Y):
-        """The refitted classifiers, the classes and the OOF figures."""
+    def _set_fitted_attributes(self, fits, rows, oof, Y):
+        """The refitted classifiers, the classes and the OOF figures (``Y``:
+        the targets of the OOF ``rows``)."""
         names = [name for name, _ in self.estimators]
         n_folds = sum(f != _ALL_ROWS for _, f in fits) // len(names)
         self.fold_models_ = None
@@ -689,6 +807,7 @@ class StackingBlend(
             self.estimators_ = list(self.fold_models_.values())
         self.named_estimators_ = Bunch(**dict(zip(names, self.estimators_)))
         self.classes_ = self._target.classes
+        self.oof_indices_ = rows
         if oof is None:
             self.oof_predictions_ = self.oof_proba_ = None
             self.oof_scores_ = self.oof_score_ = None
@@ -830,7 +949,7 @@ class StackingBlend(
                 method_mapping=MethodMapping().add(caller="fit", callee="fit"),
             )
         cv = self._cv()
-        if cv is not None:
+        if cv is not None and not isinstance(cv, str):
             router.add(
                 splitter=cv,
                 method_mapping=MethodMapping().add(caller="fit", callee="split"),

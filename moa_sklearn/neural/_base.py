@@ -334,6 +334,7 @@ class BaseMultilabelNet(
     ----------
     %(classes_, n_labels_, target_names_, n_features_in_, feature_names_in_)s
     %(n_aux_, seeds_, device_)s
+    %(validation_indices_, validation_proba_)s
     models_ : list
         The fitted model of each seed.
     history_ : list of dict
@@ -524,13 +525,16 @@ class BaseMultilabelNet(
         seeds = check_random_state(self.random_state).randint(
             0, np.iinfo(np.int32).max, size=self.n_seeds
         )
-        models, history = self._fit_seeds(X, Y, Y_aux, groups, seeds, device)
+        models, history, held = self._fit_seeds(X, Y, Y_aux, groups, seeds, device)
         self._set_target_attributes(target)
         self.device_ = device
         self.seeds_ = seeds
         self.n_aux_ = 0 if Y_aux is None else Y_aux.shape[1]
         self.models_ = models
         self.history_ = history
+        rows, proba = held
+        self.validation_indices_ = rows
+        self.validation_proba_ = None if rows is None else self._output_proba(proba)
         for name, value in self._engine_attributes().items():
             setattr(self, name, value)
         return self
@@ -550,7 +554,12 @@ class BaseMultilabelNet(
         return Y if (Y is None or s == 0) else Y * (1 - s) + 0.5 * s
 
     def _fit_seeds(self, X, Y, Y_aux, groups, seeds, device):
-        """Train one model per seed under a progress bar; return (models, history)."""
+        """Train one model per seed under a progress bar.
+
+        Returns ``(models, history, (validation_indices, validation_proba))``:
+        each validation row predicted by the mean of the seeds' models that
+        held it out (``(None, None)`` without validation).
+        """
         per_seed = self._n_epochs()
         self._progress = progress_bar(
             None if per_seed is None else per_seed * self.n_seeds,
@@ -559,24 +568,40 @@ class BaseMultilabelNet(
             unit="epoch",
         )
         models, history = [], []
+        held_sum, held_count = 0.0, np.zeros(X.shape[0], dtype=np.int64)
         try:
             for i, seed in enumerate(seeds):
                 if per_seed is not None:  # a seed stopped early: jump to the next
                     self._progress.n = i * per_seed
                     self._progress.refresh()
-                model, records = self._fit_seed(
+                (model, records), valid = self._fit_seed(
                     i, int(seed), X, Y, Y_aux, groups, device
                 )
                 models.append(model)
                 history += [{"seed": i, **record} for record in records]
+                if valid is not None:
+                    if held_count.sum() == 0:
+                        held_sum = np.zeros((X.shape[0], Y.shape[1]))
+                    held_sum[valid] += self._predict_proba_one(model, X[valid])
+                    held_count[valid] += 1
         finally:
             self._progress.close()
             del self._progress
             self.__dict__.pop("_progress_seed", None)
-        return models, history
+        rows = np.flatnonzero(held_count)
+        if rows.size == 0:
+            return models, history, (None, None)
+        proba = np.clip(
+            held_sum[rows] / held_count[rows, None], *clip_bounds(self.clip)
+        )
+        return models, history, (rows, proba)
 
     def _fit_seed(self, i, seed, X, Y, Y_aux, groups, device):
-        """Split the rows for seed number ``i`` and train its model."""
+        """Split the rows for seed number ``i`` and train its model.
+
+        Returns ``((model, history), valid)``: ``valid`` the validation rows
+        (None without a split).
+        """
         self._progress_seed = i
         train, valid = _inner_validation_split(
             Y, groups, self.validation_fraction, seed
@@ -596,7 +621,7 @@ class BaseMultilabelNet(
         def take(a, idx):
             return None if (a is None or idx is None) else a[idx]
 
-        return self._fit_one(
+        fitted = self._fit_one(
             take(X, train),
             self._smooth(take(Y, train)),
             take(X, valid),
@@ -606,6 +631,7 @@ class BaseMultilabelNet(
             seed=seed,
             device=device,
         )
+        return fitted, valid
 
     # --------------------------------------------------------------- progress
     def _n_epochs(self):
@@ -656,7 +682,10 @@ class BaseMultilabelNet(
             and strictly inside (0, 1). For a 1-D ``y``: the probability of
             each class in ``classes_`` (rows sum to 1).
         """
-        proba = self._label_proba(X)
+        return self._output_proba(self._label_proba(X))
+
+    def _output_proba(self, proba):
+        """P(output = 1) of the net's outputs to ``predict_proba``'s format."""
         if self._target.kind == "binary":
             proba = np.column_stack([1 - proba[:, 0], proba[:, 0]])
         return self._target.proba(proba)

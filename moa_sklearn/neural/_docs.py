@@ -140,6 +140,21 @@ SHARED_DOCS = {
     "n_aux_": ("int", "Number of columns of ``y_aux`` given to ``fit``."),
     "seeds_": ("ndarray of int", "The seed of each net."),
     "device_": ("str", "The device used for training."),
+    "validation_indices_": (
+        "ndarray of int or None",
+        "The rows of ``fit``'s ``X`` held out for validation by at least one "
+        "seed (sorted); None without an inner validation split.",
+    ),
+    "validation_proba_": (
+        "ndarray of shape (n_validation, n_outputs) or None",
+        "The probabilities of the rows ``validation_indices_``, as "
+        "``predict_proba`` gives them, each the mean of the seeds' models "
+        "(at their best epoch) that did not train on it: predictions on "
+        "drugs the nets did not see (with ``groups``), on which "
+        ":class:`~moa_sklearn.ensemble.StackingBlend` ``(cv='validation')`` "
+        "chooses its weights. Optimistic by the choice of the best epoch, "
+        "made on them. None without an inner validation split.",
+    ),
 }
 
 _PLACEHOLDER = re.compile(r"^( *)%\(([\w, ]+)\)s$", flags=re.MULTILINE)

@@ -531,6 +531,7 @@ class KerasNetClassifier(BaseMultilabelNet):
         ``valid_loss`` (None without validation), ``lr`` (during the epoch),
         ``best`` (the epoch whose weights were kept), ``dur`` (seconds).
     %(device_)s
+    %(validation_indices_, validation_proba_)s
     backend_ : str
         The Keras backend used for training.
 

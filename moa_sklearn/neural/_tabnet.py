@@ -315,6 +315,7 @@ class TabNetMultilabelClassifier(BaseMultilabelNet):
         validation), ``lr`` (during the epoch), ``best`` (the epoch whose
         weights were kept), ``dur`` (seconds).
     %(device_)s
+    %(validation_indices_, validation_proba_)s
 
     Notes
     -----

@@ -558,6 +558,7 @@ class TwoStepNetClassifier(BaseMultilabelNet):
         ``dur`` (seconds). ``pandas.DataFrame(history_)`` gives learning
         curves.
     %(device_)s
+    %(validation_indices_, validation_proba_)s
 
     Notes
     -----
