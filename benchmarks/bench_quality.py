@@ -486,6 +486,8 @@ def main(argv=None):
         date=_common.machine()["date"],
         net_defaults=net_defaults(),
         recipe_overrides=recipe_overrides(),
+        # the recipe's blend cv when this ran (what its row measures)
+        recipe_blend_cv=recipe_inner_cv(),
     )
     results = dict(
         world=world,
@@ -581,10 +583,21 @@ def keep_other_protocols(results, outdir=None):
     )
 
 
+def what_changed(table, defaults):
+    """What changed since a protocol's table was measured (one string, empty
+    if nothing): the nets' ``defaults`` and the recipe's blend cv."""
+    changed = changed_defaults(table.get("net_defaults"), defaults)
+    # a table of the runs before recipe_blend_cv was recorded: 2 folds
+    was, now = table.get("recipe_blend_cv", 2), recipe_inner_cv()
+    if was != now:
+        changed = "; ".join(filter(None, [changed, f"blend cv: {was!r} -> {now!r}"]))
+    return changed
+
+
 def _mark_defaults(table, defaults):
     """A protocol's table measured at other defaults of the nets than
     ``defaults`` gets ``defaults_changed_since`` (which changed); else none."""
-    changed = changed_defaults(table.get("net_defaults"), defaults)
+    changed = what_changed(table, defaults)
     if changed:
         table["defaults_changed_since"] = changed
         print(f"  measured at other defaults: {changed}")

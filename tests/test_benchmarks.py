@@ -212,6 +212,7 @@ def test_quality_marks_a_kept_protocol_measured_at_other_defaults(
     results = smoke["results"]
     kept = results["protocols"]["kaggle"]
     kept["net_defaults"] = earlier
+    kept["recipe_blend_cv"] = bench_quality.recipe_inner_cv()
     new = {k: v for k, v in results.items() if k != "protocols"}
     fresh = dict(results["protocols"]["new-compound"], net_defaults=defaults)
     fresh.pop("defaults_changed_since", None)  # a run at the installed defaults
@@ -230,6 +231,14 @@ def test_quality_marks_a_kept_protocol_measured_at_other_defaults(
     new["protocols"].pop("kaggle")
     bench_quality.keep_other_protocols(new, tmp_path)
     assert "defaults_changed_since" not in new["protocols"]["kaggle"]
+    # a table measured before the recipe chose its blend weights on the
+    # nets' validation drugs (no recipe_blend_cv: a 2-fold inner CV)
+    del kept["recipe_blend_cv"]
+    (tmp_path / "quality.json").write_text(json.dumps(smoke))
+    new["protocols"].pop("kaggle")
+    bench_quality.keep_other_protocols(new, tmp_path)
+    marked = new["protocols"]["kaggle"]["defaults_changed_since"]
+    assert marked == "blend cv: 2 -> 'validation'"
 
 
 def test_quality_records_and_names_the_recipes_settings(bench_quality, run_all):
@@ -267,6 +276,8 @@ def test_mark_stale_marks_the_tables_measured_at_other_defaults_only(
     protocols["new-compound"]["net_defaults"] = earlier
     protocols["kaggle"]["net_defaults"] = defaults
     protocols["kaggle"]["defaults_changed_since"] = "an old mark"
+    for p in protocols.values():  # measured at the recipe's blend cv
+        p["recipe_blend_cv"] = bench_quality.recipe_inner_cv()
     (tmp_path / "quality.json").write_text(json.dumps(committed))
     bench_quality.mark_stale(tmp_path)
     marked = json.loads((tmp_path / "quality.json").read_text())["results"]
@@ -289,7 +300,7 @@ def test_committed_quality_tables_are_marked_against_the_installed_defaults(
     committed = json.loads((ROOT / "docs" / "bench" / "quality.json").read_text())
     defaults = bench_quality.net_defaults()
     for name, table in committed["results"]["protocols"].items():
-        changed = bench_quality.changed_defaults(table.get("net_defaults"), defaults)
+        changed = bench_quality.what_changed(table, defaults)
         assert table.get("defaults_changed_since", "") == changed, name
 
 
