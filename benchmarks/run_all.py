@@ -363,6 +363,10 @@ def _quality_protocol(protocol, p):
         ]
     stage = "StackingBlend, per-target second stage"
     weights = "StackingBlend, per-target weights"
+    # the blend whose inner out-of-fold predictions the second stage, the
+    # per-target weights and the blends without a net are fitted on
+    inner = next((k for k in table if k.endswith("-fold inner CV")), None)
+    ran = inner or "StackingBlend (the recipe)"
     if stage in table:
         lines += [
             "",
@@ -370,8 +374,8 @@ def _quality_protocol(protocol, p):
             "target, a logistic regression on the nets' logits, fitted on the "
             "blend's inner out-of-fold predictions, applied to the same nets' "
             f"test-fold predictions): {table[stage]['loss']:.5f} against "
-            f"{table['StackingBlend (the recipe)']['loss']:.5f} for the weighted "
-            "average"
+            f"{table[ran]['loss']:.5f} for the weighted average"
+            + (" (its weights on the same predictions)" if inner else "")
             + (
                 f" and {table[weights]['loss']:.5f} with per-target weights "
                 "(`weights='per_target'`)."
@@ -379,7 +383,6 @@ def _quality_protocol(protocol, p):
                 else "."
             ),
         ]
-    inner = next((k for k in table if k.endswith("-fold inner CV")), None)
     held = inner or (_VALIDATION if _VALIDATION in table else None)
     if held:
         recipe = table["StackingBlend (the recipe)"]["loss"]
@@ -403,7 +406,7 @@ def _quality_protocol(protocol, p):
         ]
     without = {k: v for k, v in table.items() if k.startswith("StackingBlend without ")}
     if without:
-        blend = table["StackingBlend (the recipe)"]["loss"]
+        blend = table[ran]["loss"]
         pairs = ", ".join(
             f"without {k.rsplit(' ', 1)[1]} {v['loss']:.5f}" for k, v in without.items()
         )
