@@ -100,6 +100,38 @@ def test_profiles():
     assert (q["estimator__model__cv"], f["estimator__model__cv"]) == (3, "validation")
 
 
+@pytest.mark.parametrize(
+    "profile, models, n_jobs, expected",
+    [
+        ("full", ["twostep", "keras"], None, None),  # the engines' own setting
+        ("full", ["twostep", "keras"], 1, None),
+        ("full", ["twostep", "keras"], 2, 4),  # 2 fits at once on 8 cores
+        ("full", ["twostep", "keras"], -1, 4),  # only 2 fits: one net each
+        ("quick", ["twostep"], -1, 2),  # 3 inner folds + the refit: 4 fits
+        ("quick", ["twostep"], 16, 2),
+    ],
+)
+def test_n_jobs_shares_the_cores_between_the_nets(
+    monkeypatch, profile, models, n_jobs, expected
+):
+    import joblib
+
+    pytest.importorskip("keras")
+    monkeypatch.setattr(joblib, "cpu_count", lambda: 8)
+    pipe = make_moa_pipeline(models, profile=profile, n_jobs=n_jobs)
+    params = pipe.get_params()
+    assert params["estimator__model__n_jobs"] == n_jobs
+    for name in models:
+        assert params[f"estimator__model__{name}__n_threads"] == expected
+    asked = make_moa_pipeline(
+        models,
+        profile=profile,
+        n_jobs=n_jobs,
+        model_params={"twostep": {"n_threads": 3}},
+    )
+    assert asked.get_params()["estimator__model__twostep__n_threads"] == 3
+
+
 def test_full_profile_has_one_tabnet_unless_asked():
     pytest.importorskip("pytorch_tabnet")
     from moa_sklearn.neural import TabNetMultilabelClassifier
