@@ -65,7 +65,10 @@ _DEFAULTS = dict(
     profile="quick",
     models="auto",
     seed=0,
-    n_jobs=None,
+    # "auto": the full profile's fits in parallel on every core (its nets
+    # train for minutes: the workers' start pays), the quick profile's in
+    # this process
+    n_jobs="auto",
     device="auto",
     verbose=1,
     folds=5,
@@ -299,9 +302,9 @@ def _check_values(settings):
         ),
         (
             "n_jobs",
-            settings["n_jobs"] is None
+            settings["n_jobs"] in (None, "auto")
             or (_is_int(settings["n_jobs"]) and settings["n_jobs"] != 0),
-            "a non-zero int",
+            "a non-zero int or 'auto'",
         ),
         ("device", isinstance(settings["device"], str), "a string"),
         ("verbose", settings["verbose"] in (0, 1, 2), "0, 1 or 2"),
@@ -351,6 +354,14 @@ def _check_estimators(settings, names):
         raise CLIError(f"feature_params or model_params: {e}") from None
 
 
+def _n_jobs(settings):
+    """The blend's ``n_jobs``: ``"auto"`` is -1 (every core) for the full
+    profile, None (one process) for the quick one."""
+    if settings["n_jobs"] == "auto":
+        return -1 if settings["profile"] == "full" else None
+    return settings["n_jobs"]
+
+
 def _build_pipeline(settings, names):
     """make_moa_pipeline of the models ``names`` from the (checked) settings.
 
@@ -372,7 +383,7 @@ def _build_pipeline(settings, names):
         cv=settings["inner_folds"],
         feature_params=settings["feature_params"],
         model_params=model_params,
-        n_jobs=settings["n_jobs"],
+        n_jobs=_n_jobs(settings),
     )
     # a progress bar of the blend's fits (every model on every inner fold)
     pipe.set_params(estimator__model__verbose=settings["verbose"])
@@ -1050,6 +1061,16 @@ def _inner_folds(value):
         ) from None
 
 
+def _n_jobs_arg(value):
+    """``--n-jobs``: an int, or ``auto``."""
+    if value == "auto":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"an int or 'auto', not {value!r}") from None
+
+
 def _add_settings(p):
     g = p.add_argument_group("settings (flags override --config)")
     g.add_argument("--config", metavar="FILE", help="JSON file of settings")
@@ -1067,7 +1088,13 @@ def _add_settings(p):
         "or auto (default: the installed ones)",
     )
     g.add_argument("--seed", type=int, help="random seed (default: 0)")
-    g.add_argument("--n-jobs", type=int, help="parallel fits of the blend (default: 1)")
+    g.add_argument(
+        "--n-jobs",
+        type=_n_jobs_arg,
+        metavar="N",
+        help="parallel fits of the blend, each net's threads sharing the cores; "
+        "or auto (default): every core for the full profile, 1 for quick",
+    )
     g.add_argument(
         "--device", help="auto (default: CUDA when available), cpu, cuda, cuda:N"
     )

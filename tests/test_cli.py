@@ -745,6 +745,8 @@ def test_a_bad_option_writes_nothing(work, tmp_path, capsys):
         ({"model_params": {"tabnet": {"n_d": -1}}}, "model_params['tabnet']"),
         ({"model_params": {"xgb": {}}}, "unknown model(s) ['xgb']"),
         ({"protocol": "row-wise"}, "protocol must be new-compound or kaggle"),
+        ({"n_jobs": 0}, "n_jobs must be a non-zero int or 'auto'"),
+        ({"n_jobs": "all"}, "n_jobs must be a non-zero int or 'auto'"),
         ({"feature_params": {"n_pca": 3}}, "n_pca"),
     ]:
         cfg.write_text(json.dumps({**CONFIG, **bad}))
@@ -768,6 +770,34 @@ def test_models_take_a_comma_separated_or_repeated_value():
     assert cli._settings(parse(["cv", "d", "-o", "X"]))["verbose"] == 1
     assert parse(["cv", "d", "-o", "X", "-q"]).verbose == 0
     assert parse(["cv", "d", "-o", "X", "-v"]).verbose == 2
+
+
+@pytest.mark.parametrize(
+    "argv, profile, n_jobs",
+    [
+        ([], "quick", None),  # auto: the quick profile in this process
+        (["--profile", "full"], "full", -1),  # auto: every core
+        (["--profile", "full", "--n-jobs", "1"], "full", 1),
+        (["--n-jobs", "2"], "quick", 2),
+        (["--n-jobs", "auto"], "quick", None),
+    ],
+)
+def test_n_jobs_auto_is_every_core_for_the_full_profile(argv, profile, n_jobs):
+    import sklearn
+
+    args = cli._parser().parse_args(["fit", "d", "-o", "m", *argv])
+    settings = cli._settings(args)
+    assert settings["profile"] == profile
+    assert cli._n_jobs(settings) == n_jobs
+    with sklearn.config_context(enable_metadata_routing=True):
+        pipe = cli._build_pipeline(settings, ["twostep"])
+    assert pipe.get_params()["estimator__model__n_jobs"] == n_jobs
+
+
+def test_n_jobs_flag_rejects_a_word(capsys):
+    with pytest.raises(SystemExit):
+        cli._parser().parse_args(["fit", "d", "-o", "m", "--n-jobs", "many"])
+    assert "an int or 'auto', not 'many'" in capsys.readouterr().err
 
 
 def test_a_missing_engine_is_one_message_and_nothing_written(

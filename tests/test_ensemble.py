@@ -340,6 +340,50 @@ def test_n_jobs_gives_the_same_result():
     np.testing.assert_allclose(a.predict_proba(X), b.predict_proba(X))
 
 
+class _RestartWarnsFromAThread(ClassifierMixin, BaseEstimator):
+    """A base whose fit warns as loky's management thread does when it
+    replaces a worker, and with another warning that must get through."""
+
+    def fit(self, X, y):
+        import threading
+
+        from moa_sklearn.ensemble._base import _WORKER_RESTART
+
+        def warn():
+            warnings.warn(
+                f"{_WORKER_RESTART}. This can be caused by ...",
+                UserWarning,
+                stacklevel=1,
+            )
+            warnings.warn("another warning", UserWarning, stacklevel=1)
+
+        thread = threading.Thread(target=warn)
+        thread.start()
+        thread.join()
+        self.prior_ = DummyClassifier().fit(X, y)
+        self.classes_ = self.prior_.classes_
+        return self
+
+    def predict_proba(self, X):
+        return self.prior_.predict_proba(X)
+
+
+def test_a_replaced_worker_is_not_warned_about_other_warnings_are():
+    X, Y, groups = _world(n_drugs=20)
+    blend = StackingBlend([("a", _RestartWarnsFromAThread())], cv=2, random_state=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        blend.fit(X, Y, groups=groups)
+    messages = [str(w.message) for w in caught]
+    assert "another warning" in messages
+    assert not [m for m in messages if m.startswith("A worker stopped")]
+    # and outside the blend's fits the filter is gone
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _RestartWarnsFromAThread().fit(X, Y)
+    assert any(str(w.message).startswith("A worker stopped") for w in caught)
+
+
 def test_one_dimensional_targets():
     X, Y, groups = _world()
     y = np.where(Y[:, 0] == 1, "moa", np.where(Y[:, 1] == 1, "other", "none"))

@@ -8,8 +8,13 @@
   :class:`~moa_sklearn.utils._target.TargetReader` (the private fitted
   attribute ``_target``), ``predict`` from ``predict_proba``, the tags;
 - :class:`_WrapsOneEstimator`: the same for the meta-estimators around one
-  ``estimator``, with its parameter constraint and its metadata routing.
+  ``estimator``, with its parameter constraint and its metadata routing;
+- :func:`_quiet_worker_restarts`: the parallel fits without loky's warning
+  when it replaces a worker whose memory grew.
 """
+
+import contextlib
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -30,6 +35,23 @@ from sklearn.utils.validation import (
 from ..metrics import _label_proba
 from ..utils._target import TargetReader
 from ..utils._validation import check_base_proba, check_n_samples
+
+# loky (joblib's default backend) replaces a worker whose memory grew by more
+# than 300 MB since its first task (a net's training does) and warns with this
+# when jobs are waiting: the new worker takes them, nothing is lost
+_WORKER_RESTART = "A worker stopped while some jobs were given to the executor"
+
+
+@contextlib.contextmanager
+def _quiet_worker_restarts():
+    """Ignore loky's warning that it replaced a worker, in this block.
+
+    The warning comes from the executor's management thread: the filter is
+    the process's, for the time of the block.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_WORKER_RESTART, category=UserWarning)
+        yield
 
 
 def _check_X(estimator, X, reset):

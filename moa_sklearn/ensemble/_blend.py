@@ -42,7 +42,13 @@ from ..metrics import mean_columnwise_log_loss
 from ..model_selection import DrugMultilabelStratifiedKFold
 from ..utils._progress import progress_bar
 from ..utils._validation import _as_array, clip_bounds
-from ._base import _base_name, _base_proba, _check_X, _MetaClassifierMixin
+from ._base import (
+    _base_name,
+    _base_proba,
+    _check_X,
+    _MetaClassifierMixin,
+    _quiet_worker_restarts,
+)
 from ._weights import PerTargetLogit, _blend, blend_weights
 
 #: The fold of the refit of a base classifier on all rows, in the keys
@@ -155,11 +161,12 @@ def _run_fits(tasks, *, n_jobs, verbose, desc):
             verbose=0 if verbose < 2 else verbose,
             return_as="generator",
         )
-        for i, result in enumerate(parallel(job for _, job in tasks.values())):
-            results.append(result)
-            if i + 1 < len(tasks):
-                bar.set_postfix_str(labels[i + 1], refresh=False)
-            bar.update(1)
+        with _quiet_worker_restarts():
+            for i, result in enumerate(parallel(job for _, job in tasks.values())):
+                results.append(result)
+                if i + 1 < len(tasks):
+                    bar.set_postfix_str(labels[i + 1], refresh=False)
+                bar.update(1)
     return dict(zip(tasks, results))
 
 

@@ -15,7 +15,12 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import _base_proba, _check_X, _WrapsOneEstimator
+from ._base import (
+    _base_proba,
+    _check_X,
+    _quiet_worker_restarts,
+    _WrapsOneEstimator,
+)
 
 
 def _seeded_fit(estimator, keys, seed, X, y, params):
@@ -132,10 +137,11 @@ class SeedAveragingClassifier(
         params = self._routed_fit_params(fit_params)
         rng = check_random_state(self.random_state)
         seeds = rng.randint(0, np.iinfo(np.int32).max, size=self.n_seeds)
-        self.estimators_ = Parallel(n_jobs=self.n_jobs)(
-            delayed(_seeded_fit)(self.estimator, keys, int(seed), X, y, params)
-            for seed in seeds
-        )
+        with _quiet_worker_restarts():
+            self.estimators_ = Parallel(n_jobs=self.n_jobs)(
+                delayed(_seeded_fit)(self.estimator, keys, int(seed), X, y, params)
+                for seed in seeds
+            )
         self.seeds_ = seeds
         self.classes_ = self._target.classes
         return self
