@@ -92,6 +92,60 @@ def peak_rss_mib():
     return peak_memory_mib()
 
 
+class TreeMemory:
+    """Peak of the summed resident memory of this process and its children.
+
+    What a machine must hold while ``n_jobs`` workers (loky's processes) fit
+    beside the main process: a thread sums the RSS of the process tree every
+    ``interval`` seconds (psutil), and ``peak_mib`` is the largest sum seen
+    (None where psutil is not installed). Use it as a context manager::
+
+        with TreeMemory() as tree:
+            ...
+        tree.peak_mib
+    """
+
+    def __init__(self, interval=0.5):
+        self.interval = interval
+        self.peak_mib = None
+
+    def _sample(self):
+        total = 0
+        procs = [self._process, *self._process.children(recursive=True)]
+        for proc in procs:
+            try:
+                total += proc.memory_info().rss
+            except Exception:  # a worker that exited between the two calls
+                pass
+        self.peak_mib = max(self.peak_mib or 0.0, total / 2**20)
+
+    def _run(self):
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def __enter__(self):
+        try:
+            import psutil
+        except ImportError:
+            return self
+        import threading
+
+        self._process = psutil.Process()
+        self._stop = threading.Event()
+        self._sample()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        if getattr(self, "_thread", None) is not None:
+            self._stop.set()
+            self._thread.join()
+            self._sample()
+            self._thread = None
+        return False
+
+
 def save(name, results, outdir=None):
     """Write ``<outdir>/<name>.json`` with machine and command; return the path."""
     outdir = Path(outdir) if outdir is not None else DOCS_BENCH

@@ -19,6 +19,15 @@ rows; kept in ``--workdir`` and reused):
   the run, with ``cv``'s extras, the plain baseline and the fold models'
   predictions, is recorded beside it).
 
+``--n-jobs`` is passed on as ``moa-sklearn``'s (default ``auto``, its
+default: every core for the full profile). The peak memory is the largest
+of the main process's peak and the summed resident memory of the main
+process and its workers (sampled; ``psutil``). A run replaces
+``recipe.json`` but keeps from it, when world, threads, settings and
+machine are the same, its runs at other ``n_jobs`` (one column each in the
+table) and the steps of its run at this ``n_jobs`` that this run did not
+take (a ``--steps cv`` run keeps the fit), each step with its command.
+
 Each figure is set against the target of the "portable and fast" issue:
 one fit at most 12 min, the 5-fold CV at most 45 min, peak memory at most
 6 GiB, predicting 3,982 rows at most 2 s (all on 2 cores). The record names
@@ -87,6 +96,13 @@ def parse_args(argv):
         help="an int or 'validation' (default: the profile's)",
     )
     parser.add_argument(
+        "--n-jobs",
+        type=lambda v: v if v == "auto" else int(v),
+        default="auto",
+        help="the blend's parallel fits, as moa-sklearn's --n-jobs (default: "
+        "auto, its default: every core for the full profile)",
+    )
+    parser.add_argument(
         "--workdir",
         default="benchmarks/work/recipe",
         help="the world, the model file and the CV folder (kept: the CV resumes)",
@@ -116,6 +132,7 @@ def _settings(args):
         seed=args.seed,
         models=args.models,
         inner_folds=args.inner_folds,
+        n_jobs=args.n_jobs,
     )
     if model_params:
         settings["model_params"] = model_params
@@ -170,13 +187,16 @@ def child_fit(args, work, folder, config):
 
     model = work / "model.joblib"
     t0 = time.perf_counter()
-    code = cli.main(["fit", str(folder), "-o", str(model), "--config", str(config)])
+    with _common.TreeMemory() as tree:
+        code = cli.main(["fit", str(folder), "-o", str(model), "--config", str(config)])
     fit_s = time.perf_counter() - t0
     if code != 0:
         raise SystemExit(f"moa-sklearn fit failed ({code})")
     out = dict(
         fit_seconds=fit_s,
         peak_memory_fit_mib=_common.peak_rss_mib(),
+        # with the blend's workers: what the machine must hold
+        peak_memory_fit_tree_mib=tree.peak_mib,
         model_file_mib=model.stat().st_size / 2**20,
     )
     print("RESULT " + json.dumps(out), flush=True)
@@ -207,10 +227,40 @@ def child_predict(args, work, folder, config):
         test_loss=loss,
         test_bayes_loss=bayes,
         inner_folds=_n_splits(blend.cv),
+        # how the fit ran: the blend's processes, each net's threads (None:
+        # the engine's own, every core)
+        n_jobs=blend.n_jobs,
+        net_threads={
+            name: _last_step(net).get_params().get("n_threads")
+            for name, net in blend.estimators
+        },
         blend_weights=dict(zip(blend.named_estimators_, map(float, blend.weights_))),
         peak_memory_predict_mib=_common.peak_rss_mib(),
     )
     print("RESULT " + json.dumps(out), flush=True)
+
+
+def _last_step(estimator):
+    return estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
+
+
+def _resolved_n_jobs(settings):
+    """The blend's ``n_jobs`` that ``moa-sklearn`` makes of the settings (a
+    record without ``n_jobs`` predates ``auto``: one process)."""
+    from moa_sklearn import cli
+
+    return cli._n_jobs({**cli._DEFAULTS, "n_jobs": None, **settings})
+
+
+def _jobs_label(args_or_settings):
+    """ "1" for one process (n_jobs None or 1), else the resolved n_jobs."""
+    settings = (
+        args_or_settings
+        if isinstance(args_or_settings, dict)
+        else _settings(args_or_settings)
+    )
+    n_jobs = _resolved_n_jobs(settings)
+    return "1" if n_jobs in (None, 1) else str(n_jobs)
 
 
 def _n_splits(cv):
@@ -222,11 +272,16 @@ def child_cv(args, work, folder, config):
     """``moa-sklearn cv`` (resumable); one RESULT line from its fold files."""
     from moa_sklearn import cli
 
-    cvdir = work / f"cv_{args.protocol}_{args.cv_folds}"
+    # one folder per n_jobs: a resumed CV continues its own run's folds
+    cvdir = work / f"cv_{args.protocol}_{args.cv_folds}_jobs{_jobs_label(args)}"
     argv = ["cv", str(folder), "-o", str(cvdir), "--folds", str(args.cv_folds)]
     argv += ["--protocol", args.protocol, "--config", str(config)]
+    run_folds = [
+        k for k in range(args.cv_folds) if not (cvdir / f"fold_{k}.json").is_file()
+    ]
     t0 = time.perf_counter()
-    code = cli.main(argv)
+    with _common.TreeMemory() as tree:
+        code = cli.main(argv)
     run_s = time.perf_counter() - t0
     if code != 0:
         raise SystemExit(f"moa-sklearn cv failed ({code})")
@@ -242,6 +297,10 @@ def child_cv(args, work, folder, config):
         this_run_seconds=run_s,
         peak_memory_mib=max(f["peak_memory_mib"] for f in folds),
         fold_peak_memory_mib=[f["peak_memory_mib"] for f in folds],
+        # main process and workers summed, over the folds this run fitted
+        # (None: psutil missing, or every fold read back)
+        peak_memory_tree_mib=tree.peak_mib if len(run_folds) else None,
+        folds_this_run=run_folds,
         scores={
             key: summary.get(key)
             for key in ("score", "model_scores", "baseline_score", "prior_score")
@@ -274,7 +333,18 @@ def verdicts(results):
         out["predict_seconds"] = fit["predict_seconds"]
     if cv and cv["folds"] == 5:
         out["cv_seconds"] = cv["cv_seconds"]
-    peaks = [r["peak_memory_mib"] for r in (fit, cv) if r]
+    # the main process's peaks, and main process + workers summed
+    peaks = [
+        r.get(key)
+        for r in (fit, cv)
+        if r
+        for key in (
+            "peak_memory_mib",
+            "peak_memory_fit_tree_mib",
+            "peak_memory_tree_mib",
+        )
+    ]
+    peaks = [p for p in peaks if p is not None]
     if peaks:
         out["peak_memory_mib"] = max(peaks)
     return {
@@ -311,9 +381,69 @@ def main(argv=None):
                     results[step]["peak_memory_fit_mib"],
                     results[step]["peak_memory_predict_mib"],
                 )
+            results[step]["bench_command"] = _common.command()
             _print(step, results[step])
+    outdir = Path(args.outdir) if args.outdir else _common.DOCS_BENCH
+    previous = outdir / "recipe.json"
+    if previous.is_file():
+        results = merge(json.loads(previous.read_text()), results, _common.machine())
     results["targets"] = verdicts(results)
+    for run in results.get("other_runs", []):
+        run["targets"] = verdicts(run)
     _common.save("recipe", results, args.outdir)
+
+
+# what an earlier record must share with this run to stand beside it
+_SAME_MACHINE = ("cpu", "cpu_flags", "logical_cores")
+
+
+def merge(previous, results, machine):
+    """This run's results with what an earlier record adds to them.
+
+    ``previous`` is the ``recipe.json`` payload this run replaces. If it is
+    of the same world, threads, settings (but ``n_jobs``) and machine (CPU,
+    flags, cores), its run at this run's ``n_jobs`` gives the steps this run
+    did not take (e.g. the fit of a ``--steps cv`` run), and its runs at
+    other ``n_jobs`` are kept in ``other_runs`` (one per ``n_jobs``), each
+    step with the command that measured it. Otherwise ``results`` as is.
+    """
+    old = previous["results"]
+    old_machine = previous.get("machine", {})
+
+    def bare(settings):
+        return {k: v for k, v in settings.items() if k != "n_jobs"}
+
+    same = (
+        old.get("world") == results["world"]
+        and old.get("threads") == results["threads"]
+        and all(old_machine.get(k) == machine.get(k) for k in _SAME_MACHINE)
+    )
+    if not same:
+        return results
+    runs = [{k: v for k, v in old.items() if k != "other_runs"}]
+    runs += old.get("other_runs", [])
+    label = _jobs_label(results["settings"])
+    kept = {}
+    for run in runs:
+        if bare(run.get("settings", {})) != bare(results["settings"]):
+            continue
+        for step in STEPS:  # the command of a step measured before this field
+            if step in run:
+                run[step].setdefault("bench_command", previous.get("command"))
+        other = _jobs_label(run["settings"])
+        if other == label:
+            for step in STEPS:
+                if step not in results and step in run:
+                    results[step] = run[step]
+        elif other not in kept:
+            run["settings"] = {
+                **run["settings"],
+                "n_jobs": _resolved_n_jobs(run["settings"]),
+            }
+            kept[other] = {k: v for k, v in run.items() if k in ("settings", *STEPS)}
+    if kept:
+        results["other_runs"] = [kept[k] for k in sorted(kept)]
+    return results
 
 
 def _print(step, r):

@@ -521,43 +521,113 @@ def _amount(value, unit):
     return f"{value:.2f} s"
 
 
+def _recipe_runs(r):
+    """This run and the kept ones (other ``n_jobs``), one process first."""
+    runs = [r, *r.get("other_runs", [])]
+    return sorted(runs, key=lambda run: _resolved_jobs(run) not in (None, 1))
+
+
+def _resolved_jobs(run):
+    n_jobs = run["settings"].get("n_jobs")
+    if n_jobs == "auto":
+        return -1 if run["settings"]["profile"] == "full" else None
+    return n_jobs
+
+
+def _run_header(run):
+    """A column of the recipe's table: how its fits ran."""
+    n_jobs = _resolved_jobs(run)
+    given = run["settings"].get("n_jobs")
+    name = f"n_jobs={n_jobs}" + (
+        " (auto, the CLI's default)" if given == "auto" else ""
+    )
+    if n_jobs in (None, 1):
+        return f"{name}: one process"
+    threads = set(((run.get("fit") or {}).get("net_threads") or {}).values())
+    each = (
+        f", {threads.pop()} thread(s) per net"
+        if len(threads) == 1 and None not in threads
+        else ""
+    )
+    return f"{name}: the blend's fits in parallel{each}"
+
+
+def _recipe_cell(run, key):
+    row = run.get("targets", {}).get(key)
+    if row is None:
+        return "not run"
+    what, unit = _TARGET_NAMES[key]
+    value = _amount(row["value"], unit)
+    return value if row["met"] else f"**{value}** (over)"
+
+
 def _recipe(payload):
-    """The default recipe's times and memory against the issue's targets."""
+    """The default recipe's times and memory against the issue's targets, one
+    column per ``n_jobs`` measured."""
     r = payload["results"]
     m = payload["machine"]
     s = r["settings"]
     world = ", ".join(f"{k}={v}" for k, v in r["world"].items())
-    fit, cv = r.get("fit"), r.get("cv")
     bf16 = (
         "bf16 native: the two-step net trains in bf16"
         if r["bf16_native"]
         else ("bf16 not native: every net trains in fp32")
     )
+    params = {k: v for k, v in s.items() if k == "model_params"}
     lines = [
         f"**The default recipe at full size.** `moa-sklearn make-data` "
         f"(`{world}`), then `make_moa_pipeline(profile={s['profile']!r})` "
         + (
             "at its defaults"
-            if "model_params" not in s
+            if not params
             else "with " + ", ".join(f"{k}={v}" for k, v in s["model_params"].items())
         )
         + f" as `moa-sklearn fit` and `cv` run it, {_threads(r['threads'])}, "
-        f"{m['logical_cores']} cores; {bf16}. Each step in a fresh process.",
+        f"{m['logical_cores']} cores; {bf16}. Each step in a fresh process. "
+        "Peak memory: the largest of the main process's peak and the summed "
+        "resident memory of the main process and its workers (sampled every "
+        "0.5 s; pages they share are counted in each: an upper bound).",
         "",
-        "| measure | value | target | met |",
-        "| --- | --- | --- | --- |",
     ]
-    for key, row in r["targets"].items():
+    runs = _recipe_runs(r)
+    keys = [
+        k for k in _TARGET_NAMES if any(k in run.get("targets", {}) for run in runs)
+    ]
+    header = [_run_header(run) for run in runs]
+    lines += [
+        "| measure | " + " | ".join(header) + " | target |",
+        "| --- | " + " | ".join("---" for _ in runs) + " | --- |",
+    ]
+    for key in keys:
         what, unit = _TARGET_NAMES[key]
-        lines.append(
-            f"| {what} | {_amount(row['value'], unit)} | "
-            f"{_amount(row['target'], unit)} | {'yes' if row['met'] else '**no**'} |"
+        target = next(
+            run["targets"][key]["target"]
+            for run in runs
+            if key in run.get("targets", {})
         )
+        cells = " | ".join(_recipe_cell(run, key) for run in runs)
+        lines.append(f"| {what} | {cells} | {_amount(target, unit)} |")
+    for run, name in zip(runs, header):
+        lines += _recipe_run_text(run, name)
+    commands = []
+    for run in runs:
+        for step in ("fit", "cv"):
+            c = (run.get(step) or {}).get("bench_command", payload["command"])
+            if c not in commands:
+                commands.append(c)
+    return lines + ["", "```bash", *commands, "```", ""]
+
+
+def _recipe_run_text(run, name):
+    """The sentences under the recipe's table for one run."""
+    fit, cv = run.get("fit"), run.get("cv")
+    lines = []
     if fit:
         weights = ", ".join(f"{k} {v:.2f}" for k, v in fit["blend_weights"].items())
+        tree = fit.get("peak_memory_fit_tree_mib")
         lines += [
             "",
-            "The fit: "
+            f"{name}, the fit: "
             + (
                 "blend weights chosen on the nets' own validation drugs (each "
                 "net fitted once)"
@@ -567,7 +637,10 @@ def _recipe(payload):
             )
             + f", blend weights {weights}; test "
             f"rows' log loss {fit['test_loss']:.5f} (Bayes "
-            f"{fit['test_bayes_loss']:.5f}); "
+            f"{fit['test_bayes_loss']:.5f}); peak memory of the fitting "
+            f"process {fit['peak_memory_fit_mib'] / 1024:.1f} GiB"
+            + (f", with its workers {tree / 1024:.1f} GiB" if tree is not None else "")
+            + "; "
             + (
                 "in a fresh process, as `moa-sklearn predict` runs, "
                 if fit.get("predict_process") == "fresh"
@@ -581,9 +654,10 @@ def _recipe(payload):
     if cv:
         folds = ", ".join(f"{t / 60:.1f}" for t in cv["fold_seconds"])
         sc = cv["scores"]
+        tree = cv.get("peak_memory_tree_mib")
         lines += [
             "",
-            f"The CV: {cv['folds']} folds, {cv['protocol']} protocol, the "
+            f"{name}, the CV: {cv['folds']} folds, {cv['protocol']} protocol, the "
             f"recipe's fits {folds} min per fold; out-of-fold log loss "
             f"{sc['score']:.5f} (prior {sc['prior_score']:.5f}"
             + (
@@ -596,11 +670,14 @@ def _recipe(payload):
                 if sc.get("bayes_score") is not None
                 else ""
             )
-            + ").",
+            + f"); peak memory of the CV process "
+            f"{cv['peak_memory_mib'] / 1024:.1f} GiB"
+            + (f", with its workers {tree / 1024:.1f} GiB" if tree is not None else "")
+            + ".",
         ]
-    else:
-        lines += ["", "The 5-fold CV was not run (`--steps fit`)."]
-    return lines + ["", "```bash", payload["command"], "```", ""]
+    elif fit:
+        lines += ["", f"{name}: the 5-fold CV was not run (`--steps fit`)."]
+    return lines
 
 
 def _gflops(peak):

@@ -373,6 +373,12 @@ def test_recipe_times_the_fit_predict_and_cv_a_user_runs(recipe, run_all):
     assert fit["predict_process"] == "fresh" and fit["peak_memory_predict_mib"] > 0
     assert fit["first_predict_seconds"] > 0 and fit["predict_seconds"] > 0
     assert (work / "model.joblib").stat().st_size > 0
+    # the quick profile's auto n_jobs: one process, the nets' own threads
+    assert r["settings"]["n_jobs"] == "auto" and fit["n_jobs"] is None
+    assert fit["net_threads"] == {"twostep": None}
+    if importlib.util.find_spec("psutil") is not None:  # main process + workers
+        assert fit["peak_memory_fit_tree_mib"] > 0
+        assert cv["peak_memory_tree_mib"] > 0 and cv["folds_this_run"] == [0, 1]
     assert cv["folds"] == 2 and len(cv["fold_seconds"]) == 2
     assert cv["cv_seconds"] == pytest.approx(sum(cv["fold_seconds"]))
     assert cv["scores"]["score"] < cv["scores"]["prior_score"] * 2
@@ -383,9 +389,101 @@ def test_recipe_times_the_fit_predict_and_cv_a_user_runs(recipe, run_all):
     text = "\n".join(run_all._recipe(payload))
     assert "| one fit on all rows |" in text and "| predict_proba of" in text
     assert "5-fold CV (the recipe's fits)" not in text
-    assert "The CV: 2 folds, new-compound protocol" in text
+    assert "the CV: 2 folds, new-compound protocol" in text
     assert "in a fresh process, as `moa-sklearn predict` runs" in text
     assert payload["command"].startswith("python benchmarks/bench_recipe.py")
+
+
+@pytest.fixture(scope="module")
+def bench_recipe():
+    yield from bench_module("bench_recipe")
+
+
+def _recipe_record(n_jobs, steps, fit_seconds=600.0, world=None):
+    """A recipe.json payload of one run (made up: the merge and the table)."""
+    settings = {"profile": "full", "seed": 0}
+    if n_jobs != "absent":  # records before n_jobs was recorded: one process
+        settings["n_jobs"] = n_jobs
+    results = dict(
+        world=world or {"n_samples": 23814, "seed": 0},
+        settings=settings,
+        threads=2,
+        bf16_native=False,
+    )
+    if "fit" in steps:
+        results["fit"] = dict(
+            fit_seconds=fit_seconds,
+            predict_seconds=1.5,
+            peak_memory_mib=2000.0,
+            peak_memory_fit_mib=2000.0,
+            peak_memory_fit_tree_mib=None if n_jobs == "absent" else 5000.0,
+            model_file_mib=77.0,
+            load_seconds=4.0,
+            first_predict_seconds=2.0,
+            predict_process="fresh",
+            test_loss=0.0172,
+            test_bayes_loss=0.0091,
+            inner_folds="validation",
+            blend_weights={"twostep": 0.7, "keras": 0.3},
+            net_threads={"twostep": 1, "keras": 1},
+        )
+    if "cv" in steps:
+        results["cv"] = dict(
+            folds=5,
+            protocol="new-compound",
+            cv_seconds=2000.0,
+            fold_seconds=[400.0] * 5,
+            peak_memory_mib=2500.0,
+            peak_memory_tree_mib=5500.0,
+            scores=dict(score=0.0164, prior_score=0.0233, bayes_score=0.0094),
+        )
+    machine = {"cpu": "AMD EPYC", "cpu_flags": ["avx2"], "logical_cores": 2}
+    return dict(command=f"python benchmarks/bench_recipe.py {n_jobs} {steps}",
+                machine=machine, results=results)  # fmt: skip
+
+
+def test_recipe_keeps_the_runs_of_other_n_jobs_and_the_steps_not_rerun(
+    bench_recipe, run_all
+):
+    serial = _recipe_record("absent", ["fit"], fit_seconds=800.0)
+    auto_fit = _recipe_record("auto", ["fit"])
+    # a cv run at n_jobs=auto after a fit run at auto, which came after a
+    # serial fit from before n_jobs was recorded
+    merged_fit = bench_recipe.merge(serial, auto_fit["results"], serial["machine"])
+    assert [r["settings"]["n_jobs"] for r in merged_fit["other_runs"]] == [None]
+    payload = dict(auto_fit, results=merged_fit)
+    auto_cv = _recipe_record("auto", ["cv"])["results"]
+    merged = bench_recipe.merge(payload, auto_cv, serial["machine"])
+    assert set(merged) >= {"fit", "cv"}  # the fit kept from the run before
+    assert merged["fit"]["bench_command"] == auto_fit["command"]
+    assert merged["other_runs"][0]["fit"]["fit_seconds"] == 800.0
+    merged["targets"] = bench_recipe.verdicts(merged)
+    for run in merged["other_runs"]:
+        run["targets"] = bench_recipe.verdicts(run)
+    # the workers' memory counts against the target
+    assert merged["targets"]["peak_memory_mib"]["value"] == 5500.0
+    assert merged["targets"]["fit_seconds"]["met"]
+    assert not merged["other_runs"][0]["targets"]["fit_seconds"]["met"]
+    text = "\n".join(run_all._recipe(dict(payload, results=merged)))
+    header = next(line for line in text.splitlines() if line.startswith("| measure"))
+    assert header.index("n_jobs=None: one process") < header.index(
+        "n_jobs=-1 (auto, the CLI's default): the blend's fits in parallel, "
+        "1 thread(s) per net"
+    )
+    assert "| one fit on all rows | **13.3 min** (over) | 10.0 min | 12.0 min |" in text
+    assert "| 5-fold CV (the recipe's fits) | not run | 33.3 min | 45.0 min |" in text
+    assert "with its workers 4.9 GiB" in text and "with its workers 5.4 GiB" in text
+    for record in (serial, auto_fit):  # each step's command
+        assert record["command"] in text
+    # another world, machine or settings: nothing kept
+    other = _recipe_record("absent", ["fit"], world={"n_samples": 300, "seed": 0})
+    assert "other_runs" not in bench_recipe.merge(
+        other, _recipe_record("auto", ["cv"])["results"], other["machine"]
+    )
+    fast = dict(serial["machine"], cpu_flags=["avx512_bf16"])
+    assert "fit" not in bench_recipe.merge(
+        auto_fit, _recipe_record("auto", ["cv"])["results"], fast
+    )
 
 
 def test_recipe_resumes_its_cv_and_reuses_its_world(recipe):
