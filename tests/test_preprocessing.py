@@ -441,6 +441,26 @@ def test_rankgauss_transform_is_quantile_transformers_to_the_bit():
     assert np.isfinite(expected).all()
 
 
+def test_rankgauss_threads_over_the_columns_to_the_same_bits(monkeypatch):
+    """With many columns the interpolation is spread over threads: the
+    numbers stay scikit-learn's."""
+    import sklearn.utils._openmp_helpers as helpers
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(400, 300))
+    X[:, ::7] = np.round(X[:, ::7])  # ties
+    rg = RankGauss(n_quantiles=100, random_state=0).fit(X)
+    T = rng.normal(size=(300, 300)) * 1.5
+    expected = rg.quantile_transformer_.transform(T)
+    calls = []
+    monkeypatch.setattr(
+        helpers, "_openmp_effective_n_threads", lambda: calls.append(1) or 4
+    )
+    out = rg.transform(T)
+    assert calls  # the threaded path was taken
+    assert_array_equal(out, expected)
+
+
 def test_rankgauss_does_not_modify_input_array():
     X = _numeric_frame().to_numpy()
     X_copy = X.copy()
