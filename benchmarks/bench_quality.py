@@ -488,12 +488,13 @@ def main(argv=None):
         recipe_overrides=recipe_overrides(),
         # the recipe's blend cv when this ran (what its row measures)
         recipe_blend_cv=recipe_inner_cv(),
+        # the blend cv this run's CV ran with (--inner-folds)
+        inner_folds=args.inner_folds,
     )
     results = dict(
         world=world,
         rows=len(moa.target),
         folds=args.folds,
-        inner_folds=args.inner_folds,
         epochs=epochs(args),
         metric="mean columnwise log loss over all rows (controls included)",
         protocols={p: dict(r, **stamp) for p, r in protocols.items()},
@@ -506,7 +507,8 @@ def main(argv=None):
 
 
 # the settings two runs must share for their protocols to stand in one table
-SHARED = ("world", "rows", "folds", "inner_folds", "epochs", "metric")
+# (each protocol records the blend cv it ran with, ``inner_folds``)
+SHARED = ("world", "rows", "folds", "epochs", "metric")
 
 
 def _previous(outdir):
@@ -573,6 +575,8 @@ def keep_other_protocols(results, outdir=None):
         kept = dict(previous["protocols"][p])
         kept.setdefault("command", old["command"])
         kept.setdefault("date", old["machine"]["date"])
+        # a run before each protocol recorded its own: the run's
+        kept.setdefault("inner_folds", previous.get("inner_folds"))
         results["protocols"][p] = kept
         print(f"kept {p} from {path} ({kept['date'][:10]}: {kept['command']})")
         if defaults:

@@ -226,7 +226,7 @@ def _quality(payload, image):
         f"the ones refitted inside the blend on each training fold (same "
         f"features and control handling), {settings}"
         + (f" except the epochs capped ({', '.join(caps)})" if caps else "")
-        + f"; {_blend_weights_from(r)} The two plain "
+        + f"; {_blend_weights_sentences(r)} The two plain "
         f"baselines (`benchmarks/baselines.py`) are fitted on the same folds.",
         "",
     ]
@@ -255,9 +255,25 @@ _VALIDATION = "StackingBlend, weights on the nets' validation drugs"
 _ORACLE = "StackingBlend, weights fitted on the test fold (a bound)"
 
 
-def _blend_weights_from(r):
-    """Where the quality run's blend took its weights from (a sentence)."""
-    k = r["inner_folds"]
+def _blend_weights_sentences(r):
+    """Where each protocol's blend took its weights from: one sentence if
+    they ran alike, else one per protocol."""
+    per = {
+        name: p.get("inner_folds", r.get("inner_folds"))
+        for name, p in r["protocols"].items()
+    }
+    if len(set(per.values())) == 1:
+        return _blend_weights_from(next(iter(per.values())), r["protocols"])
+    return " ".join(
+        f"Under the {name} protocol, "
+        + _blend_weights_from(k, {name: r["protocols"][name]})
+        for name, k in per.items()
+    )
+
+
+def _blend_weights_from(k, protocols):
+    """Where a quality run's blend took its weights from (a sentence): its
+    blend cv ``k`` and the ``protocols`` it ran under."""
     if k == "validation":
         return (
             "the blend's weights are chosen on the nets' own validation drugs "
@@ -265,7 +281,7 @@ def _blend_weights_from(r):
             "training fold)."
         )
     inner = _INNER_CV.format(k)
-    if any(inner in p["table"] for p in r["protocols"].values()):
+    if any(inner in p["table"] for p in protocols.values()):
         return (
             f"the CV ran the blend with a drug-grouped inner CV of {k} folds of "
             f'each training fold (row "{inner}"); the recipe\'s row is the '

@@ -190,10 +190,12 @@ def test_quality_keeps_no_protocol_measured_on_another_world(
     bench_quality.keep_other_protocols(new, tmp_path)
     assert list(new["protocols"]) == ["kaggle"]
     assert "world differ" in capsys.readouterr().out
-    new = dict(shared, protocols={"kaggle": {}})
+    # another blend cv is not another world: each table records its own
+    new = dict(shared, inner_folds="validation", protocols={"kaggle": {}})
     bench_quality.keep_other_protocols(new, tmp_path)
     assert list(new["protocols"]) == ["new-compound", "kaggle"]
     assert new["protocols"]["new-compound"]["command"] == "python old"
+    assert new["protocols"]["new-compound"]["inner_folds"] == 2
 
 
 def test_quality_marks_a_kept_protocol_measured_at_other_defaults(
