@@ -16,12 +16,11 @@ from ._columns import _GroupTransformer, _validate_numeric
 _BOUNDS_THRESHOLD = 1e-7
 
 
-def _interp_columns(X, qt, columns):
-    """The symmetric interpolation of scikit-learn's ``QuantileTransformer``
-    for ``columns`` of ``X``, in place (NaN left as is)."""
+def _normal_block(X, qt, start, stop):
+    """Columns ``start:stop`` of :func:`_normal_scores`, in place."""
     refs = qt.references_
     with np.errstate(invalid="ignore"):
-        for j in columns:
+        for j in range(start, stop):
             col, q = X[:, j], qt.quantiles_[:, j]
             lower = col - _BOUNDS_THRESHOLD < q[0]
             upper = col + _BOUNDS_THRESHOLD > q[-1]
@@ -32,6 +31,10 @@ def _interp_columns(X, qt, columns):
             )
             col[upper] = 1
             col[lower] = 0
+    block = X[:, start:stop]
+    bound = _BOUNDS_THRESHOLD - np.spacing(1)
+    ndtri(block, out=block)
+    np.clip(block, ndtri(bound), ndtri(1 - bound), out=block)
 
 
 def _normal_scores(qt, X):
@@ -41,25 +44,29 @@ def _normal_scores(qt, X):
     scikit-learn maps each column through the normal quantile function in
     its own call (``scipy.stats.norm.ppf``, plus two for the clip bounds):
     with lish-moa's 872 columns that was most of the prediction time of the
-    features. Here the per-column part is the interpolation only, spread
-    over threads (``np.interp`` releases the GIL; as many as OpenMP would
-    use, as scikit-learn's own threaded code), and the quantile function
-    (``ndtri``, what ``norm.ppf`` computes) and the clip run once over the
-    whole array.
+    features. Here the per-column part is the interpolation only, and the
+    quantile function (``ndtri``, what ``norm.ppf`` computes) and the clip
+    run once over a block of columns; the blocks are spread over threads
+    (NumPy's interpolation and SciPy's ufuncs release the GIL), as many as
+    OpenMP would use, as scikit-learn's own threaded code.
     """
     from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
 
-    n_threads = min(_openmp_effective_n_threads(), max(1, X.shape[1] // 64))
+    n_columns = X.shape[1]
+    n_threads = min(_openmp_effective_n_threads(), max(1, n_columns // 64))
     if n_threads > 1 and X.shape[0] >= 256:
         from concurrent.futures import ThreadPoolExecutor
 
-        parts = np.array_split(np.arange(X.shape[1]), n_threads)
+        edges = np.linspace(0, n_columns, n_threads + 1).astype(int)
         with ThreadPoolExecutor(n_threads) as pool:
-            list(pool.map(lambda cols: _interp_columns(X, qt, cols), parts))
+            done = [
+                pool.submit(_normal_block, X, qt, a, b)
+                for a, b in zip(edges[:-1], edges[1:])
+            ]
+            for future in done:
+                future.result()
     else:
-        _interp_columns(X, qt, range(X.shape[1]))
-    bound = _BOUNDS_THRESHOLD - np.spacing(1)
-    X[:] = np.clip(ndtri(X), ndtri(bound), ndtri(1 - bound))
+        _normal_block(X, qt, 0, n_columns)
     return X
 
 
