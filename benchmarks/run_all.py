@@ -265,9 +265,9 @@ def _blend_weights_sentences(r):
     if len(set(per.values())) == 1:
         return _blend_weights_from(next(iter(per.values())), r["protocols"])
     return " ".join(
-        f"Under the {name} protocol, "
+        f"{'uU'[i > 0]}nder the {name} protocol, "
         + _blend_weights_from(k, {name: r["protocols"][name]})
-        for name, k in per.items()
+        for i, (name, k) in enumerate(per.items())
     )
 
 
