@@ -388,7 +388,12 @@ def _quality_protocol(protocol, p):
             "",
             "The learned second stage (`final_estimator='per_target'`: per "
             "target, a logistic regression on the nets' logits, fitted on the "
-            "blend's inner out-of-fold predictions, applied to the same nets' "
+            + (
+                "nets' predictions on their validation drugs, a tenth of the rows,"
+                if p.get("inner_folds") == "validation"
+                else "blend's inner out-of-fold predictions,"
+            )
+            + " applied to the same nets' "
             f"test-fold predictions): {table[stage]['loss']:.5f} against "
             f"{table[ran]['loss']:.5f} for the weighted average"
             + (" (its weights on the same predictions)" if inner else "")
