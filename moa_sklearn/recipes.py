@@ -117,35 +117,15 @@ def _resolve_models(models):
     return out
 
 
-def _threads_per_fit(n_jobs, n_fits):
-    """CPU threads for each of ``n_fits`` fits run by ``n_jobs`` processes
-    (None: ``n_jobs`` None or 1, the engines keep their own setting): the
-    cores there are, shared between the fits that run at once."""
-    from joblib import cpu_count
-
-    if n_jobs is None or n_jobs == 1:
-        return None
-    cores = cpu_count()
-    workers = n_jobs if n_jobs > 0 else max(1, cores + 1 + n_jobs)
-    return max(1, cores // min(workers, n_fits))
-
-
-def _build_net(name, profile, random_state, params, n_threads=None):
+def _build_net(name, profile, random_state, params):
     from . import neural
 
     cls = getattr(neural, _ENGINES[name].cls)  # clear ImportError if missing
     table = _QUICK_MODEL_PARAMS if profile == "quick" else _FULL_MODEL_PARAMS
     kwargs = dict(table.get(name, {}))
     kwargs["random_state"] = random_state
-    if n_threads is not None and "n_threads" in cls().get_params():
-        kwargs["n_threads"] = n_threads
     kwargs.update(params)
     return cls(**kwargs)
-
-
-def _n_splits(cv):
-    """Folds of an inner ``cv`` (an int or a splitter)."""
-    return cv if isinstance(cv, numbers.Integral) else cv.get_n_splits()
 
 
 def make_moa_pipeline(
@@ -250,12 +230,13 @@ def make_moa_pipeline(
         :class:`~moa_sklearn.exceptions.DrugLeakageWarning`).
     n_jobs : int or None, default=None
         ``n_jobs`` of the blend: its fits (each net, on each inner fold)
-        run in that many processes at once (-1: one per core). The built-in
-        nets then get ``n_threads`` so that they share the cores without
-        oversubscription: the cores (``joblib.cpu_count()``) divided by the
-        fits that run at once, at least 1 (unless ``model_params`` gives
-        their ``n_threads``). On 2 cores the full profile fits each of its
-        three nets with one thread, two at a time, with ``n_jobs=2``.
+        run in that many processes at once (-1: one per core). The nets
+        then share the cores without oversubscription: for its fits, the
+        blend gives each net whose ``n_threads`` is None (the default,
+        unless ``model_params`` gives it) the cores divided by the fits
+        that run at once, at least 1; the fitted nets predict with every
+        core. On 2 cores the full profile fits each of its three nets with
+        one thread, two at a time, with ``n_jobs=2`` or -1.
 
     Returns
     -------
@@ -303,15 +284,11 @@ def make_moa_pipeline(
     resolved = _resolve_models(models)
     if cv is None:
         cv = _QUICK_CV if profile == "quick" else _FULL_CV
-    # the fits of one blend fit: one per net, or one per net and inner fold
-    # and the refits; with n_jobs, each net's threads share the cores
-    n_fits = len(resolved) * (1 if isinstance(cv, str) else _n_splits(cv) + 1)
-    n_threads = _threads_per_fit(n_jobs, n_fits)
     estimators = []
     for name, estimator in resolved:
         if estimator is None:
             estimator = _build_net(
-                name, profile, random_state, model_params.get(name, {}), n_threads
+                name, profile, random_state, model_params.get(name, {})
             )
             if routing:
                 estimator.set_fit_request(y_aux=True, groups=True)

@@ -340,6 +340,65 @@ def test_n_jobs_gives_the_same_result():
     np.testing.assert_allclose(a.predict_proba(X), b.predict_proba(X))
 
 
+class _Threaded(ClassifierMixin, BaseEstimator):
+    """A classifier with an ``n_threads`` parameter that records the value
+    it was fitted with."""
+
+    def __init__(self, n_threads=None, random_state=None):
+        self.n_threads = n_threads
+        self.random_state = random_state
+
+    def fit(self, X, y):
+        self.threads_at_fit_ = self.n_threads
+        self.prior_ = DummyClassifier().fit(X, y)
+        self.classes_ = self.prior_.classes_
+        return self
+
+    def predict_proba(self, X):
+        return self.prior_.predict_proba(X)
+
+
+@pytest.mark.parametrize(
+    "n_jobs, cv, refit, cores, expected",
+    [
+        (None, 3, True, 8, None),  # one process: the engines' own setting
+        (2, 3, True, 8, 4),  # 12 fits, 2 at once on 8 cores
+        (3, 2, False, 8, 2),  # 6 fold fits, 3 at once
+        (3, 2, True, 2, 1),  # 3 at once on 2 cores: at least 1
+    ],
+)
+def test_parallel_fits_share_the_cores_and_predict_with_all(
+    monkeypatch, n_jobs, cv, refit, cores, expected
+):
+    import joblib
+
+    monkeypatch.setattr(joblib, "cpu_count", lambda: cores)
+    X, Y, groups = _world(n_drugs=20)
+    est = [
+        ("default", _Threaded()),
+        ("asked", _Threaded(n_threads=3)),  # the user's setting is kept
+        ("piped", make_pipeline(StandardScaler(), _Threaded())),
+    ]
+    blend = StackingBlend(est, cv=cv, refit=refit, n_jobs=n_jobs, random_state=0)
+    blend.fit(X, Y, groups=groups)
+    fitted = [*blend.estimators_]
+    if not refit:
+        fitted = [m for models in blend.estimators_ for m in models.estimators_]
+    for model in fitted:
+        net = model[-1] if hasattr(model, "steps") else model
+        assert net.n_threads in (None, 3)  # None again: predict on every core
+        if net.n_threads is None:
+            assert net.threads_at_fit_ == expected
+        else:
+            assert net.threads_at_fit_ == 3
+    # the blend's own parameters are untouched
+    assert blend.estimators[0][1].n_threads is None
+    seeds = SeedAveragingClassifier(_Threaded(), n_seeds=2, n_jobs=2, random_state=0)
+    seeds.fit(X, Y)
+    assert [e.threads_at_fit_ for e in seeds.estimators_] == [cores // 2] * 2
+    assert [e.n_threads for e in seeds.estimators_] == [None, None]
+
+
 class _RestartWarnsFromAThread(ClassifierMixin, BaseEstimator):
     """A base whose fit warns as loky's management thread does when it
     replaces a worker, and with another warning that must get through."""

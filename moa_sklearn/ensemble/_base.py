@@ -10,7 +10,10 @@
 - :class:`_WrapsOneEstimator`: the same for the meta-estimators around one
   ``estimator``, with its parameter constraint and its metadata routing;
 - :func:`_quiet_worker_restarts`: the parallel fits without loky's warning
-  when it replaces a worker whose memory grew.
+  when it replaces a worker whose memory grew;
+- :func:`_threads_per_fit`, :func:`_sharing_cores`, :func:`_own_threads`:
+  the base estimators' ``n_threads`` during parallel fits, so that they
+  share the cores.
 """
 
 import contextlib
@@ -18,6 +21,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 from sklearn.utils import get_tags
 from sklearn.utils._param_validation import HasMethods
 from sklearn.utils.metadata_routing import (
@@ -52,6 +56,55 @@ def _quiet_worker_restarts():
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=_WORKER_RESTART, category=UserWarning)
         yield
+
+
+def _threads_per_fit(n_jobs, n_fits):
+    """CPU threads for each of ``n_fits`` fits that ``n_jobs`` local worker
+    processes run at once: the cores divided by the fits at once, at least
+    1; None when they run in this process, or on another backend than
+    joblib's local processes (a cluster's workers have their own cores)."""
+    from joblib import cpu_count, effective_n_jobs
+    from joblib.parallel import LokyBackend, MultiprocessingBackend, get_active_backend
+
+    workers = min(effective_n_jobs(n_jobs), n_fits)
+    if workers <= 1:
+        return None
+    backend, _ = get_active_backend()
+    if not isinstance(backend, (LokyBackend, MultiprocessingBackend)):
+        return None
+    return max(1, cpu_count() // workers)
+
+
+def _thread_params(estimator):
+    """The ``n_threads`` parameters of ``estimator`` (its own, its steps',
+    its inner estimators') left at None: the engine's own setting."""
+    return [
+        key
+        for key, value in estimator.get_params(deep=True).items()
+        if value is None and (key == "n_threads" or key.endswith("__n_threads"))
+    ]
+
+
+def _sharing_cores(estimator, n_threads):
+    """``(a clone of estimator whose n_threads left at None are n_threads,
+    those parameters)``; ``(estimator, [])`` when ``n_threads`` is None.
+
+    So that fits run side by side do not each start a thread per core; the
+    fitted estimators get their None back (:func:`_own_threads`), so that
+    they predict with the cores there are then.
+    """
+    keys = _thread_params(estimator) if n_threads is not None else []
+    if not keys:
+        return estimator, []
+    return clone(estimator).set_params(**dict.fromkeys(keys, n_threads)), keys
+
+
+def _own_threads(fitted, keys):
+    """Give the ``keys`` of a fitted estimator (from :func:`_sharing_cores`)
+    back their None."""
+    if keys and fitted is not None:
+        fitted.set_params(**dict.fromkeys(keys))
+    return fitted
 
 
 def _check_X(estimator, X, reset):

@@ -47,7 +47,10 @@ from ._base import (
     _base_proba,
     _check_X,
     _MetaClassifierMixin,
+    _own_threads,
     _quiet_worker_restarts,
+    _sharing_cores,
+    _threads_per_fit,
 )
 from ._weights import PerTargetLogit, _blend, blend_weights
 
@@ -311,7 +314,14 @@ class StackingBlend(
         Needs an inner CV (``cv`` an int or a splitter).
     n_jobs : int, default=None
         Fits run in parallel with joblib (every fold of every base
-        classifier, and the final refits). ``None`` means 1.
+        classifier, and the final refits). ``None`` means 1. When they run
+        in local processes (joblib's default backend), a base classifier's
+        ``n_threads`` parameters left at None (its own, or a step's or an
+        inner estimator's, e.g. the nets of :mod:`moa_sklearn.neural`) are
+        set for its fits to the cores divided by the fits that run at once
+        (at least 1), so that they do not oversubscribe the machine; the
+        fitted classifiers in ``estimators_`` get their None back and
+        predict with every core.
     random_state : int, RandomState instance or None, default=None
         Seed of the inner CV when ``cv`` is an int. The base classifiers keep
         their own ``random_state``.
@@ -704,6 +714,13 @@ class StackingBlend(
                 if key in estimator.get_params():
                     estimator.set_params(**{key: seed})
                 estimators.append((name, estimator))
+        # fits side by side in local processes share the cores: n_threads
+        # left at None get the cores divided by the fits at once
+        n_fits = len(estimators) * (len(folds) + bool(self.refit))
+        n_threads = _threads_per_fit(self.n_jobs, n_fits)
+        shared = [(name, *_sharing_cores(e, n_threads)) for name, e in estimators]
+        thread_keys = {name: keys for name, _, keys in shared}
+        estimators = [(name, e) for name, e, _ in shared]
         for name, estimator in estimators:
             for f, (train, test) in enumerate(folds):
                 tasks[name, f] = (
@@ -725,9 +742,13 @@ class StackingBlend(
                 f"{name} on all rows",
                 delayed(_fit_all)(estimator, X, y, params[name]),
             )
-        return _run_fits(
+        fits = _run_fits(
             tasks, n_jobs=self.n_jobs, verbose=self.verbose, desc=type(self).__name__
         )
+        for (name, f), result in fits.items():  # they predict with every core
+            fitted = result if f == _ALL_ROWS else result[1]
+            _own_threads(fitted, thread_keys[name])
+        return fits
 
     def _held_out(self, fitted):
         """``cv='validation'``: (rows, their probabilities (n_estimators,

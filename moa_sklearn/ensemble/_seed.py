@@ -18,7 +18,10 @@ from sklearn.utils.validation import check_is_fitted
 from ._base import (
     _base_proba,
     _check_X,
+    _own_threads,
     _quiet_worker_restarts,
+    _sharing_cores,
+    _threads_per_fit,
     _WrapsOneEstimator,
 )
 
@@ -50,7 +53,11 @@ class SeedAveragingClassifier(
     random_state : int, RandomState instance or None, default=None
         Draws the seeds of the copies.
     n_jobs : int, default=None
-        The copies are fitted in parallel with joblib. ``None`` means 1.
+        The copies are fitted in parallel with joblib. ``None`` means 1. In
+        local processes, ``n_threads`` parameters of ``estimator`` left at
+        None are set for the fits to the cores divided by the copies fitted
+        at once, as :class:`StackingBlend` does; the fitted copies predict
+        with every core.
 
     Attributes
     ----------
@@ -137,11 +144,15 @@ class SeedAveragingClassifier(
         params = self._routed_fit_params(fit_params)
         rng = check_random_state(self.random_state)
         seeds = rng.randint(0, np.iinfo(np.int32).max, size=self.n_seeds)
+        # copies fitted side by side share the cores (see StackingBlend)
+        n_threads = _threads_per_fit(self.n_jobs, len(seeds))
+        estimator, thread_keys = _sharing_cores(self.estimator, n_threads)
         with _quiet_worker_restarts():
-            self.estimators_ = Parallel(n_jobs=self.n_jobs)(
-                delayed(_seeded_fit)(self.estimator, keys, int(seed), X, y, params)
+            fitted = Parallel(n_jobs=self.n_jobs)(
+                delayed(_seeded_fit)(estimator, keys, int(seed), X, y, params)
                 for seed in seeds
             )
+        self.estimators_ = [_own_threads(e, thread_keys) for e in fitted]
         self.seeds_ = seeds
         self.classes_ = self._target.classes
         return self
