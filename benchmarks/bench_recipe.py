@@ -227,21 +227,23 @@ def child_predict(args, work, folder, config):
         test_loss=loss,
         test_bayes_loss=bayes,
         inner_folds=_n_splits(blend.cv),
-        # how the fit ran: the blend's processes, each net's threads (None:
-        # the engine's own, every core)
+        # how the fit ran: the blend's processes, and the threads it gave
+        # each net for its fit (None: the engine's own, every core)
         n_jobs=blend.n_jobs,
-        net_threads={
-            name: _last_step(net).get_params().get("n_threads")
-            for name, net in blend.estimators
-        },
+        threads_per_fit=_threads_per_fit(blend),
         blend_weights=dict(zip(blend.named_estimators_, map(float, blend.weights_))),
         peak_memory_predict_mib=_common.peak_rss_mib(),
     )
     print("RESULT " + json.dumps(out), flush=True)
 
 
-def _last_step(estimator):
-    return estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
+def _threads_per_fit(blend):
+    """The threads the blend gave each net for its fit, as it computes them."""
+    from moa_sklearn.ensemble._base import _threads_per_fit
+
+    k = _n_splits(blend.cv)
+    n_fits = len(blend.estimators) * (1 if k == "validation" else k + 1)
+    return _threads_per_fit(blend.n_jobs, n_fits)
 
 
 def _resolved_n_jobs(settings):

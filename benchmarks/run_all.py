@@ -564,12 +564,8 @@ def _run_header(run):
     )
     if n_jobs in (None, 1):
         return f"{name}: one process"
-    threads = set(((run.get("fit") or {}).get("net_threads") or {}).values())
-    each = (
-        f", {threads.pop()} thread(s) per net"
-        if len(threads) == 1 and None not in threads
-        else ""
-    )
+    threads = (run.get("fit") or {}).get("threads_per_fit")
+    each = f", {threads} thread(s) per net" if threads else ""
     return f"{name}: the blend's fits in parallel{each}"
 
 

@@ -377,7 +377,7 @@ def test_recipe_times_the_fit_predict_and_cv_a_user_runs(recipe, run_all):
     assert (work / "model.joblib").stat().st_size > 0
     # the quick profile's auto n_jobs: one process, the nets' own threads
     assert r["settings"]["n_jobs"] == "auto" and fit["n_jobs"] is None
-    assert fit["net_threads"] == {"twostep": None}
+    assert fit["threads_per_fit"] is None
     if importlib.util.find_spec("psutil") is not None:  # main process + workers
         assert fit["peak_memory_fit_tree_mib"] > 0
         assert cv["peak_memory_tree_mib"] > 0 and cv["folds_this_run"] == [0, 1]
@@ -427,7 +427,7 @@ def _recipe_record(n_jobs, steps, fit_seconds=600.0, world=None):
             test_bayes_loss=0.0091,
             inner_folds="validation",
             blend_weights={"twostep": 0.7, "keras": 0.3},
-            net_threads={"twostep": 1, "keras": 1},
+            threads_per_fit=1,
         )
     if "cv" in steps:
         results["cv"] = dict(
