@@ -93,31 +93,42 @@ def peak_rss_mib():
 
 
 class TreeMemory:
-    """Peak of the summed resident memory of this process and its children.
+    """Peak memory of this process and its children, summed.
 
     What a machine must hold while ``n_jobs`` workers (loky's processes) fit
-    beside the main process: a thread sums the RSS of the process tree every
-    ``interval`` seconds (psutil), and ``peak_mib`` is the largest sum seen
-    (None where psutil is not installed). Use it as a context manager::
+    beside the main process: a thread sums the memory of the process tree
+    every ``interval`` seconds (psutil). ``peak_mib`` is the largest sum of
+    the proportional set sizes (PSS: a page shared by k processes, such as
+    the engines' libraries, counts 1/k in each; where the system does not
+    report it, the resident sizes), ``peak_rss_mib`` that of the resident
+    sizes (shared pages counted in every process: an upper bound); None
+    where psutil is not installed. Use it as a context manager::
 
         with TreeMemory() as tree:
             ...
-        tree.peak_mib
+        tree.peak_mib, tree.peak_rss_mib
     """
 
     def __init__(self, interval=0.5):
         self.interval = interval
         self.peak_mib = None
+        self.peak_rss_mib = None
 
     def _sample(self):
-        total = 0
+        pss = rss = 0
         procs = [self._process, *self._process.children(recursive=True)]
         for proc in procs:
             try:
-                total += proc.memory_info().rss
-            except Exception:  # a worker that exited between the two calls
-                pass
-        self.peak_mib = max(self.peak_mib or 0.0, total / 2**20)
+                info = proc.memory_full_info()
+            except Exception:  # exited meanwhile, or no access to its maps
+                try:
+                    info = proc.memory_info()
+                except Exception:
+                    continue
+            rss += info.rss
+            pss += getattr(info, "pss", info.rss)
+        self.peak_mib = max(self.peak_mib or 0.0, pss / 2**20)
+        self.peak_rss_mib = max(self.peak_rss_mib or 0.0, rss / 2**20)
 
     def _run(self):
         while not self._stop.wait(self.interval):

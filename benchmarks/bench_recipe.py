@@ -21,8 +21,9 @@ rows; kept in ``--workdir`` and reused):
 
 ``--n-jobs`` is passed on as ``moa-sklearn``'s (default ``auto``, its
 default: every core for the full profile). The peak memory is the largest
-of the main process's peak and the summed resident memory of the main
-process and its workers (sampled; ``psutil``). A run replaces
+of the main process's peak and the summed memory of the main process and
+its workers (sampled; ``psutil``; proportional set sizes, so that the
+libraries they share count once). A run replaces
 ``recipe.json`` but keeps from it, when world, threads, settings and
 machine are the same, its runs at other ``n_jobs`` (one column each in the
 table) and the steps of its run at this ``n_jobs`` that this run did not
@@ -195,8 +196,10 @@ def child_fit(args, work, folder, config):
     out = dict(
         fit_seconds=fit_s,
         peak_memory_fit_mib=_common.peak_rss_mib(),
-        # with the blend's workers: what the machine must hold
+        # with the blend's workers: what the machine must hold (PSS summed;
+        # and the resident sizes summed, an upper bound)
         peak_memory_fit_tree_mib=tree.peak_mib,
+        peak_memory_fit_tree_rss_mib=tree.peak_rss_mib,
         model_file_mib=model.stat().st_size / 2**20,
     )
     print("RESULT " + json.dumps(out), flush=True)
@@ -302,6 +305,7 @@ def child_cv(args, work, folder, config):
         # main process and workers summed, over the folds this run fitted
         # (None: psutil missing, or every fold read back)
         peak_memory_tree_mib=tree.peak_mib if len(run_folds) else None,
+        peak_memory_tree_rss_mib=tree.peak_rss_mib if len(run_folds) else None,
         folds_this_run=run_folds,
         scores={
             key: summary.get(key)

@@ -601,9 +601,10 @@ def _recipe(payload):
         )
         + f" as `moa-sklearn fit` and `cv` run it, {_threads(r['threads'])}, "
         f"{m['logical_cores']} cores; {bf16}. Each step in a fresh process. "
-        "Peak memory: the largest of the main process's peak and the summed "
-        "resident memory of the main process and its workers (sampled every "
-        "0.5 s; pages they share are counted in each: an upper bound).",
+        "Peak memory: the largest of the main process's peak and the memory "
+        "of the main process and its workers summed (sampled every 0.5 s; "
+        "proportional set sizes, PSS: a page that k processes share, such as "
+        "the engines' libraries, counts 1/k in each).",
         "",
     ]
     runs = _recipe_runs(r)
@@ -635,6 +636,18 @@ def _recipe(payload):
     return lines + ["", "```bash", *commands, "```", ""]
 
 
+def _with_workers(pss, rss):
+    """The memory of a step's process tree, as its record has it."""
+    if pss is None:
+        return ""
+    if rss is None:  # records before PSS was sampled: resident sizes summed
+        return f", with its workers (resident sizes summed) {pss / 1024:.1f} GiB"
+    return (
+        f", with its workers {pss / 1024:.1f} GiB (PSS; resident sizes summed "
+        f"{rss / 1024:.1f} GiB)"
+    )
+
+
 def _recipe_run_text(run, name):
     """The sentences under the recipe's table for one run."""
     fit, cv = run.get("fit"), run.get("cv")
@@ -642,6 +655,7 @@ def _recipe_run_text(run, name):
     if fit:
         weights = ", ".join(f"{k} {v:.2f}" for k, v in fit["blend_weights"].items())
         tree = fit.get("peak_memory_fit_tree_mib")
+        tree_rss = fit.get("peak_memory_fit_tree_rss_mib")
         lines += [
             "",
             f"{name}, the fit: "
@@ -656,7 +670,7 @@ def _recipe_run_text(run, name):
             f"rows' log loss {fit['test_loss']:.5f} (Bayes "
             f"{fit['test_bayes_loss']:.5f}); peak memory of the fitting "
             f"process {fit['peak_memory_fit_mib'] / 1024:.1f} GiB"
-            + (f", with its workers {tree / 1024:.1f} GiB" if tree is not None else "")
+            + _with_workers(tree, tree_rss)
             + "; "
             + (
                 "in a fresh process, as `moa-sklearn predict` runs, "
@@ -672,6 +686,7 @@ def _recipe_run_text(run, name):
         folds = ", ".join(f"{t / 60:.1f}" for t in cv["fold_seconds"])
         sc = cv["scores"]
         tree = cv.get("peak_memory_tree_mib")
+        tree_rss = cv.get("peak_memory_tree_rss_mib")
         lines += [
             "",
             f"{name}, the CV: {cv['folds']} folds, {cv['protocol']} protocol, the "
@@ -689,7 +704,7 @@ def _recipe_run_text(run, name):
             )
             + f"); peak memory of the CV process "
             f"{cv['peak_memory_mib'] / 1024:.1f} GiB"
-            + (f", with its workers {tree / 1024:.1f} GiB" if tree is not None else "")
+            + _with_workers(tree, tree_rss)
             + ".",
         ]
     elif fit:
