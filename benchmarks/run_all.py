@@ -690,10 +690,17 @@ def _recipe_run_text(run, name):
         lines += [
             "",
             f"{name}, the CV: {cv['folds']} folds, {cv['protocol']} protocol, the "
-            f"recipe's fits {folds} min per fold; out-of-fold log loss "
+            f"recipe's fits {folds} min per fold"
+            + (
+                f" ({cv['this_run_seconds'] / 60:.1f} min for the whole run, "
+                "which also fits the command's logistic baseline and predicts)"
+                if cv.get("folds_this_run") == list(range(cv["folds"]))
+                else ""
+            )
+            + "; out-of-fold log loss "
             f"{sc['score']:.5f} (prior {sc['prior_score']:.5f}"
             + (
-                f", plain baseline {sc['baseline_score']:.5f}"
+                f", logistic-regression baseline {sc['baseline_score']:.5f}"
                 if sc.get("baseline_score") is not None
                 else ""
             )
