@@ -1049,26 +1049,22 @@ def _model_list(value):
     return names
 
 
-def _inner_folds(value):
-    """``--inner-folds``: an int, or ``validation``."""
-    if value == "validation":
-        return value
-    try:
-        return int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"an int or 'validation', not {value!r}"
-        ) from None
+def _int_or(word):
+    """An argparse type: an int, or ``word`` (``--inner-folds K|validation``,
+    ``--n-jobs N|auto``)."""
 
+    def parse(value):
+        if value == word:
+            return value
+        try:
+            return int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"an int or {word!r}, not {value!r}"
+            ) from None
 
-def _n_jobs_arg(value):
-    """``--n-jobs``: an int, or ``auto``."""
-    if value == "auto":
-        return value
-    try:
-        return int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"an int or 'auto', not {value!r}") from None
+    parse.__name__ = f"int or {word!r}"  # argparse's name for it
+    return parse
 
 
 def _add_settings(p):
@@ -1090,7 +1086,7 @@ def _add_settings(p):
     g.add_argument("--seed", type=int, help="random seed (default: 0)")
     g.add_argument(
         "--n-jobs",
-        type=_n_jobs_arg,
+        type=_int_or("auto"),
         metavar="N",
         help="parallel fits of the blend, each net's threads sharing the cores; "
         "or auto (default): every core for the full profile, 1 for quick",
@@ -1100,7 +1096,7 @@ def _add_settings(p):
     )
     g.add_argument(
         "--inner-folds",
-        type=_inner_folds,
+        type=_int_or("validation"),
         metavar="K",
         help="inner CV folds of the blend, or 'validation': weights chosen on "
         "the nets' own validation drugs, one fit per net (default: quick 3, "
