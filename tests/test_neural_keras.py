@@ -169,6 +169,73 @@ def test_weight_norm_layer():
     assert config["units"] == 3 and config["activation"] == "relu"
 
 
+def test_kernels_of_512_multiples_are_padded_without_changing_the_function():
+    assert [keras_engine._stride_pad(u) for u in (8, 206, 512, 1048, 2048)] == [
+        0,
+        0,
+        8,
+        0,
+        8,
+    ]
+    layer = keras_engine._WeightNormDense(512, "linear")
+    layer.build((None, 4))
+    v = layer.v.numpy()
+    assert v.shape == (4, 520) and not v[:, 512:].any()
+    np.testing.assert_allclose(layer.g.numpy(), np.linalg.norm(v[:, :512], axis=0))
+    x = np.random.RandomState(0).normal(size=(3, 4)).astype(np.float32)
+    out = keras.ops.convert_to_numpy(layer(x))
+    assert out.shape == (3, 512)
+    np.testing.assert_allclose(out, x @ v[:, :512], rtol=1e-5, atol=1e-6)
+    # the zero columns get no gradient: a training step leaves them at zero
+    model = keras.Sequential([keras.Input((4,)), layer])
+    model.compile(optimizer=keras.optimizers.Adam(0.1), loss="mse")
+    model.fit(x, np.ones((3, 512), np.float32), epochs=2, verbose=0)
+    v = layer.v.numpy()
+    assert v[:, :512].any() and not v[:, 512:].any()
+    # the NumPy inference drops them too
+    np.testing.assert_allclose(
+        keras_engine._numpy_forward(model, x),
+        keras.ops.convert_to_numpy(model(x)),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    # a configuration without "pad" (nets pickled by moa-sklearn 0.1) is unpadded
+    config = layer.get_config()
+    assert config["pad"] == 8
+    del config["pad"]
+    assert keras_engine._WeightNormDense.from_config(config).pad == 0
+
+
+def test_training_batches_cover_every_row_once_per_epoch_in_a_seeded_order():
+    X = np.arange(10, dtype=np.float32)[:, None] * [1, -1]
+    Y = np.arange(10)[:, None] % 2
+    data = keras_engine._training_batches(X, Y, 4, seed=3)
+    if keras.backend.backend() != "tensorflow":
+        assert data["x"] is X and data["shuffle"] and data["batch_size"] == 4
+        return
+    assert not data["shuffle"]  # the pipeline shuffles; model.fit must not
+
+    def epoch(batches):
+        out = [(x.numpy(), y.numpy()) for x, y in batches]
+        assert [len(x) for x, _ in out] == [4, 4, 2]
+        rows = np.concatenate([x for x, _ in out])
+        np.testing.assert_array_equal(
+            np.concatenate([y for _, y in out])[:, 0], rows[:, 0] % 2
+        )
+        assert sorted(rows[:, 0]) == list(range(10))
+        return rows[:, 0].tolist()
+
+    first, second = epoch(data["x"]), epoch(data["x"])
+    assert first != second  # reshuffled every epoch
+    import tensorflow as tf
+
+    tf.random.set_seed(0)
+    a = [epoch(keras_engine._training_batches(X, Y, 4, seed=3)["x"]) for _ in "ab"]
+    tf.random.set_seed(0)
+    b = [epoch(keras_engine._training_batches(X, Y, 4, seed=3)["x"]) for _ in "ab"]
+    assert a == b  # the same seeds, the same order
+
+
 # ------------------------------------------------------ seeds and devices
 def test_op_determinism_is_scoped():
     from tensorflow.python.framework import config as tf_config
