@@ -442,10 +442,8 @@ def merge(previous, results, machine):
                 if step not in results and step in run:
                     results[step] = run[step]
         elif other not in kept:
-            run["settings"] = {
-                **run["settings"],
-                "n_jobs": _resolved_n_jobs(run["settings"]),
-            }
+            # a record without n_jobs predates "auto": one process
+            run["settings"] = {"n_jobs": None, **run["settings"]}
             kept[other] = {k: v for k, v in run.items() if k in ("settings", *STEPS)}
     if kept:
         results["other_runs"] = [kept[k] for k in sorted(kept)]

@@ -651,6 +651,7 @@ def _with_workers(pss, rss):
 def _recipe_run_text(run, name):
     """The sentences under the recipe's table for one run."""
     fit, cv = run.get("fit"), run.get("cv")
+    workers = _resolved_jobs(run) not in (None, 1)
     lines = []
     if fit:
         weights = ", ".join(f"{k} {v:.2f}" for k, v in fit["blend_weights"].items())
@@ -670,7 +671,7 @@ def _recipe_run_text(run, name):
             f"rows' log loss {fit['test_loss']:.5f} (Bayes "
             f"{fit['test_bayes_loss']:.5f}); peak memory of the fitting "
             f"process {fit['peak_memory_fit_mib'] / 1024:.1f} GiB"
-            + _with_workers(tree, tree_rss)
+            + (_with_workers(tree, tree_rss) if workers else "")
             + "; "
             + (
                 "in a fresh process, as `moa-sklearn predict` runs, "
@@ -711,7 +712,7 @@ def _recipe_run_text(run, name):
             )
             + f"); peak memory of the CV process "
             f"{cv['peak_memory_mib'] / 1024:.1f} GiB"
-            + _with_workers(tree, tree_rss)
+            + (_with_workers(tree, tree_rss) if workers else "")
             + ".",
         ]
     elif fit:

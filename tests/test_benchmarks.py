@@ -481,6 +481,18 @@ def test_recipe_keeps_the_runs_of_other_n_jobs_and_the_steps_not_rerun(
     assert "with its workers (resident sizes summed) 5.4 GiB" in text
     for record in (serial, auto_fit):  # each step's command
         assert record["command"] in text
+    # a one-process fit after them keeps the auto run as it was given
+    again = _recipe_record(1, ["fit"], fit_seconds=790.0)["results"]
+    merged = bench_recipe.merge(dict(payload, results=merged), again, serial["machine"])
+    assert [r["settings"]["n_jobs"] for r in merged["other_runs"]] == ["auto"]
+    assert set(merged["other_runs"][0]) >= {"fit", "cv"}
+    merged["targets"] = bench_recipe.verdicts(merged)
+    merged["other_runs"][0]["targets"] = bench_recipe.verdicts(merged["other_runs"][0])
+    text = "\n".join(run_all._recipe(dict(payload, results=merged)))
+    assert "n_jobs=1: one process |" in text
+    assert "n_jobs=-1 (auto, the CLI's default): the blend's fits" in text
+    one = next(line for line in text.splitlines() if line.startswith("n_jobs=1"))
+    assert "with its workers" not in one  # one process has none
     # another world, machine or settings: nothing kept
     other = _recipe_record("absent", ["fit"], world={"n_samples": 300, "seed": 0})
     assert "other_runs" not in bench_recipe.merge(
