@@ -22,6 +22,9 @@ Next to them, on the same folds: the constant prior, both plain baselines of
 Bayes optimum. Score: mean columnwise log loss over all rows (controls
 included), out of fold; "gap closed" is (prior - loss) / (prior - Bayes).
 Each variant's folds are kept in ``--workdir``: an interrupted run resumes.
+With ``--keep-earlier`` a run adds its variants to the saved table of the
+same net, world, protocol and folds: the variants it does not fit stay, each
+with the command and machine of the run that fitted it.
 Results go to ``<outdir>/ablations_<model>.json``.
 
 A smoke run (seconds)::
@@ -151,6 +154,12 @@ def main(argv=None):
     parser.add_argument("--folds", type=int, default=3)
     parser.add_argument("--skip-baselines", action="store_true")
     parser.add_argument("--workdir", default="benchmarks/work")
+    parser.add_argument(
+        "--keep-earlier",
+        action="store_true",
+        help="keep the variants of the saved table (same net, world, protocol "
+        "and folds) that this run does not fit, each with the run that made it",
+    )
     _common.add_run_arguments(parser, small="a tiny world and small nets", outdir=True)
     args = parser.parse_args(argv)
     args.variants = [v if isinstance(v, tuple) else variant(v) for v in args.variants]
@@ -208,20 +217,58 @@ def main(argv=None):
 
     table = _common.score_table(Y, predictions, seconds)
     _common.print_table(table)
-    _common.save(
-        f"ablations_{args.model}",
-        dict(
-            world=world_kw,
-            protocol=args.protocol,
-            cv=repr(cv),
-            model=args.model,
-            variants=dict(args.variants),
-            metric="mean columnwise log loss over all rows (controls included)",
-            table=table,
-            best_epochs=best_epochs,
-        ),
-        args.outdir,
+    results = dict(
+        world=world_kw,
+        protocol=args.protocol,
+        cv=repr(cv),
+        model=args.model,
+        variants=dict(args.variants),
+        metric="mean columnwise log loss over all rows (controls included)",
+        table=table,
+        best_epochs=best_epochs,
     )
+    name = f"ablations_{args.model}"
+    path = Path(args.outdir or _common.DOCS_BENCH) / f"{name}.json"
+    if args.keep_earlier and path.is_file():
+        results = keep_earlier(results, json.loads(path.read_text()))
+    _common.save(name, results, args.outdir)
+
+
+def keep_earlier(results, earlier):
+    """``results`` with the variants of an ``earlier`` run that it lacks.
+
+    Only from a run of the same net, world, protocol and folds (otherwise
+    ``results`` as is); the rows kept say which run they come from
+    (``earlier_runs``: its command, machine and variants).
+    """
+    old = earlier["results"]
+    if any(old.get(k) != results[k] for k in ("model", "world", "protocol", "cv")):
+        return results
+    prefix = f"{results['model']} "
+    kept = [v for v in old["variants"] if v not in results["variants"]]
+    if not kept:
+        return results
+    results = dict(results, variants=dict(results["variants"]))
+    results["table"] = dict(results["table"])
+    results["best_epochs"] = dict(results["best_epochs"])
+    for v in kept:
+        label = prefix + v
+        results["variants"][v] = old["variants"][v]
+        results["table"][label] = old["table"][label]
+        if label in old.get("best_epochs", {}):
+            results["best_epochs"][label] = old["best_epochs"][label]
+    runs = []
+    for run in old.get("earlier_runs", []):
+        still = [v for v in run["variants"] if v in kept]
+        if still:
+            runs.append(dict(run, variants=still))
+    own = [v for v in kept if not any(v in r["variants"] for r in runs)]
+    if own:
+        runs.append(
+            dict(command=earlier["command"], machine=earlier["machine"], variants=own)
+        )
+    results["earlier_runs"] = runs
+    return results
 
 
 if __name__ == "__main__":

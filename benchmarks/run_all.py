@@ -766,6 +766,10 @@ def _ablations(payload, quality=None):
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     prefix = f"{r['model']} "
+    # variant -> index of the earlier run that fitted it (marked with daggers)
+    earlier = {
+        v: i for i, run in enumerate(r.get("earlier_runs", [])) for v in run["variants"]
+    }
     for name, row in sorted(table.items(), key=lambda kv: -kv[1]["loss"]):
         variant = name[len(prefix) :] if name.startswith(prefix) else None
         params = r["variants"].get(variant) if variant is not None else None
@@ -779,6 +783,7 @@ def _ablations(payload, quality=None):
         )
         t = "" if row.get("seconds") is None else f"{row['seconds']:.0f}"
         mark = "*" if name in borrowed else ""
+        mark += "\u2020" * (1 + earlier.get(variant, -1)) if variant else ""
         lines.append(
             f"| {name}{mark} | {settings} | {row['loss']:.5f} | "
             f"{row['ratio_to_prior']:.3f} | {row['gap_closed']:.2f} | {best} | {t} |"
@@ -788,7 +793,19 @@ def _ablations(payload, quality=None):
             "",
             "\\* from the quality run above: same world, same folds.",
         ]
-    return lines + ["", "```bash", payload["command"], "```", ""]
+    lines += ["", "```bash", payload["command"], "```", ""]
+    for i, run in enumerate(r.get("earlier_runs", [])):
+        lines += [
+            f"{chr(0x2020) * (i + 1)} fitted by an earlier run on the same "
+            f"world and folds ({run['machine'].get('date', '')[:10]}; "
+            f"{run['machine'].get('cpu', '')}):",
+            "",
+            "```bash",
+            run["command"],
+            "```",
+            "",
+        ]
+    return lines
 
 
 def render(outdir):

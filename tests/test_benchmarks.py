@@ -759,3 +759,67 @@ def test_ablation_table_borrows_the_baselines_of_the_same_folds(run_all):
     quality["results"]["protocols"]["new-compound"]["cv"] = "KFold(5)"
     text = "\n".join(run_all._ablations(ablation, quality))
     assert "logistic" not in text  # other folds: not comparable
+
+
+def test_ablations_keep_the_earlier_variants_of_the_same_folds(ablations, run_all):
+    """--keep-earlier: a run adds its variants to the saved table of the same
+    net, world, protocol and folds; the rows it did not fit keep the command
+    of the run that fitted them, through several runs; other folds: nothing
+    is kept."""
+
+    def row(loss):
+        return dict(loss=loss, ratio_to_prior=loss / 0.02, gap_closed=0.5)
+
+    def run(command, date, variants, losses, **extra):
+        return dict(
+            command=command,
+            machine={"date": date, "cpu": "CPU"},
+            results=dict(
+                model="tabnet",
+                protocol="new-compound",
+                cv="KFold(3)",
+                world={"n_samples": 10},
+                metric="loss",
+                variants=variants,
+                table={
+                    "constant prior": row(0.02),
+                    **{f"tabnet {v}": row(x) for v, x in zip(variants, losses)},
+                },
+                best_epochs={f"tabnet {v}": [["fit 3/4"]] for v in variants},
+                **extra,
+            ),
+        )
+
+    first = run(
+        "cmd1", "2026-12-01T00:00", {"default": {}, "a": {"n_d": 8}}, [0.018, 0.019]
+    )
+    second = run(
+        "cmd2", "2026-12-02T00:00", {"b": {"n_d": 16}, "a": {"n_d": 9}}, [0.017, 0.016]
+    )
+    merged = ablations.keep_earlier(second["results"], first)
+    # b and a (refitted, its new settings) from this run; default from cmd1
+    assert merged["variants"] == {"b": {"n_d": 16}, "a": {"n_d": 9}, "default": {}}
+    assert merged["table"]["tabnet a"]["loss"] == 0.016
+    assert merged["table"]["tabnet default"]["loss"] == 0.018
+    assert merged["earlier_runs"] == [
+        {"command": "cmd1", "machine": first["machine"], "variants": ["default"]}
+    ]
+    # a third run keeps default's attribution to cmd1 and b's to cmd2
+    third = run("cmd3", "2026-12-03T00:00", {"c": {}}, [0.015])
+    merged3 = ablations.keep_earlier(third["results"], dict(second, results=merged))
+    assert [(r["command"], r["variants"]) for r in merged3["earlier_runs"]] == [
+        ("cmd1", ["default"]),
+        ("cmd2", ["b", "a"]),
+    ]
+    text = "\n".join(run_all._ablations(dict(third, results=merged3)))
+    assert "| tabnet default\u2020 | defaults | 0.01800 |" in text
+    assert "| tabnet b\u2020\u2020 | n_d=16 | 0.01700 |" in text
+    assert "| tabnet c | defaults | 0.01500 |" in text
+    assert (
+        "\u2020\u2020 fitted by an earlier run on the same world and folds (2026-12-02"
+        in text
+    )
+    assert text.index("cmd3") < text.index("cmd1") < text.index("cmd2")
+    # another world or other folds: the earlier table is not comparable
+    other = dict(first, results=dict(first["results"], cv="KFold(5)"))
+    assert "earlier_runs" not in ablations.keep_earlier(third["results"], other)
