@@ -128,3 +128,44 @@ def test_plan_batches_matches_torch_chunking():
     bs, vbs, drop = tabnet_engine._plan_batches(10, 1024, 3)  # 3+3+3+1 -> raised
     assert (bs, drop) == (10, False) and 1 not in tabnet_engine._chunk_sizes(10, vbs)
     assert tabnet_engine._plan_batches(1024 * 3, 1024, 32) == (1024, 32, False)
+
+
+# ------------------------------------------------------------------ mixup
+def test_mixup_mixes_rows_and_targets_alike():
+    """Each chosen row becomes b * row + (1 - b) * another row of the batch,
+    b in [0.5, 1], its targets with the same b; p=0 leaves the batch as is;
+    the draws come from the augmentation's own seed, not the global ones."""
+    X = torch.eye(20)  # row i is e_i: a mixed row shows its two parts
+    y = X @ torch.randn(20, 3, generator=torch.Generator().manual_seed(0))
+    np_state = np.random.get_state()  # noqa: NPY002 (the global state is the point)
+    torch_state = torch.get_rng_state()
+    mix = tabnet_engine._Mixup(p=1.0, alpha=0.5, seed=3)
+    mix._set_seed()
+    Xm, ym = mix(X.clone(), y.clone())
+    assert not torch.equal(Xm, X)
+    # b * e_i + (1 - b) * e_j: weights summing to 1, at most two rows, the
+    # row itself at least half
+    torch.testing.assert_close(Xm.sum(dim=1), torch.ones(20))
+    assert ((Xm > 0).sum(dim=1) <= 2).all()
+    assert (torch.diagonal(Xm) >= 0.5).all()
+    # the targets are mixed with the same weights (y is linear in X's rows)
+    torch.testing.assert_close(ym, Xm @ torch.linalg.pinv(X) @ y)
+    # reseeding replays the same mix; the global random states are untouched
+    mix._set_seed()
+    torch.testing.assert_close(mix(X.clone(), y.clone()), (Xm, ym))
+    assert np.array_equal(np.random.get_state()[1], np_state[1])  # noqa: NPY002
+    assert torch.equal(torch.get_rng_state(), torch_state)
+    none = tabnet_engine._Mixup(p=0.0, alpha=0.5, seed=3)
+    none._set_seed()
+    torch.testing.assert_close(none(X.clone(), y.clone()), (X, y))
+
+
+def test_mixup_trains_reproducibly_and_changes_the_fit(net_data):
+    X, Y, _, groups = net_data
+    plain = tiny(random_state=0).fit(X, Y, groups=groups).predict_proba(X)
+    mixed = tiny(mixup=0.5, random_state=0).fit(X, Y, groups=groups)
+    again = tiny(mixup=0.5, random_state=0).fit(X, Y, groups=groups)
+    np.testing.assert_allclose(mixed.predict_proba(X), again.predict_proba(X))
+    assert not np.allclose(mixed.predict_proba(X), plain)
+    with pytest.raises(ValueError, match="mixup"):
+        tiny(mixup=1.5).fit(X, Y)

@@ -159,6 +159,38 @@ class _EpochTimer(_TabNetCallback):
             )
 
 
+class _Mixup:
+    """Mix a share of each training batch's rows with other rows of the batch.
+
+    A pytorch-tabnet ``augmentations`` callable, as its ``RegressionSMOTE``
+    (mixup): each row is chosen with probability ``p`` and replaced by
+    ``b * row + (1 - b) * other`` for another row of the batch, features and
+    targets alike, with ``b`` drawn from Beta(``alpha``, ``alpha``) and folded
+    into [0.5, 1] (the chosen row stays the larger part). Unlike
+    ``RegressionSMOTE`` it draws from its own generator: pytorch-tabnet calls
+    ``_set_seed`` at the start of ``fit``, which here reseeds that generator
+    rather than NumPy's and torch's global ones.
+    """
+
+    def __init__(self, p, alpha, seed):
+        self.p = p
+        self.alpha = alpha
+        self.seed = seed
+
+    def _set_seed(self):
+        self._rng = np.random.default_rng(self.seed)
+
+    def __call__(self, X, y):
+        n = X.shape[0]
+        chosen = self._rng.random(n) < self.p
+        b = self._rng.beta(self.alpha, self.alpha, n) / 2 + 0.5
+        b = np.where(chosen, b, 1.0)
+        other = self._rng.permutation(n)
+        b = torch.as_tensor(b, dtype=X.dtype, device=X.device)[:, None]
+        other = torch.as_tensor(other, device=X.device)
+        return b * X + (1 - b) * X[other], b * y + (1 - b) * y[other]
+
+
 def _add_output_bias(network, bias):
     """Give the final mapping of a TabNet network a bias, starting at ``bias``.
 
@@ -299,6 +331,13 @@ class TabNetMultilabelClassifier(BaseMultilabelNet):
     max_grad_norm : float or None, default=1.0
         Gradients are clipped to this norm (pytorch-tabnet's ``clip_value``);
         None for no clipping.
+    mixup : float, default=0.0
+        Share of each training batch's rows mixed with another row of the
+        batch, features and targets alike (mixup, as pytorch-tabnet's
+        ``RegressionSMOTE``); 0 for none.
+    mixup_alpha : float, default=0.5
+        The mixing weight of a mixed row is drawn from
+        Beta(``mixup_alpha``, ``mixup_alpha``), folded into [0.5, 1].
     %(label_smoothing, clip, n_seeds, validation_fraction)s
     %(device, n_threads, random_state, verbose)s
 
@@ -356,6 +395,8 @@ class TabNetMultilabelClassifier(BaseMultilabelNet):
         "aux_targets": ["boolean"],
         "virtual_batch_size": [_POSITIVE_INT],
         "max_grad_norm": [_POSITIVE_REAL, None],
+        "mixup": [Interval(Real, 0, 1, closed="both")],
+        "mixup_alpha": [_POSITIVE_REAL],
     }
 
     def __init__(
@@ -380,6 +421,8 @@ class TabNetMultilabelClassifier(BaseMultilabelNet):
         lr_patience=5,
         min_lr=1e-5,
         max_grad_norm=1.0,
+        mixup=0.0,
+        mixup_alpha=0.5,
         label_smoothing=0.001,
         clip=(0.0005, 0.9995),
         n_seeds=3,
@@ -409,6 +452,8 @@ class TabNetMultilabelClassifier(BaseMultilabelNet):
         self.lr_patience = lr_patience
         self.min_lr = min_lr
         self.max_grad_norm = max_grad_norm
+        self.mixup = mixup
+        self.mixup_alpha = mixup_alpha
         self.label_smoothing = label_smoothing
         self.clip = clip
         self.n_seeds = n_seeds
@@ -512,6 +557,9 @@ class TabNetMultilabelClassifier(BaseMultilabelNet):
                 callbacks=[timer],
                 compute_importance=False,
                 warm_start=True,
+                augmentations=(
+                    _Mixup(self.mixup, self.mixup_alpha, seed) if self.mixup else None
+                ),
             )
         model.n_scored_ = n_scored
         return model, _records(model, timer, validation)
