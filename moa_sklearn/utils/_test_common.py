@@ -53,14 +53,20 @@ INIT_PARAMS = {
     ),
     # a fast, deterministic pair of base classifiers that handle 1-D and 2-D
     # targets natively; 3 inner folds so that the small check datasets split
-    "StackingBlend": dict(
-        estimators=[
-            ("knn", _KNN()),
-            ("tree", _Tree(max_depth=4, random_state=0)),
-        ],
-        cv=3,
-        random_state=0,
-    ),
+    "StackingBlend": [
+        dict(
+            estimators=[
+                ("knn", _KNN()),
+                ("tree", _Tree(max_depth=4, random_state=0)),
+            ],
+            cv=3,
+            random_state=0,
+        ),
+        # cv="validation" (the recipe's: one fit per net, weights on the
+        # nets' own held-out rows) needs bases that hold rows out: two tiny
+        # two-step nets, when torch is installed
+        lambda: _validation_blend_params(),
+    ],
     # on the plain arrays of the checks there is no control column: without
     # control handling (column=None) the meta-estimator is the classifier;
     # with column=0 and a control value no row has, every row is treated
@@ -79,17 +85,38 @@ INIT_PARAMS = {
 EXPECTED_FAILED_CHECKS = {}
 
 
+def _validation_blend_params():
+    """``StackingBlend(cv="validation")`` of two tiny two-step nets; None
+    without torch."""
+    try:
+        from moa_sklearn.neural import TwoStepNetClassifier
+    except ImportError:
+        return None
+    net = dict(INIT_PARAMS["TwoStepNetClassifier"], validation_fraction=0.2)
+    return dict(
+        estimators=[
+            ("a", TwoStepNetClassifier(**net, random_state=0)),
+            (
+                "b",
+                TwoStepNetClassifier(**{**net, "hidden_sizes": (8,)}, random_state=1),
+            ),
+        ],
+        cv="validation",
+        random_state=0,
+    )
+
+
 def _tested_estimators():
-    """Yield one configured instance of every public estimator."""
+    """Yield the configured instances of every public estimator (a callable
+    entry gives its parameters when called, or None to skip it)."""
     from moa_sklearn.utils import all_estimators
 
     for name, cls in all_estimators():
         params = INIT_PARAMS.get(name, {})
-        if isinstance(params, list):
-            for p in params:
+        for p in params if isinstance(params, list) else [params]:
+            p = p() if callable(p) else p
+            if p is not None:
                 yield cls(**p)
-        else:
-            yield cls(**params)
 
 
 def _expected_failed_checks(estimator):
