@@ -53,6 +53,38 @@ BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 # name: (script, kind, full-size arguments, smoke arguments); "json" scripts
 # take --outdir and write <name>.json + <name>.png, "text" ones print. Paths
 # are relative to benchmarks/.
+# The TabNet ablations' variants besides its defaults (``default``):
+# ``pf_`` on the public recipe's features (no KMeans, no row statistics);
+# ``old_`` and those without ``mixup`` / ``n_best_epochs`` of their own ran
+# before those existed (their values then: no mixup, the best epoch alone).
+_PF = "features__kmeans='passthrough',features__stats='passthrough'"
+_OLD = "mixup=0.0,n_best_epochs=1"
+_TABNET_VARIANTS = [
+    "seeds3_weights:average_epochs='weights'",
+    "oneseed_weights:n_seeds=1,average_epochs='weights'",
+    f"old_default:n_seeds=3,{_OLD}",
+    f"old_oneseed:n_seeds=1,{_OLD}",
+    f"publicfeatures:n_seeds=1,{_PF},{_OLD}",
+    f"vbs128:n_seeds=1,virtual_batch_size=128,{_OLD}",
+    f"nd64:n_seeds=1,n_d=64,n_a=64,{_OLD}",
+    f"pf_nd16:n_seeds=1,n_d=16,n_a=16,{_PF},{_OLD}",
+    f"pf_lr5e3:n_seeds=1,learning_rate=0.005,{_PF},{_OLD}",
+    f"pf_decay:n_seeds=1,lr_factor=0.5,lr_patience=2,{_PF},{_OLD}",
+    f"pf_seeds3:n_seeds=3,{_PF},{_OLD}",
+    f"pf_wd1e4:n_seeds=1,weight_decay=1e-4,{_OLD},{_PF}",
+    f"pf_bs256:n_seeds=1,batch_size=256,{_OLD},{_PF}",
+    f"pf_mix05:n_seeds=1,mixup=0.5,n_best_epochs=1,{_PF}",
+    f"pf_mix08:n_seeds=1,mixup=0.8,n_best_epochs=1,{_PF}",
+    f"pf_best5:n_seeds=1,mixup=0.0,n_best_epochs=5,average_epochs='proba',{_PF}",
+    f"pf_best10:n_seeds=1,mixup=0.0,n_best_epochs=10,average_epochs='proba',{_PF}",
+    f"pf_swa5:n_seeds=1,mixup=0.0,n_best_epochs=5,average_epochs='weights',{_PF}",
+    f"pf_mix05_best5:n_seeds=1,mixup=0.5,n_best_epochs=5,average_epochs='proba',{_PF}",
+    f"pf_mix05_swa10:n_seeds=1,mixup=0.5,n_best_epochs=10,"
+    f"average_epochs='weights',{_PF}",
+    f"pf_mix05_best10:n_seeds=1,mixup=0.5,n_best_epochs=10,"
+    f"average_epochs='proba',{_PF}",
+]
+
 BENCHMARKS = {
     "quality": ("bench_quality.py", "json", ["--folds", "3"], ["--small",
                 "--folds", "2", "--epochs", "2", "--inner-folds", "2",
@@ -90,20 +122,7 @@ BENCHMARKS = {
                          "--folds", "2", "--variants", "default",
                          "narrow:hidden_sizes=[8]", "--workdir", "{outdir}/work"]),
     "ablations_tabnet": ("ablations.py", "json", ["--model", "tabnet", "--folds",
-                         "3", "--variants", "default", "oneseed:n_seeds=1",
-                         "publicfeatures:n_seeds=1,features__kmeans="
-                         "'passthrough',features__stats='passthrough'",
-                         "vbs128:n_seeds=1,virtual_batch_size=128",
-                         "nd64:n_seeds=1,n_d=64,n_a=64",
-                         "pf_nd16:n_seeds=1,n_d=16,n_a=16,features__kmeans="
-                         "'passthrough',features__stats='passthrough'",
-                         "pf_lr5e3:n_seeds=1,learning_rate=5e-3,features__kmeans="
-                         "'passthrough',features__stats='passthrough'",
-                         "pf_decay:n_seeds=1,lr_factor=0.5,lr_patience=2,"
-                         "features__kmeans='passthrough',features__stats="
-                         "'passthrough'",
-                         "pf_seeds3:n_seeds=3,features__kmeans='passthrough',"
-                         "features__stats='passthrough'"],
+                         "3", "--variants", "default", *_TABNET_VARIANTS],
                         ["--model", "tabnet", "--small", "--n-samples", "600",
                          "--folds", "2", "--variants", "default",
                          "vbs8:virtual_batch_size=8", "--workdir",

@@ -50,14 +50,18 @@ _QUICK_MODEL_PARAMS = {
         batch_size=128,
         virtual_batch_size=32,
         n_seeds=1,
+        average_epochs="weights",
     ),
 }
 
-# full: the class defaults, but one TabNet: three seeds are TabNet's default
-# because a single TabNet varies much with its seed, but in the blend the
-# other nets do that averaging (the blend without TabNet scores as well as
-# with it on new compounds), and two more seeds would be a third of the fit
-_FULL_MODEL_PARAMS = {"tabnet": dict(n_seeds=1)}
+# full: the class defaults, but one TabNet whose best epochs' weights are
+# averaged: three seeds, each the mean of its 10 best epochs' probabilities,
+# are TabNet's default because a single TabNet varies much, but in the blend
+# the other nets do that averaging (the blend without TabNet scores as well
+# as with it on new compounds); two more seeds would be a third of the fit,
+# and 10 passes of the network per prediction would cost more than the
+# other nets' predictions together
+_FULL_MODEL_PARAMS = {"tabnet": dict(n_seeds=1, average_epochs="weights")}
 _QUICK_FEATURE_PARAMS = dict(
     n_components={"g": 50, "c": 10},
     n_clusters={"g": 5, "c": 2},
@@ -189,8 +193,10 @@ def make_moa_pipeline(
         ``'full'``: the recipe (the nets' and :func:`make_moa_features`'
         defaults; blend weights chosen on the nets' own validation drugs,
         ``cv='validation'``), but TabNet with one seed (``n_seeds=1``; three
-        by itself): in the blend, the other nets do the averaging that three
-        TabNets do alone.
+        by itself) whose best epochs' weights are averaged
+        (``average_epochs='weights'``; their probabilities by itself): in the
+        blend, the other nets do the averaging that TabNet does alone, and
+        its prediction stays one pass of the network.
     random_state : int or None, default=None
         Seed of the features, of every net and of the inner CV.
     cv : int, splitter, 'validation' or None, default=None

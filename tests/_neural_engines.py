@@ -236,8 +236,13 @@ def engine_tabnet():
         long=dict(max_epochs=30, learning_rate=5e-2, patience=None),
         # on noise labels the validation loss bottoms out early, then rises
         # as the net overfits, and training stops long before max_epochs
+        # (n_best_epochs=1: the best epoch's weights alone, not an average)
         best_epoch=dict(
-            _PLATEAU_BEST_EPOCH, max_epochs=60, learning_rate=0.1, random_state=2
+            _PLATEAU_BEST_EPOCH,
+            max_epochs=60,
+            learning_rate=0.1,
+            random_state=2,
+            n_best_epochs=1,
         ),
         untrained=dict(max_epochs=1, learning_rate=1e-9, batch_size=64),
         bad_params=[
@@ -250,6 +255,10 @@ def engine_tabnet():
             (dict(virtual_batch_size=0), "virtual_batch_size"),
             (dict(lambda_sparse=-1.0), "lambda_sparse"),
             (dict(max_grad_norm=0), "max_grad_norm"),
+            (dict(mixup=-0.1), "mixup"),
+            (dict(mixup_alpha=0), "mixup_alpha"),
+            (dict(n_best_epochs=0), "n_best_epochs"),
+            (dict(average_epochs="logits"), "average_epochs"),
         ],
         model_type=engine.TabNetRegressor,
         n_outputs=lambda model: model.output_dim,

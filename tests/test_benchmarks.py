@@ -251,7 +251,10 @@ def test_quality_records_and_names_the_recipes_settings(bench_quality, run_all):
 
     settings = bench_quality.net_defaults()
     assert settings["tabnet"]["n_seeds"] == 1 != TabNetMultilabelClassifier().n_seeds
-    assert bench_quality.recipe_overrides() == ["tabnet n_seeds=1"]
+    assert bench_quality.recipe_overrides() == [
+        "tabnet average_epochs='weights'",
+        "tabnet n_seeds=1",
+    ]
     shown = run_all._shown_name
     over = ["tabnet n_seeds=1"]
     assert shown("TabNetMultilabelClassifier", over) == (

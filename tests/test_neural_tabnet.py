@@ -29,7 +29,8 @@ tiny = engine_tabnet().make
 @pytest.fixture(scope="module")
 def fitted(net_data):
     X, Y, Y_aux, _ = net_data
-    return tiny().fit(X, Y, y_aux=Y_aux)
+    # the best epoch's network alone (n_best_epochs is tested below)
+    return tiny(n_best_epochs=1).fit(X, Y, y_aux=Y_aux)
 
 
 # ---------------------------------------------------------- the network
@@ -74,7 +75,8 @@ def test_aux_targets_train_alongside_and_are_not_predicted(net_data):
     import pickle
 
     X, Y, Y_aux, groups = net_data
-    net = tiny(aux_targets=True, random_state=0).fit(X, Y, y_aux=Y_aux, groups=groups)
+    net = tiny(aux_targets=True, n_best_epochs=1, random_state=0)
+    net.fit(X, Y, y_aux=Y_aux, groups=groups)
     model = net.models_[0]
     assert model.output_dim == Y.shape[1] + Y_aux.shape[1]
     assert net.n_aux_ == Y_aux.shape[1]
@@ -162,10 +164,78 @@ def test_mixup_mixes_rows_and_targets_alike():
 
 def test_mixup_trains_reproducibly_and_changes_the_fit(net_data):
     X, Y, _, groups = net_data
-    plain = tiny(random_state=0).fit(X, Y, groups=groups).predict_proba(X)
+    plain = tiny(mixup=0.0, random_state=0).fit(X, Y, groups=groups).predict_proba(X)
     mixed = tiny(mixup=0.5, random_state=0).fit(X, Y, groups=groups)
     again = tiny(mixup=0.5, random_state=0).fit(X, Y, groups=groups)
     np.testing.assert_allclose(mixed.predict_proba(X), again.predict_proba(X))
     assert not np.allclose(mixed.predict_proba(X), plain)
     with pytest.raises(ValueError, match="mixup"):
         tiny(mixup=1.5).fit(X, Y)
+
+
+# ------------------------------------------------- several best epochs kept
+def test_n_best_epochs_averages_the_epochs_of_lowest_validation_loss(net_data):
+    """n_best_epochs=3: the weights of the three epochs of lowest validation
+    loss are kept (the best first, the network's own), and the prediction is
+    the mean of their probabilities; a pickle keeps them."""
+    import pickle
+
+    X, Y, _, groups = net_data
+    net = tiny(
+        n_best_epochs=3, average_epochs="proba", max_epochs=8, random_state=0
+    ).fit(X, Y, groups=groups)
+    model = net.models_[0]
+    assert len(model.epoch_states_) == 3
+    hist = pd.DataFrame(net.history_)
+    lowest = hist.nsmallest(3, "valid_loss")["epoch"].tolist()
+    assert hist.loc[hist["best"], "epoch"].item() == lowest[0]
+    assert sorted(hist.loc[hist["kept"], "epoch"]) == sorted(lowest)
+    best = model.network.state_dict()
+    for k, v in model.epoch_states_[0].items():
+        torch.testing.assert_close(v, best[k].cpu())
+    # each kept epoch's weights, predicted alone, averaged
+    Xf, single = X.astype(np.float32), []
+    for state in model.epoch_states_:
+        one = pickle.loads(pickle.dumps(model))
+        one.epoch_states_ = None
+        one.network.load_state_dict(state)
+        single.append(net._predict_proba_one(one, Xf))
+    np.testing.assert_allclose(
+        net._predict_proba_one(model, Xf), np.mean(single, axis=0), rtol=1e-12
+    )
+    assert not np.allclose(single[0], single[1])
+    np.testing.assert_allclose(
+        pickle.loads(pickle.dumps(net)).predict_proba(X), net.predict_proba(X)
+    )
+    # one kept epoch keeps no copies
+    assert tiny(n_best_epochs=1).fit(X, Y).models_[0].epoch_states_ is None
+
+
+def test_n_best_epochs_without_validation_keeps_the_last_epochs(net_data):
+    X, Y, _, _ = net_data
+    net = tiny(
+        n_best_epochs=2, average_epochs="proba", max_epochs=4, validation_fraction=None
+    ).fit(X, Y)
+    model = net.models_[0]
+    assert len(model.epoch_states_) == 2
+    assert pd.DataFrame(net.history_)["kept"].tolist() == [False, False, True, True]
+    last = model.network.state_dict()  # no validation: the last epoch's
+    for k, v in model.epoch_states_[0].items():
+        torch.testing.assert_close(v, last[k].cpu())
+
+
+def test_n_best_epochs_can_average_the_weights(net_data):
+    """average_epochs='weights': one network whose weights (and batch-norm
+    statistics) are the mean of the kept epochs'; no copies kept."""
+    X, Y, _, groups = net_data
+    kw = dict(n_best_epochs=3, max_epochs=8, random_state=0)
+    by_proba = tiny(**kw, average_epochs="proba").fit(X, Y, groups=groups)
+    by_weights = tiny(**kw, average_epochs="weights").fit(X, Y, groups=groups)
+    model = by_weights.models_[0]
+    assert model.epoch_states_ is None
+    states = by_proba.models_[0].epoch_states_  # the same training
+    for k, v in model.network.state_dict().items():
+        mean = torch.stack([s[k] for s in states]).double().mean(0)
+        if v.is_floating_point():
+            torch.testing.assert_close(v.double(), mean, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(by_weights.predict_proba(X), by_proba.predict_proba(X))

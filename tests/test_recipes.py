@@ -124,14 +124,21 @@ def test_full_profile_has_one_tabnet_unless_asked():
     pytest.importorskip("pytorch_tabnet")
     from moa_sklearn.neural import TabNetMultilabelClassifier
 
-    assert TabNetMultilabelClassifier().n_seeds == 3
+    alone = TabNetMultilabelClassifier()
+    assert (alone.n_seeds, alone.average_epochs) == (3, "proba")
     full = make_moa_pipeline(["tabnet"], profile="full").get_params()
+    # one seed whose best epochs' weights are averaged: one network to predict
     assert full["estimator__model__tabnet__n_seeds"] == 1
+    assert full["estimator__model__tabnet__average_epochs"] == "weights"
     assert full["estimator__model__tabnet__max_epochs"] == 200  # else defaults
+    assert full["estimator__model__tabnet__n_best_epochs"] == 10
     asked = make_moa_pipeline(
-        ["tabnet"], profile="full", model_params={"tabnet": {"n_seeds": 3}}
+        ["tabnet"],
+        profile="full",
+        model_params={"tabnet": {"n_seeds": 3, "average_epochs": "proba"}},
     ).get_params()
     assert asked["estimator__model__tabnet__n_seeds"] == 3
+    assert asked["estimator__model__tabnet__average_epochs"] == "proba"
 
 
 @pytest.mark.parametrize(

@@ -192,9 +192,10 @@ def flush_subnormal_(module):
 
 
 def state_dict_to_bytes(module):
-    """Serialise a module's state dict, moved to CPU, to bytes."""
+    """Serialise a module's state dict (or a state dict), moved to CPU, to bytes."""
     torch = import_torch()
-    state = {k: v.detach().to("cpu") for k, v in module.state_dict().items()}
+    state = module.state_dict() if hasattr(module, "state_dict") else module
+    state = {k: v.detach().to("cpu") for k, v in state.items()}
     buffer = io.BytesIO()
     torch.save(state, buffer)
     return buffer.getvalue()
