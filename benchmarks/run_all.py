@@ -227,7 +227,9 @@ def _machine_line(payload):
     )
 
 
-def _quality(payload, image):
+def _quality(payload, image, class_defaults=None):
+    """The quality tables; ``class_defaults`` ({protocol: {net label: row}},
+    from :func:`_class_defaults`) adds each net at its class defaults."""
     r = payload["results"]
     world = ", ".join(f"{k}={v}" for k, v in r["world"].items())
     caps = [f"{n} {e}" for n, e in r["epochs"].items() if e is not None]
@@ -250,7 +252,7 @@ def _quality(payload, image):
         "",
     ]
     for protocol, p in r["protocols"].items():
-        lines += _quality_protocol(protocol, p)
+        lines += _quality_protocol(protocol, p, (class_defaults or {}).get(protocol))
     commands = {p.get("command", payload["command"]) for p in r["protocols"].values()}
     if len(commands) > 1:
         # protocols measured by separate runs (bench_quality keeps the others')
@@ -333,8 +335,46 @@ def _shown_name(name, overrides):
     return name
 
 
-def _quality_protocol(protocol, p):
-    """One protocol's table and the blend's verdict."""
+def _class_defaults(quality, ablations):
+    """Each net at its class defaults, fitted alone: the ``default`` row of
+    its ablation run on the quality run's world and folds, per protocol
+    (``{protocol: {net label: row}}``); runs on other worlds or folds are not
+    comparable and give nothing."""
+    if quality is None:
+        return {}
+    q = quality["results"]
+    found = {}
+    for payload in ablations:
+        r = payload["results"]
+        same = q["protocols"].get(r["protocol"], {})
+        row = r["table"].get(f"{r['model']} default")
+        if (
+            row is None
+            or r["variants"].get("default") != {}
+            or q["world"] != r["world"]
+            or same.get("cv") != r["cv"]
+        ):
+            continue
+        found.setdefault(r["protocol"], {})[r["model"]] = row
+    # the nets in the recipe's order, whatever the files' order
+    return {
+        protocol: {_NET_LABELS[n]: rows[n] for n in _NET_LABELS if n in rows}
+        for protocol, rows in found.items()
+    }
+
+
+def _quality_protocol(protocol, p, class_defaults=None):
+    """One protocol's table and the blend's verdict; ``class_defaults``
+    ({net label: row}) adds a row for each net the recipe sets otherwise
+    and a sentence on every net at its class defaults."""
+    class_defaults = class_defaults or {}
+    overrides = p.get("recipe_overrides")
+    # nets whose recipe settings are not their class defaults get a row
+    extra = {
+        f"{label} at its class defaults\u2021": row
+        for label, row in class_defaults.items()
+        if _shown_name(label, overrides) != label
+    }
     lines = [
         f"*{protocol}* (`{' '.join(p['cv'].split())}`):",
         "",
@@ -342,11 +382,16 @@ def _quality_protocol(protocol, p):
         "| --- | --- | --- | --- | --- |",
     ]
     borrowed = p.get("baselines_from")
-    for name, row in sorted(p["table"].items(), key=lambda kv: -kv[1]["loss"]):
-        t = "" if row["seconds"] is None else f"{row['seconds']:.0f}"
+    rows = {**p["table"], **extra}
+    for name, row in sorted(rows.items(), key=lambda kv: -kv[1]["loss"]):
+        t = (
+            ""
+            if row.get("seconds") is None or name in extra
+            else f"{row['seconds']:.0f}"
+        )
         bold = "**" if name == "StackingBlend (the recipe)" else ""
         mark = "\\*" if borrowed and name.startswith(("logistic", "plain")) else ""
-        shown = _shown_name(name, p.get("recipe_overrides"))
+        shown = name if name in extra else _shown_name(name, overrides)
         lines.append(
             f"| {bold}{shown}{mark}{bold} | {bold}{row['loss']:.5f}{bold} | "
             f"{row['ratio_to_prior']:.3f} | {row['gap_closed']:.2f} | {t} |"
@@ -357,6 +402,12 @@ def _quality_protocol(protocol, p):
             f"\\* fitted by an earlier run on the same world and folds "
             f"({borrowed['date'][:10]}: `{borrowed['command']}`); the plain "
             "baselines do not depend on the package's nets.",
+        ]
+    if extra:
+        lines += [
+            "",
+            "\u2021 fitted alone at the net's class defaults: the `default` row "
+            "of its ablation table below (same world, same folds).",
         ]
     verdict = "beats" if p["blend_beats_best_net"] else "does **not** beat"
     folds = p.get("fold_scores") or []
@@ -380,9 +431,32 @@ def _quality_protocol(protocol, p):
     if baselines:
         lines += [
             "",
-            f"Nets ahead of both plain baselines: {', '.join(ahead) or 'none'}"
-            + (f"; not: {', '.join(behind)}." if behind else "."),
+            "Nets ahead of both plain baselines"
+            + (", as the recipe fits them" if class_defaults else "")
+            + f": {', '.join(_shown_name(n, overrides) for n in ahead) or 'none'}"
+            + (
+                f"; not: {', '.join(_shown_name(n, overrides) for n in behind)}."
+                if behind
+                else "."
+            ),
         ]
+        if class_defaults:
+            beats = [
+                n
+                for n, row in class_defaults.items()
+                if all(row["loss"] < table[b]["loss"] for b in baselines)
+            ]
+            lost = [n for n in class_defaults if n not in beats]
+            lines[-1] += (
+                " At their class defaults, each fitted alone (the `default` rows "
+                "of the ablation tables below): "
+                + ", ".join(
+                    f"{n} {row['loss']:.5f}" for n, row in class_defaults.items()
+                )
+                + "; ahead of both: "
+                + ("all of them" if not lost else ", ".join(beats) or "none")
+                + (f"; not: {', '.join(lost)}." if lost else ".")
+            )
     folded = [k for k in table if k.endswith(", fold models")]
     if folded:
         refits = {k: k.removesuffix(", fold models") for k in folded}
@@ -831,20 +905,27 @@ def render(outdir):
     """The markdown of the benchmark tables from the JSON files in ``outdir``."""
     parts = []
     first = None
+    ablations = [
+        json.loads(path.read_text())
+        for path in sorted(Path(outdir).glob("ablations_*.json"))
+    ]
+    quality = _load(outdir, "quality")
     for name, fn in (("quality", _quality), ("speed", _speed), ("scaling", _scaling)):
         payload = _load(outdir, name)
         if payload is None:
             continue
         first = first or payload
-        parts += fn(payload, f"bench/{name}.png")
+        extra = {"class_defaults": _class_defaults(quality, ablations)}
+        parts += fn(
+            payload, f"bench/{name}.png", **(extra if name == "quality" else {})
+        )
     payload = _load(outdir, "recipe")
     if payload is not None:
         first = first or payload
         parts += _recipe(payload)
-    for path in sorted(Path(outdir).glob("ablations_*.json")):
-        payload = json.loads(path.read_text())
+    for payload in ablations:
         first = first or payload
-        parts += _ablations(payload, _load(outdir, "quality"))
+        parts += _ablations(payload, quality)
     if first is None:
         return ""
     head = [

@@ -764,6 +764,75 @@ def test_ablation_table_borrows_the_baselines_of_the_same_folds(run_all):
     assert "logistic" not in text  # other folds: not comparable
 
 
+def test_quality_shows_each_net_at_its_class_defaults_from_its_ablation(run_all):
+    """The recipe may set a net otherwise than its class (TabNet's one seed):
+    the quality table adds the net at its class defaults, the `default` row of
+    its ablation on the same world and folds, and says which nets at their
+    class defaults are ahead of both baselines; other folds give nothing."""
+
+    def row(loss):
+        return dict(loss=loss, ratio_to_prior=loss / 0.02, gap_closed=0.5)
+
+    world = {"n_samples": 10, "random_state": 0}
+
+    def ablation(model, loss):
+        return dict(
+            command="python benchmarks/ablations.py",
+            results=dict(
+                model=model,
+                protocol="new-compound",
+                cv="KFold(3)",
+                world=world,
+                metric="loss",
+                variants={"default": {}, "other": {"n_d": 8}},
+                table={f"{model} default": row(loss), f"{model} other": row(0.01)},
+            ),
+        )
+
+    runs = [ablation("tabnet", 0.0165), ablation("twostep", 0.0150)]
+    table = {
+        "constant prior": dict(row(0.02), seconds=None),
+        "logistic regression on RankGauss + PCA(100)": dict(row(0.017), seconds=1),
+        "plain public recipe's net": dict(row(0.0168), seconds=1),
+        "TwoStepNetClassifier": dict(row(0.0151), seconds=None),
+        "TabNetMultilabelClassifier": dict(row(0.0175), seconds=None),
+        "StackingBlend (the recipe)": dict(row(0.0149), seconds=None),
+    }
+    p = dict(
+        cv="KFold(3)",
+        table=table,
+        recipe_overrides=["tabnet n_seeds=1"],
+        blend_beats_best_net=True,
+        best_net="TwoStepNetClassifier",
+        blend_weights=[{"twostep": 0.7, "tabnet": 0.3}],
+        fold_fit_seconds=[1.0],
+        pipeline_cv_seconds=60.0,
+    )
+    quality = dict(results=dict(world=world, protocols={"new-compound": p}))
+    found = run_all._class_defaults(quality, runs)
+    assert list(found["new-compound"]) == [
+        "TwoStepNetClassifier",
+        "TabNetMultilabelClassifier",
+    ]
+    text = "\n".join(
+        run_all._quality_protocol("new-compound", p, found["new-compound"])
+    )
+    # a row only for the net the recipe sets otherwise
+    assert (
+        "| TabNetMultilabelClassifier at its class defaults\u2021 | 0.01650 |" in text
+    )
+    assert "TwoStepNetClassifier at its class defaults" not in text
+    assert "not: TabNetMultilabelClassifier (n_seeds=1)." in text
+    assert "TabNetMultilabelClassifier 0.01650; ahead of both: all of them." in text
+    runs[0]["results"]["table"]["tabnet default"] = row(0.0169)
+    found = run_all._class_defaults(quality, runs)["new-compound"]
+    text = "\n".join(run_all._quality_protocol("new-compound", p, found))
+    assert "ahead of both: TwoStepNetClassifier; not: TabNetMultilabel" in text
+    for run in runs:
+        run["results"]["cv"] = "KFold(5)"
+    assert run_all._class_defaults(quality, runs) == {}  # other folds
+
+
 def test_ablations_keep_the_earlier_variants_of_the_same_folds(ablations, run_all):
     """--keep-earlier: a run adds its variants to the saved table of the same
     net, world, protocol and folds; the rows it did not fit keep the command
