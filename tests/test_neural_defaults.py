@@ -95,7 +95,7 @@ def test_keras_net_grid_over_hidden_sizes_alone(data):
         {"virtual_batch_size": [8, 4096]},
         {"n_independent": [1, 3]},
         {"n_best_epochs": [1, 50]},  # more than the epochs run: all kept
-        {"average_epochs": ["proba", "weights"]},
+        {"average_epochs": ["proba", "weights", "per_target"]},
         {"mixup": [0.0, 1.0]},
     ],
     ids=lambda g: next(iter(g)),

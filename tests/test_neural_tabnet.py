@@ -239,3 +239,56 @@ def test_n_best_epochs_can_average_the_weights(net_data):
         if v.is_floating_point():
             torch.testing.assert_close(v.double(), mean, rtol=1e-5, atol=1e-6)
     assert not np.allclose(by_weights.predict_proba(X), by_proba.predict_proba(X))
+
+
+def test_per_target_epochs_predict_each_target_by_its_own_best_epoch(net_data):
+    """average_epochs='per_target': each target is predicted by the kept epoch
+    of its lowest log loss on the validation rows; the same training as
+    'proba'; a pickle keeps the choice; without validation, the mean."""
+    import pickle
+
+    from moa_sklearn.metrics import columnwise_log_loss
+
+    X, Y, _, groups = net_data
+    kw = dict(n_best_epochs=3, max_epochs=8, random_state=0)
+    by_target = tiny(**kw, average_epochs="per_target").fit(X, Y, groups=groups)
+    by_proba = tiny(**kw, average_epochs="proba").fit(X, Y, groups=groups)
+    model = by_target.models_[0]
+    assert by_proba.models_[0].epoch_choice_ is None
+    # each kept epoch alone, on the validation rows and on all rows
+    rows = by_target.validation_indices_
+    Xf, single = X.astype(np.float32), []
+    for state in model.epoch_states_:
+        one = pickle.loads(pickle.dumps(model))
+        one.epoch_states_, one.epoch_choice_ = None, None
+        one.network.load_state_dict(state)
+        single.append(by_target._predict_proba_one(one, Xf))
+    losses = np.stack([columnwise_log_loss(Y[rows], p[rows]) for p in single])
+    np.testing.assert_array_equal(model.epoch_choice_, losses.argmin(axis=0))
+    assert len(np.unique(model.epoch_choice_)) > 1  # not one epoch for all
+    chosen = np.take_along_axis(
+        np.stack(single), model.epoch_choice_[None, None, :], axis=0
+    )[0]
+    np.testing.assert_allclose(
+        by_target._predict_proba_one(model, Xf), chosen, rtol=1e-12
+    )
+    # on the validation rows, no kept epoch alone does better on any target
+    mine = columnwise_log_loss(Y[rows], by_target._predict_proba_one(model, Xf)[rows])
+    assert np.all(mine <= losses.min(axis=0) + 1e-12)
+    np.testing.assert_allclose(  # 'proba' averaged the same epochs' weights
+        np.mean(single, axis=0),
+        by_proba._predict_proba_one(by_proba.models_[0], Xf),
+        rtol=1e-10,
+    )
+    again = pickle.loads(pickle.dumps(by_target))
+    np.testing.assert_array_equal(again.models_[0].epoch_choice_, model.epoch_choice_)
+    np.testing.assert_allclose(again.predict_proba(X), by_target.predict_proba(X))
+    # without validation there is nothing to choose on: the mean
+    plain = tiny(
+        n_best_epochs=2,
+        average_epochs="per_target",
+        max_epochs=3,
+        validation_fraction=None,
+    ).fit(X, Y)
+    assert plain.models_[0].epoch_choice_ is None
+    assert len(plain.models_[0].epoch_states_) == 2
