@@ -410,7 +410,9 @@ class TabNetMultilabelClassifier(BaseMultilabelNet):
         ``"per_target"``: no average; each target is predicted by the kept
         epoch of its own lowest loss on the validation drugs (a per-target
         best epoch, as the 7th-place lish-moa solution chose; one pass per
-        epoch some target chose). Without validation, as ``"proba"``.
+        epoch some target chose). Without validation, as ``"proba"``. On
+        unseen drugs (one seed, 3 folds) it scored 0.01815 against 0.01758
+        for ``"proba"`` on the same training, worse in each fold.
     %(label_smoothing, clip, n_seeds, validation_fraction)s
     %(device, n_threads, random_state, verbose)s
 
