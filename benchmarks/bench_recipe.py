@@ -40,7 +40,11 @@ hours at the defaults)::
 
     python benchmarks/bench_recipe.py --threads 2
 
-``--steps fit`` runs the fit alone. A smoke run (a minute)::
+``--steps fit`` runs the fit alone. Each step records what the recipe's nets
+learn with (``net_settings``); ``--mark-stale`` runs nothing and marks each
+step of ``recipe.json`` measured at other settings than the installed
+package's (``settings_changed_since``, rendered as "to be rerun"), for the
+commit that changes a default. A smoke run (a minute)::
 
     python benchmarks/bench_recipe.py --small --n-samples 300 --n-test 100 \\
         --n-genes 40 --n-cells 10 --n-scored 6 --n-nonscored 5 --models twostep \\
@@ -109,6 +113,11 @@ def parse_args(argv):
         help="the world, the model file and the CV folder (kept: the CV resumes)",
     )
     _common.add_run_arguments(parser, small="quick profile (smoke runs)", outdir=True)
+    parser.add_argument(
+        "--mark-stale",
+        action="store_true",
+        help="only mark the steps of recipe.json measured at other settings",
+    )
     parser.add_argument("--child", choices=CHILDREN, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -142,6 +151,51 @@ def _settings(args):
             _common.small_features(args.n_genes, args.n_cells) or None
         )
     return {k: v for k, v in settings.items() if v is not None}
+
+
+def net_settings(settings):
+    """What the nets of the recipe ``settings`` (``moa-sklearn``'s) learn
+    with, as JSON values: the blend's nets as ``moa-sklearn fit`` builds them,
+    but their run parameters (device, threads, seed, verbosity)."""
+    from bench_quality import _learning_params
+
+    from moa_sklearn import cli
+
+    full = {**cli._DEFAULTS, **settings}
+    names, _ = cli._model_names(full)
+    pipe = cli._build_pipeline(full, names)
+    blend = pipe.estimator.named_steps["model"]
+    return {name: _learning_params(net) for name, net in blend.estimators}
+
+
+def _mark(step, settings):
+    """A step measured at other nets' settings than the installed package
+    makes of ``settings`` gets ``settings_changed_since``; else none."""
+    from bench_quality import changed_defaults
+
+    changed = changed_defaults(step.get("net_settings"), net_settings(settings))
+    if changed:
+        step["settings_changed_since"] = changed
+    else:
+        step.pop("settings_changed_since", None)
+    return changed
+
+
+def mark_stale(outdir=None):
+    """Mark, without running anything, each step of ``<outdir>/recipe.json``
+    measured at other settings of the nets than the installed package's."""
+    path = Path(outdir or _common.DOCS_BENCH) / "recipe.json"
+    if not path.is_file():
+        raise SystemExit(f"{path} does not exist: nothing to mark")
+    payload = json.loads(path.read_text())
+    r = payload["results"]
+    for run in [r, *r.get("other_runs", [])]:
+        for step in STEPS:
+            if step in run:
+                changed = _mark(run[step], run["settings"])
+                print(f"{_jobs_label(run['settings'])} {step}: {changed or 'current'}")
+    path.write_text(json.dumps(payload, indent=1) + "\n")
+    print(f"wrote {path}")
 
 
 def _data(args, work):
@@ -361,6 +415,8 @@ def verdicts(results):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.mark_stale:
+        return mark_stale(args.outdir)
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     config = work / "settings.json"
@@ -388,14 +444,18 @@ def main(argv=None):
                     results[step]["peak_memory_predict_mib"],
                 )
             results[step]["bench_command"] = _common.command()
+            results[step]["net_settings"] = net_settings(results["settings"])
             _print(step, results[step])
     outdir = Path(args.outdir) if args.outdir else _common.DOCS_BENCH
     previous = outdir / "recipe.json"
     if previous.is_file():
         results = merge(json.loads(previous.read_text()), results, _common.machine())
     results["targets"] = verdicts(results)
-    for run in results.get("other_runs", []):
+    for run in [results, *results.get("other_runs", [])]:
         run["targets"] = verdicts(run)
+        for step in STEPS:  # kept steps measured at other settings: marked
+            if step in run:
+                _mark(run[step], run["settings"])
     _common.save("recipe", results, args.outdir)
 
 

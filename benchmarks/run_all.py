@@ -662,13 +662,35 @@ def _run_header(run):
     return f"{name}: the blend's fits in parallel{each}"
 
 
+# the steps a figure of the recipe's table comes from
+_STEPS_OF = {
+    "fit_seconds": ("fit",),
+    "predict_seconds": ("fit",),
+    "cv_seconds": ("cv",),
+    "peak_memory_mib": ("fit", "cv"),
+}
+_STALE = "\u00a7"
+
+
+def _stale_changes(run, key=None):
+    """What changed in the recipe's nets since the steps of ``run`` (those
+    behind the figure ``key``, or all) were measured."""
+    steps = _STEPS_OF[key] if key else ("fit", "cv")
+    return [
+        run[step]["settings_changed_since"]
+        for step in steps
+        if (run.get(step) or {}).get("settings_changed_since")
+    ]
+
+
 def _recipe_cell(run, key):
     row = run.get("targets", {}).get(key)
     if row is None:
         return "not run"
     what, unit = _TARGET_NAMES[key]
     value = _amount(row["value"], unit)
-    return value if row["met"] else f"**{value}** (over)"
+    stale = _STALE if _stale_changes(run, key) else ""
+    return f"{value}{stale}" if row["met"] else f"**{value}**{stale} (over)"
 
 
 def _recipe(payload):
@@ -718,6 +740,14 @@ def _recipe(payload):
         )
         cells = " | ".join(_recipe_cell(run, key) for run in runs)
         lines.append(f"| {what} | {cells} | {_amount(target, unit)} |")
+    changes = list(dict.fromkeys(c for run in runs for c in _stale_changes(run)))
+    if changes:
+        lines += [
+            "",
+            f"{_STALE} measured by a run whose nets' settings differ from the "
+            "installed package's or were not recorded "
+            f"({'; '.join(changes)}); to be rerun.",
+        ]
     for run, name in zip(runs, header):
         lines += _recipe_run_text(run, name)
     commands = []

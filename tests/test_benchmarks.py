@@ -363,11 +363,16 @@ def recipe(tmp_path_factory, run_all):
     return out, out / "recipe_work", argv
 
 
-def test_recipe_times_the_fit_predict_and_cv_a_user_runs(recipe, run_all):
+def test_recipe_times_the_fit_predict_and_cv_a_user_runs(recipe, run_all, bench_recipe):
     out, work, _ = recipe
     payload = json.loads((out / "recipe.json").read_text())
     r = payload["results"]
     fit, cv = r["fit"], r["cv"]
+    # each step records what its nets learned with: current, so not marked
+    for step in (fit, cv):
+        assert step["net_settings"] == bench_recipe.net_settings(r["settings"])
+        assert "settings_changed_since" not in step
+    assert fit["net_settings"]["twostep"]["max_epochs_pretrain"] == 1  # --epochs
     # the blend's inner CV as asked, its one net, the test rows scored
     assert fit["inner_folds"] == 2 and list(fit["blend_weights"]) == ["twostep"]
     assert fit["n_test"] == 100 and fit["test_loss"] > fit["test_bayes_loss"] > 0
@@ -505,6 +510,53 @@ def test_recipe_keeps_the_runs_of_other_n_jobs_and_the_steps_not_rerun(
     assert "fit" not in bench_recipe.merge(
         auto_fit, _recipe_record("auto", ["cv"])["results"], fast
     )
+
+
+def test_recipe_marks_the_steps_measured_at_other_settings(
+    bench_recipe, run_all, tmp_path
+):
+    """--mark-stale: a step whose nets learned with other settings than the
+    installed package makes of the run's settings is marked, and its figures
+    in the table say "to be rerun"; a current step is not."""
+    payload = _recipe_record("auto", ["fit", "cv"])
+    r = payload["results"]
+    now = bench_recipe.net_settings(r["settings"])
+    r["fit"]["net_settings"] = now
+    r["cv"]["net_settings"] = json.loads(json.dumps(now))
+    r["cv"]["net_settings"]["tabnet"]["mixup"] = 0.0
+    r["targets"] = bench_recipe.verdicts(r)
+    (tmp_path / "recipe.json").write_text(json.dumps(payload))
+    bench_recipe.mark_stale(tmp_path)
+    marked = json.loads((tmp_path / "recipe.json").read_text())
+    fit, cv = marked["results"]["fit"], marked["results"]["cv"]
+    assert "settings_changed_since" not in fit
+    assert cv["settings_changed_since"] == "tabnet mixup: 0.0 -> 0.5"
+    text = "\n".join(run_all._recipe(marked))
+    assert "| one fit on all rows | 10.0 min |" in text
+    assert "| 5-fold CV (the recipe's fits) | 33.3 min\u00a7 |" in text
+    assert "| peak memory | 5.4 GiB\u00a7 |" in text  # the fit's and the cv's
+    assert "differ from the installed package's or were not recorded (tabnet " in text
+    # a step from before the settings were recorded is marked too
+    del r["fit"]["net_settings"]
+    (tmp_path / "recipe.json").write_text(json.dumps(payload))
+    bench_recipe.mark_stale(tmp_path)
+    fit = json.loads((tmp_path / "recipe.json").read_text())["results"]["fit"]
+    assert "not recorded" in fit["settings_changed_since"]
+
+
+def test_committed_recipe_steps_are_marked_against_the_installed_settings(
+    bench_recipe,
+):
+    """A default changed without a rerun leaves the recipe's figures marked
+    "to be rerun" (``bench_recipe.py --mark-stale``)."""
+    committed = json.loads((ROOT / "docs" / "bench" / "recipe.json").read_text())
+    r = committed["results"]
+    for run in [r, *r.get("other_runs", [])]:
+        for name in ("fit", "cv"):
+            if name in run:
+                step = dict(run[name])
+                marked = step.get("settings_changed_since")
+                assert bench_recipe._mark(step, run["settings"]) == (marked or ""), name
 
 
 def test_recipe_resumes_its_cv_and_reuses_its_world(recipe):
