@@ -657,7 +657,7 @@ def _cmd_cv(args):
     truth = _load_truth(args.folder, moa.data.index)
     for stale in cvdir.glob("*.tmp*"):
         stale.unlink()
-    config = _cv_config(settings, moa, args.folder)
+    config = _cv_config(settings, names, moa, args.folder)
     _resume_or_start(cvdir, config)
     results = _cv_folds(cvdir, moa, settings, names, truth)
     summary = _summarise(results, moa, cvdir, config)
@@ -670,9 +670,43 @@ def _cmd_cv(args):
     return 0
 
 
-def _cv_config(settings, moa, folder):
-    """The settings that a CV run's results depend on, and its data (JSON)."""
+# parameters of the built recipe that do not change what it learns
+_RUN_PARAMS = ("n_jobs", "n_threads", "verbose", "device")
+
+
+def _plain(value):
+    """Whether ``value`` is a JSON-like leaf (numbers, strings, None, and
+    lists, tuples and dicts of them): not an estimator or a callable."""
+    if value is None or isinstance(value, (bool, int, float, str, np.number)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    return False
+
+
+def _recipe_params(settings, names):
+    """The built recipe's parameters that its results depend on, defaults
+    included (JSON values): a CV run resumed by a moa-sklearn whose defaults
+    changed is told apart from one at the same defaults."""
+    import sklearn
+
+    with sklearn.config_context(enable_metadata_routing=True):
+        params = _build_pipeline(settings, names).get_params(deep=True)
+    kept = {
+        k: v
+        for k, v in params.items()
+        if k.rsplit("__", 1)[-1] not in _RUN_PARAMS and _plain(v)
+    }
+    return json.loads(json.dumps(kept, default=_json_default))
+
+
+def _cv_config(settings, names, moa, folder):
+    """The settings that a CV run's results depend on, the recipe's
+    parameters they make, and its data (JSON)."""
     config = {k: settings[k] for k in _RESULT_KEYS}
+    config["recipe"] = _recipe_params(settings, names)
     config["data"] = _data_fingerprint(moa)
     config["data_files"] = _data_digests(folder)
     return json.loads(json.dumps(config, default=_json_default))
@@ -696,10 +730,28 @@ def _resume_or_start(cvdir, config):
             for k in set(config) | set(old_config)
             if config.get(k) != old_config.get(k)
         )
+        recipe = ""
+        if "recipe" in differ:
+            old_recipe = old_config.get("recipe") or {}
+            params = sorted(
+                k
+                for k in set(config["recipe"]) | set(old_recipe)
+                if config["recipe"].get(k) != old_recipe.get(k)
+            )
+            recipe = (
+                "; the recipe's parameters differ, as when another version of "
+                "moa-sklearn changed a default"
+                + (
+                    f": {', '.join(params[:5])}"
+                    + (f" and {len(params) - 5} more" if len(params) > 5 else "")
+                    if old_recipe
+                    else " (the run did not record them)"
+                )
+            )
         raise CLIError(
             f"{str(cvdir)!r} holds a CV run with other settings (differing: "
-            f"{', '.join(differ)}); resume it with the same settings and data, "
-            "or write to another folder with -o."
+            f"{', '.join(differ)}{recipe}); resume it with the same settings "
+            "and data, or write to another folder with -o."
         )
 
 

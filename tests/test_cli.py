@@ -397,7 +397,7 @@ def test_report_screenshot(cv_run, work, tmp_path):
     assert rows_with_ink[:1000].mean() > 0.2 and rows_with_ink[1000:2000].mean() > 0.2
 
 
-def test_cv_resumes_without_recomputing_finished_folds(work, monkeypatch):
+def test_cv_resumes_without_recomputing_finished_folds(work, monkeypatch, capsys):
     out = work / "resume"
     real_fit_fold = cli._fit_fold
     calls = []
@@ -429,6 +429,24 @@ def test_cv_resumes_without_recomputing_finished_folds(work, monkeypatch):
 
     # other settings on the same folder: a clear error, nothing overwritten
     assert cli.main(cli_args(work, "cv", "resume", "--seed", "1")) == 2
+    assert (out / "fold_0.json").read_text() == stamp[1]
+
+    # the same settings, but a default of the recipe changed since its folds
+    # were fitted (another moa-sklearn): told, not mixed into one score
+    config = json.loads((out / "config.json").read_text())
+    recipe = config["settings"]["recipe"]
+    key = next(k for k in recipe if k.endswith("__max_epochs_finetune"))
+    recipe[key] += 1
+    (out / "config.json").write_text(json.dumps(config))
+    capsys.readouterr()
+    assert cli.main(cli_args(work, "cv", "resume")) == 2
+    err = capsys.readouterr().err
+    assert "differing: recipe; the recipe's parameters differ" in err
+    assert key in err and "Traceback" not in err
+    del config["settings"]["recipe"]  # a run from before they were recorded
+    (out / "config.json").write_text(json.dumps(config))
+    assert cli.main(cli_args(work, "cv", "resume")) == 2
+    assert "(the run did not record them)" in capsys.readouterr().err
     assert (out / "fold_0.json").read_text() == stamp[1]
 
 
