@@ -62,6 +62,8 @@ _OLD = "mixup=0.0,n_best_epochs=1"
 _TABNET_VARIANTS = [
     "seeds3_weights:average_epochs='weights'",
     "oneseed_weights:n_seeds=1,average_epochs='weights'",
+    "oneseed_proba:n_seeds=1",
+    "oneseed_pertarget:n_seeds=1,average_epochs='per_target'",
     f"old_default:n_seeds=3,{_OLD}",
     f"old_oneseed:n_seeds=1,{_OLD}",
     f"publicfeatures:n_seeds=1,{_PF},{_OLD}",

@@ -657,6 +657,20 @@ def test_run_all_knows_every_study(run_all):
     assert studies == {f"studies/{p.name}" for p in BENCH.glob("studies/*.py")}
 
 
+@pytest.mark.parametrize("model", ["twostep", "keras", "tabnet"])
+def test_run_all_reruns_every_documented_ablation_variant(run_all, ablations, model):
+    """`run_all.py` at full size refits every variant of the documented
+    ablation table (those added by later --keep-earlier runs too), each with
+    the settings the table shows."""
+    path = ROOT / "docs" / "bench" / f"ablations_{model}.json"
+    documented = json.loads(path.read_text())["results"]["variants"]
+    args = run_all.BENCHMARKS[f"ablations_{model}"][2]
+    given = args[args.index("--variants") + 1 :]
+    given = given[: next((i for i, a in enumerate(given) if a.startswith("--")), None)]
+    rerun = dict(ablations.variant(text) for text in given)
+    assert rerun == documented
+
+
 def test_smoke_refuses_to_overwrite_the_documented_figures():
     proc = run_script("run_all.py", "--smoke")
     assert proc.returncode == 2
