@@ -250,6 +250,11 @@ def blend_cv(args, protocol, world_dir, cv_dir):
         feature_params=SMALL_FEATURES if args.small else {},
         model_params=model_params(args),
         save_inner_oof=True,  # second stages can be tried on them later
+        # with --threads, one net at a time on that many threads: the
+        # blend's fits in parallel (moa-sklearn's auto for the full profile)
+        # would each run as many, more threads than cores (the recipe
+        # benchmark measures the parallel fits)
+        **({} if args.threads is None else {"n_jobs": 1}),
     )
     cfg = Path(args.workdir) / f"blend_cv_{protocol}.json"
     cfg.write_text(json.dumps(config, indent=1))

@@ -380,7 +380,12 @@ def test_parallel_fits_share_the_cores_and_predict_with_all(
         ("piped", make_pipeline(StandardScaler(), _Threaded())),
     ]
     blend = StackingBlend(est, cv=cv, refit=refit, n_jobs=n_jobs, random_state=0)
-    blend.fit(X, Y, groups=groups)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        blend.fit(X, Y, groups=groups)
+    # the asked 3 threads above each fit's share of the cores: said
+    said = [w for w in caught if "more threads than there are" in str(w.message)]
+    assert len(said) == (expected is not None and expected < 3)
     fitted = [*blend.estimators_]
     if not refit:
         fitted = [m for models in blend.estimators_ for m in models.estimators_]
@@ -425,6 +430,25 @@ class _RestartWarnsFromAThread(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X):
         return self.prior_.predict_proba(X)
+
+
+def test_fits_side_by_side_warn_when_their_threads_outnumber_the_cores():
+    """Parallel fits in local processes give each fit its share of the cores
+    (n_threads left at None); an n_threads set above that share starts more
+    threads than cores: a warning names it and what to do."""
+    from moa_sklearn.ensemble._base import _sharing_cores
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        shared, keys = _sharing_cores(make_pipeline(_Threaded()), 1)
+        assert keys == ["_threaded__n_threads"]
+        assert shared.get_params()["_threaded__n_threads"] == 1
+        _sharing_cores(_Threaded(n_threads=1), 1)  # its share: fine
+        _sharing_cores(_Threaded(n_threads=4), None)  # one process: fine
+    with pytest.warns(UserWarning, match="more threads than there are cores") as rec:
+        _sharing_cores(make_pipeline(_Threaded(n_threads=2)), 1)
+    message = str(rec[0].message)
+    assert "_threaded__n_threads=2" in message and "n_jobs=1" in message
 
 
 def test_a_replaced_worker_is_not_warned_about_other_warnings_are():

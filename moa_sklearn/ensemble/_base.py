@@ -17,6 +17,7 @@
 """
 
 import contextlib
+import numbers
 import warnings
 
 import numpy as np
@@ -93,10 +94,35 @@ def _sharing_cores(estimator, n_threads):
     fitted estimators get their None back (:func:`_own_threads`), so that
     they predict with the cores there are then.
     """
+    if n_threads is not None:
+        _warn_oversubscribed(estimator, n_threads)
     keys = _thread_params(estimator) if n_threads is not None else []
     if not keys:
         return estimator, []
     return clone(estimator).set_params(**dict.fromkeys(keys, n_threads)), keys
+
+
+def _warn_oversubscribed(estimator, n_threads):
+    """Warn when ``estimator`` sets more ``n_threads`` than the ``n_threads``
+    each of the fits run side by side gets: together they start more
+    threads than there are cores."""
+    explicit = [
+        f"{key}={value}"
+        for key, value in estimator.get_params(deep=True).items()
+        if (key == "n_threads" or key.endswith("__n_threads"))
+        and isinstance(value, numbers.Integral)
+        and value > n_threads
+    ]
+    if explicit:
+        warnings.warn(
+            f"{type(estimator).__name__} is fitted side by side with other fits "
+            f"in local processes, with {', '.join(explicit)}: together they "
+            "start more threads than there are cores, which slows every fit "
+            f"several times. Leave n_threads=None (each fit then gets "
+            f"{n_threads}), or fit one at a time (n_jobs=1).",
+            UserWarning,
+            stacklevel=4,
+        )
 
 
 def _own_threads(fitted, keys):
