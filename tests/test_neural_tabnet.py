@@ -132,6 +132,73 @@ def test_plan_batches_matches_torch_chunking():
     assert tabnet_engine._plan_batches(1024 * 3, 1024, 32) == (1024, 32, False)
 
 
+# -------------------------------------------------- the attention masks
+@pytest.mark.parametrize("mask_type", ["entmax", "sparsemax"])
+@pytest.mark.parametrize("scale", [0.003, 0.3, 3.0])
+@pytest.mark.parametrize("width", [5, 64, 65, 300])
+def test_top_k_masks_equal_pytorch_tabnets_to_the_bit(mask_type, scale, width):
+    """The masks' threshold from torch.topk: forward and backward equal to
+    pytorch-tabnet's full-sort functions, whatever the support size (a
+    small scale puts every feature in the support: the rows are redone with
+    a doubled k, then with the full sort)."""
+    from pytorch_tabnet.sparsemax import entmax15, sparsemax
+
+    reference, top_k = {
+        "entmax": (entmax15, tabnet_engine._TopKEntmax15Function.apply),
+        "sparsemax": (sparsemax, tabnet_engine._TopKSparsemaxFunction.apply),
+    }[mask_type]
+    gen = torch.Generator().manual_seed(width)
+    X = torch.randn(200, width, generator=gen, dtype=torch.float64) * scale
+    X[:50] *= 100  # rows of small supports beside rows of large ones
+    grad = torch.randn(200, width, generator=gen, dtype=torch.float64)
+    outputs = []
+    for function in (reference, top_k):
+        x = X.clone().requires_grad_()
+        out = function(x.clone(), -1)
+        (dx,) = torch.autograd.grad(out, x, grad)
+        outputs.append((out.detach(), dx))
+    (expected, expected_grad), (got, got_grad) = outputs
+    assert torch.equal(got, expected)
+    assert torch.equal(got_grad, expected_grad)
+    supports = (expected > 0).sum(-1)
+    if width > tabnet_engine._TOP_K and scale < 0.01:
+        assert supports.max() > tabnet_engine._TOP_K  # the redo path ran
+
+
+@pytest.mark.parametrize("mask_type", ["entmax", "sparsemax"])
+def test_fits_with_top_k_masks_equal_fits_with_pytorch_tabnets(
+    net_data, monkeypatch, mask_type
+):
+    """Training and prediction are unchanged by the faster masks (k = 2 on
+    6 features: the top-k path and its redo both run), and a pickled net
+    gets them back."""
+    import pickle
+
+    X, Y, _, _ = net_data
+    monkeypatch.setattr(tabnet_engine, "_TOP_K", 2)
+    net = tiny(mask_type=mask_type).fit(X, Y)
+    selectors = [
+        m.selector for m in net.model_.network.modules() if hasattr(m, "selector")
+    ]
+    assert selectors and all(
+        isinstance(s, tabnet_engine._TopKSelector) for s in selectors
+    )
+    loaded = pickle.loads(pickle.dumps(net))
+    assert all(
+        isinstance(m.selector, tabnet_engine._TopKSelector)
+        for m in loaded.model_.network.modules()
+        if hasattr(m, "selector")
+    )
+    np.testing.assert_array_equal(loaded.predict_proba(X), net.predict_proba(X))
+    monkeypatch.setattr(tabnet_engine, "_use_top_k_selectors", lambda network: None)
+    plain = tiny(mask_type=mask_type).fit(X, Y)
+    assert not any(
+        isinstance(m, tabnet_engine._TopKSelector)
+        for m in plain.model_.network.modules()
+    )
+    np.testing.assert_array_equal(net.predict_proba(X), plain.predict_proba(X))
+
+
 # ------------------------------------------------------------------ mixup
 def test_mixup_mixes_rows_and_targets_alike():
     """Each chosen row becomes b * row + (1 - b) * another row of the batch,
