@@ -331,18 +331,19 @@ def net_params(epochs=None, threads=None, twostep_epochs=None):
     """make_moa_pipeline's model_params of the three nets.
 
     Keras and TabNet capped at ``epochs``, the two-step net at
-    ``twostep_epochs`` per step (None: the recipe's), torch ``threads``.
+    ``twostep_epochs`` per step (None: the recipe's), each net on
+    ``threads`` threads (torch's, or TensorFlow's pools for Keras).
     """
-    torch_threads = {} if threads is None else {"n_threads": threads}
+    n_threads = {} if threads is None else {"n_threads": threads}
     twostep = {}
     if twostep_epochs is not None:
         twostep = dict(
             max_epochs_pretrain=twostep_epochs, max_epochs_finetune=twostep_epochs
         )
     return {
-        "twostep": {**twostep, **torch_threads},
-        "keras": {"max_epochs": epochs},
-        "tabnet": {"max_epochs": epochs, **torch_threads},
+        "twostep": {**twostep, **n_threads},
+        "keras": {"max_epochs": epochs, **n_threads},
+        "tabnet": {"max_epochs": epochs, **n_threads},
     }
 
 

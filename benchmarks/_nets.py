@@ -21,9 +21,10 @@ HIDDEN = (1500, 1250, 1000, 750)
 DROPOUTS = (0.5, 0.35, 0.3, 0.25)
 
 # per net: its small architecture (--small), the parameters that set its
-# epochs, and whether it takes torch's n_threads
+# epochs, and whether it takes n_threads (every net does: torch's threads,
+# or TensorFlow's pools, which otherwise use every core)
 _NETS = {
-    "keras": (dict(hidden_sizes=(64,), dropouts=0.2), ("max_epochs",), False),
+    "keras": (dict(hidden_sizes=(64,), dropouts=0.2), ("max_epochs",), True),
     "tabnet": (
         dict(n_d=8, n_a=8, batch_size=128, virtual_batch_size=32, n_seeds=1),
         ("max_epochs",),

@@ -590,6 +590,28 @@ def test_speed_measures_every_net_against_the_kaggle_loop(smoke):
     assert (r["matmul_peak_gflops"]["bf16"] is None) == (not native)
 
 
+@pytest.fixture(scope="module")
+def nets_helpers():
+    yield from bench_module("_nets")
+
+
+@pytest.fixture(scope="module")
+def common():
+    yield from bench_module("_common")
+
+
+def test_every_net_runs_on_the_threads_the_benchmark_is_given(nets_helpers, common):
+    """--threads reaches every net, Keras included (TensorFlow's pools
+    otherwise take every core: a one-thread figure would use two)."""
+    from argparse import Namespace
+
+    for name in ("twostep", "keras", "tabnet"):
+        args = Namespace(seed=0, threads=1, epochs=2, small=True)
+        assert nets_helpers.make_net(name, args).n_threads == 1
+        assert common.net_params(epochs=2, threads=1)[name]["n_threads"] == 1
+    assert all("n_threads" not in p for p in common.net_params(epochs=2).values())
+
+
 def test_speed_reports_bf16_unavailable_on_a_cpu_without_it(tmp_path, run_all):
     """On a CPU without native bf16 the bf16 row is "unavailable", not a failure."""
     proc = run_script(
