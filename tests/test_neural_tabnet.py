@@ -138,9 +138,9 @@ def test_plan_batches_matches_torch_chunking():
 @pytest.mark.parametrize("width", [5, 64, 65, 300])
 def test_top_k_masks_equal_pytorch_tabnets_to_the_bit(mask_type, scale, width):
     """The masks' threshold from torch.topk: forward and backward equal to
-    pytorch-tabnet's full-sort functions, whatever the support size (a
-    small scale puts every feature in the support: the rows are redone with
-    a doubled k, then with the full sort)."""
+    pytorch-tabnet's full-sort functions on these rows, whatever the support
+    size (a small scale puts every feature in the support: the rows are
+    redone with a doubled k, then with the full sort)."""
     from pytorch_tabnet.sparsemax import entmax15, sparsemax
 
     reference, top_k = {
@@ -169,9 +169,9 @@ def test_top_k_masks_equal_pytorch_tabnets_to_the_bit(mask_type, scale, width):
 def test_fits_with_top_k_masks_equal_fits_with_pytorch_tabnets(
     net_data, monkeypatch, mask_type
 ):
-    """Training and prediction are unchanged by the faster masks (k = 2 on
-    6 features: the top-k path and its redo both run), and a pickled net
-    gets them back."""
+    """Training and prediction on these rows are unchanged by the faster
+    masks (k = 2 on 6 features: the top-k path and its redo both run), and a
+    pickled net gets them back."""
     import pickle
 
     X, Y, _, _ = net_data
