@@ -199,6 +199,97 @@ def test_fits_with_top_k_masks_equal_fits_with_pytorch_tabnets(
     np.testing.assert_array_equal(net.predict_proba(X), plain.predict_proba(X))
 
 
+def _grouped_encoder_copy(network):
+    """A copy of ``network`` whose encoder is pytorch-tabnet's own class."""
+    import copy
+
+    from pytorch_tabnet.tab_network import TabNetEncoder
+
+    plain = copy.deepcopy(network)
+    plain.tabnet.encoder.__class__ = TabNetEncoder
+    return plain
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_encoder_without_the_identity_product_is_pytorch_tabnets(net_data, mode):
+    """Without grouped features the encoder skips the product of each step's
+    mask by the identity matrix: outputs, sparsity loss and every gradient
+    are pytorch-tabnet's, bit for bit (three steps, so that the prior
+    update and each step's mask go through it)."""
+    X, Y, _, _ = net_data
+    net = tiny(n_steps=3).fit(X, Y)
+    network = net.model_.network
+    assert type(network.tabnet.encoder) is tabnet_engine._IdentityGroupsEncoder
+    plain = _grouped_encoder_copy(network)
+    results = []
+    for module in (network, plain):
+        getattr(module, mode)()
+        module.zero_grad()  # the last training step's gradients are kept
+        x = torch.tensor(X[:40], dtype=torch.float32, requires_grad=True)
+        out, m_loss = module(x)
+        (out.sum() + m_loss).backward()
+        grads = [p.grad for p in module.parameters() if p.grad is not None]
+        results.append((out, m_loss, x.grad, grads))
+    (out, m_loss, x_grad, grads), expected = results
+    assert torch.equal(out, expected[0]) and torch.equal(m_loss, expected[1])
+    assert torch.equal(x_grad, expected[2])
+    assert len(grads) == len(expected[3]) > 0
+    assert all(torch.equal(g, e) for g, e in zip(grads, expected[3]))
+    # a pickled net gets the encoder back
+    import pickle
+
+    loaded = pickle.loads(pickle.dumps(net))
+    encoder = loaded.model_.network.tabnet.encoder
+    assert type(encoder) is tabnet_engine._IdentityGroupsEncoder
+
+
+def test_encoder_with_feature_groups_keeps_its_product():
+    from pytorch_tabnet.tab_network import TabNet, TabNetEncoder
+
+    groups = torch.tensor([[0.5, 0.5, 0.0], [0.0, 0.0, 1.0]])  # 2 groups
+    network = TabNet(3, 2, group_attention_matrix=groups)
+    tabnet_engine._skip_identity_groups(network)
+    assert type(network.tabnet.encoder) is TabNetEncoder
+    network = TabNet(3, 2, group_attention_matrix=torch.eye(3))
+    tabnet_engine._skip_identity_groups(network)
+    assert type(network.tabnet.encoder) is tabnet_engine._IdentityGroupsEncoder
+
+
+def test_float64_copy_normalises_each_batch_in_one_chunk(net_data):
+    """In eval mode a ghost batch norm normalises chunk by chunk with the
+    same running statistics: the float64 copy used to predict does it in
+    one chunk, with the same results, and still loads the kept epochs'
+    state dicts."""
+    import copy
+
+    from pytorch_tabnet.tab_network import GBN
+
+    X, Y, _, _ = net_data
+    fitted = tiny(n_best_epochs=2).fit(X, Y).model_
+    network = tabnet_engine._float64_network(fitted.network)
+    calls = []
+    ghosts = [m for m in network.modules() if isinstance(m, GBN)]
+    for ghost in ghosts:
+        ghost.bn.register_forward_hook(lambda *args: calls.append(1))
+    with torch.inference_mode():
+        network(torch.tensor(X, dtype=torch.float64))
+    assert len(X) > 4 * fitted.virtual_batch_size
+    assert ghosts and len(calls) == len(ghosts)  # one call each
+    chunked = copy.deepcopy(fitted.network).double().eval()
+    for module in chunked.modules():  # the group matrix, as _float64_network
+        for name, value in list(vars(module).items()):
+            if isinstance(value, torch.Tensor) and value.is_floating_point():
+                setattr(module, name, value.double())
+    x = torch.tensor(X, dtype=torch.float64)
+    for state in fitted.epoch_states_:
+        network.load_state_dict(state)
+        chunked.load_state_dict(state)
+        with torch.inference_mode():
+            np.testing.assert_allclose(
+                network(x)[0].numpy(), chunked(x)[0].numpy(), rtol=1e-14, atol=1e-15
+            )
+
+
 # ------------------------------------------------------------------ mixup
 def test_mixup_mixes_rows_and_targets_alike():
     """Each chosen row becomes b * row + (1 - b) * another row of the batch,

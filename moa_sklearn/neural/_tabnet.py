@@ -9,6 +9,7 @@ import contextvars
 import copy
 import io
 import math
+import sys
 import time
 import warnings
 from numbers import Real
@@ -55,6 +56,7 @@ try:
             SparsemaxFunction,
         )
         from pytorch_tabnet.tab_model import TabNetRegressor
+        from pytorch_tabnet.tab_network import GBN, TabNetEncoder
 except ModuleNotFoundError as exc:  # pragma: no cover - depends on the env
     raise ImportError(
         f"TabNetMultilabelClassifier needs PyTorch and pytorch-tabnet: {_TORCH_EXTRA}"
@@ -336,6 +338,57 @@ class _TopKSelector(torch.nn.Module):
         return self.function.apply(input, -1)
 
 
+class _IdentityGroupsEncoder(TabNetEncoder):
+    """pytorch-tabnet's encoder, less its product by the identity matrix.
+
+    Without grouped features, pytorch-tabnet's group attention matrix is the
+    identity, and each step multiplies its mask by it: a (rows, features) by
+    (features, features) matrix product, and another in the backward pass,
+    that leave every value as it is (x * 1 plus zeros). With lish-moa's
+    ~1,000 features that was the largest matrix product of a TabNet pass.
+    The forward pass is pytorch-tabnet's (4.1) but for that product.
+    """
+
+    def forward(self, x, prior=None):
+        x = self.initial_bn(x)
+        if prior is None:
+            prior = torch.ones((x.shape[0], self.attention_dim), device=x.device)
+            prior = prior.to(x.dtype)
+        M_loss = 0
+        att = self.initial_splitter(x)[:, self.n_d :]
+        steps_output = []
+        for step in range(self.n_steps):
+            M = self.att_transformers[step](prior, att)
+            M_loss += torch.mean(
+                torch.sum(torch.mul(M, torch.log(M + self.epsilon)), dim=1)
+            )
+            prior = torch.mul(self.gamma - M, prior)
+            out = self.feat_transformers[step](torch.mul(M, x))
+            steps_output.append(torch.nn.functional.relu(out[:, : self.n_d]))
+            att = out[:, self.n_d :]
+        M_loss /= self.n_steps
+        return steps_output, M_loss
+
+
+def _skip_identity_groups(network):
+    """Make ``network``'s encoder an ``_IdentityGroupsEncoder`` where its group
+    attention matrix is the identity (no grouped features).
+
+    The class of the instance changes, nothing else: state dicts, masks and
+    explanations (``forward_masks``) are pytorch-tabnet's.
+    """
+    encoder = network.tabnet.encoder
+    matrix = encoder.group_attention_matrix
+    if (
+        type(encoder) is TabNetEncoder
+        and matrix.shape[0] == matrix.shape[1]
+        and torch.equal(
+            matrix, torch.eye(matrix.shape[0], dtype=matrix.dtype, device=matrix.device)
+        )
+    ):
+        encoder.__class__ = _IdentityGroupsEncoder
+
+
 def _use_top_k_selectors(network):
     """Give each attentive transformer of ``network`` a ``_TopKSelector``.
 
@@ -352,13 +405,18 @@ def _float64_network(network):
     """A float64 copy of a fitted TabNet network, in eval mode.
 
     The copy's parameters, buffers and plain tensor attributes (the group
-    attention matrices of pytorch-tabnet) are converted.
+    attention matrices of pytorch-tabnet) are converted; its ghost batch
+    norms normalise a batch in one chunk (the same in eval mode).
     """
     network = copy.deepcopy(network).double().eval()
-    for module in network.modules():
+    for module in list(network.modules()):
         for name, value in list(vars(module).items()):
             if isinstance(value, torch.Tensor) and value.is_floating_point():
                 setattr(module, name, value.double())
+        if isinstance(module, GBN):
+            # in eval mode a ghost batch norm applies its batch norm chunk by
+            # chunk (of virtual_batch_size rows): one chunk does the same
+            module.virtual_batch_size = sys.maxsize
     return network
 
 
@@ -704,6 +762,7 @@ class TabNetMultilabelClassifier(BaseMultilabelNet):
         model._set_network()
         _add_output_bias(model.network, _prior_logits(Y))
         _use_top_k_selectors(model.network)
+        _skip_identity_groups(model.network)
 
     def _fit_one(self, X, Y, X_valid, Y_valid, *, Y_aux, Y_aux_valid, seed, device):
         validation = X_valid is not None
@@ -831,6 +890,7 @@ class TabNetMultilabelClassifier(BaseMultilabelNet):
             model._set_network()
             _add_output_bias(model.network, torch.zeros(model.output_dim))
             _use_top_k_selectors(model.network)
+            _skip_identity_groups(model.network)
         model.network.load_state_dict(
             state_dict_from_bytes(payload["state"], map_location=device)
         )
