@@ -131,6 +131,41 @@ def test_numpy_inference_is_the_keras_forward(activation, weight_norm):
     )
 
 
+def test_batch_norms_fold_into_the_next_dense_layer():
+    """Two affine steps in a row, a dense step after them, one without, and
+    a trailing affine step: the folded steps compute the same function."""
+    rng = np.random.RandomState(0)
+    relu = keras_engine._NUMPY_ACTIVATIONS["relu"]
+    linear = keras_engine._NUMPY_ACTIVATIONS["linear"]
+
+    def affine(n):
+        return ("affine", rng.uniform(0.5, 2, n), rng.normal(size=n))
+
+    steps = [
+        affine(4),
+        affine(4),
+        ("dense", rng.normal(size=(4, 5)), rng.normal(size=5), relu),
+        ("dense", rng.normal(size=(5, 3)), 0.0, linear),
+        affine(3),
+    ]
+    x = rng.normal(size=(7, 4))
+    expected = x
+    for step in steps:
+        if step[0] == "affine":
+            expected = expected * step[1] + step[2]
+        else:
+            expected = step[3](expected @ step[1] + step[2])
+    folded = keras_engine._fold_affine(steps)
+    assert [kernel is None for kernel, _, _ in folded] == [False, False, True]
+    got = x
+    for kernel, bias, activation in folded:
+        if kernel is None:
+            got = got * bias[0] + bias[1]
+        else:
+            got = activation(got @ kernel + bias)
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("weight_norm", ["all", "none"])
 def test_head_starts_at_the_prior(weight_norm):
     prior = np.array([0.5, 0.01, 0.0])

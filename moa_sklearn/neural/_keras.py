@@ -264,22 +264,56 @@ def _numpy_layers(model):
     return steps
 
 
+def _fold_affine(steps):
+    """``_numpy_layers``' steps as ``(kernel, bias, activation)`` triples,
+    each affine step (an inference-mode batch norm) folded into the dense
+    step after it: ``(x * scale + shift) @ K + b = x @ (scale[:, None] * K)
+    + (shift @ K + b)``, one pass over the rows fewer. An affine step with no
+    dense step after it stays a step of its own (kernel None)."""
+    folded, pending = [], None
+    for step in steps:
+        if step[0] == "affine":
+            scale, shift = step[1], step[2]
+            if pending is not None:  # two in a row: one affine map
+                scale, shift = pending[0] * scale, pending[1] * scale + shift
+            pending = (scale, shift)
+            continue
+        _, kernel, bias, activation = step
+        bias = np.broadcast_to(bias, kernel.shape[1:]).astype(np.float64)
+        if pending is not None:
+            kernel, bias = pending[0][:, None] * kernel, pending[1] @ kernel + bias
+            pending = None
+        folded.append((kernel, bias, activation))
+    if pending is not None:
+        folded.append((None, pending, None))
+    return folded
+
+
 def _numpy_forward(model, X):
     """P(label = 1) of a fitted net, computed in float64 with NumPy.
 
     The same function as ``model(X, training=False)`` without float32
     round-off, whose last bits depend on how many rows a batch has: a row's
-    prediction does not depend on the other rows passed with it.
+    prediction does not depend on the other rows passed with it. The batch
+    norms are folded into the dense layers after them, and the bias and
+    ReLU are applied in place (at lish-moa's size these passes over the
+    rows were a fifth of the time).
     """
-    steps = _numpy_layers(model)
+    steps = _fold_affine(_numpy_layers(model))
+    relu = _NUMPY_ACTIVATIONS["relu"]
     out = np.empty((X.shape[0], model.output_shape[-1]), dtype=np.float64)
     for start in range(0, X.shape[0], _EVAL_BATCH):
         x = X[start : start + _EVAL_BATCH].astype(np.float64)
-        for step in steps:
-            if step[0] == "affine":
-                x = x * step[1] + step[2]
+        for kernel, bias, activation in steps:
+            if kernel is None:  # a trailing batch norm
+                x = x * bias[0] + bias[1]
+                continue
+            x = x @ kernel
+            x += bias
+            if activation is relu:
+                np.maximum(x, 0, out=x)
             else:
-                x = step[3](x @ step[1] + step[2])
+                x = activation(x)
         out[start : start + len(x)] = x
     return out
 
