@@ -17,24 +17,35 @@ _BOUNDS_THRESHOLD = 1e-7
 
 
 def _normal_block(X, qt, start, stop):
-    """Columns ``start:stop`` of :func:`_normal_scores`, in place."""
+    """Columns ``start:stop`` of :func:`_normal_scores`, in place.
+
+    The block is copied to column-major order first: each column's passes
+    (bounds, interpolations) then read contiguous memory instead of one value
+    per row of ``X``.
+    """
     refs = qt.references_
+    block = np.asfortranarray(X[:, start:stop])
     with np.errstate(invalid="ignore"):
-        for j in range(start, stop):
-            col, q = X[:, j], qt.quantiles_[:, j]
+        for k, j in enumerate(range(start, stop)):
+            col, q = block[:, k], qt.quantiles_[:, j]
             lower = col - _BOUNDS_THRESHOLD < q[0]
             upper = col + _BOUNDS_THRESHOLD > q[-1]
             finite = ~np.isnan(col)
-            x = col[finite]
-            col[finite] = 0.5 * (
-                np.interp(x, q, refs) - np.interp(-x, -q[::-1], -refs[::-1])
-            )
+            if finite.all():
+                col[:] = 0.5 * (
+                    np.interp(col, q, refs) - np.interp(-col, -q[::-1], -refs[::-1])
+                )
+            else:
+                x = col[finite]
+                col[finite] = 0.5 * (
+                    np.interp(x, q, refs) - np.interp(-x, -q[::-1], -refs[::-1])
+                )
             col[upper] = 1
             col[lower] = 0
-    block = X[:, start:stop]
     bound = _BOUNDS_THRESHOLD - np.spacing(1)
     ndtri(block, out=block)
     np.clip(block, ndtri(bound), ndtri(1 - bound), out=block)
+    X[:, start:stop] = block
 
 
 def _normal_scores(qt, X):
