@@ -260,8 +260,6 @@ def test_float64_copy_normalises_each_batch_in_one_chunk(net_data):
     same running statistics: the float64 copy used to predict does it in
     one chunk, with the same results, and still loads the kept epochs'
     state dicts."""
-    import copy
-
     from pytorch_tabnet.tab_network import GBN
 
     X, Y, _, _ = net_data
@@ -275,11 +273,10 @@ def test_float64_copy_normalises_each_batch_in_one_chunk(net_data):
         network(torch.tensor(X, dtype=torch.float64))
     assert len(X) > 4 * fitted.virtual_batch_size
     assert ghosts and len(calls) == len(ghosts)  # one call each
-    chunked = copy.deepcopy(fitted.network).double().eval()
-    for module in chunked.modules():  # the group matrix, as _float64_network
-        for name, value in list(vars(module).items()):
-            if isinstance(value, torch.Tensor) and value.is_floating_point():
-                setattr(module, name, value.double())
+    chunked = tabnet_engine._float64_network(fitted.network)
+    for ghost in chunked.modules():  # pytorch-tabnet's chunks again
+        if isinstance(ghost, GBN):
+            ghost.virtual_batch_size = fitted.virtual_batch_size
     x = torch.tensor(X, dtype=torch.float64)
     for state in fitted.epoch_states_:
         network.load_state_dict(state)
