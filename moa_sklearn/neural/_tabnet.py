@@ -352,8 +352,9 @@ class _IdentityGroupsEncoder(TabNetEncoder):
     def forward(self, x, prior=None):
         x = self.initial_bn(x)
         if prior is None:
-            prior = torch.ones((x.shape[0], self.attention_dim), device=x.device)
-            prior = prior.to(x.dtype)
+            prior = torch.ones(
+                (x.shape[0], self.attention_dim), dtype=x.dtype, device=x.device
+            )
         M_loss = 0
         att = self.initial_splitter(x)[:, self.n_d :]
         steps_output = []
