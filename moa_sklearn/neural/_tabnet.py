@@ -410,7 +410,7 @@ def _float64_network(network):
     norms normalise a batch in one chunk (the same in eval mode).
     """
     network = copy.deepcopy(network).double().eval()
-    for module in list(network.modules()):
+    for module in network.modules():
         for name, value in list(vars(module).items()):
             if isinstance(value, torch.Tensor) and value.is_floating_point():
                 setattr(module, name, value.double())

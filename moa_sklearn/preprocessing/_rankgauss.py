@@ -31,15 +31,10 @@ def _normal_block(X, qt, start, stop):
             lower = col - _BOUNDS_THRESHOLD < q[0]
             upper = col + _BOUNDS_THRESHOLD > q[-1]
             finite = ~np.isnan(col)
-            if finite.all():
-                col[:] = 0.5 * (
-                    np.interp(col, q, refs) - np.interp(-col, -q[::-1], -refs[::-1])
-                )
-            else:
-                x = col[finite]
-                col[finite] = 0.5 * (
-                    np.interp(x, q, refs) - np.interp(-x, -q[::-1], -refs[::-1])
-                )
+            x = col[finite]
+            col[finite] = 0.5 * (
+                np.interp(x, q, refs) - np.interp(-x, -q[::-1], -refs[::-1])
+            )
             col[upper] = 1
             col[lower] = 0
     bound = _BOUNDS_THRESHOLD - np.spacing(1)
